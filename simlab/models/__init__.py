@@ -1,0 +1,109 @@
+"""Model registry: a name in the config becomes a sentence-transformers model.
+
+`model.name` is one of the registered names (`sorted(MODELS)`), a local folder (a saved
+sentence-transformers model or a plain Hugging Face transformers model), or a Hugging Face
+hub name. Every model is returned as a `SentenceTransformer`, so training, saving and
+loading go through sentence-transformers; a saved run model loads with plain
+`SentenceTransformer(path)`.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from simlab.errors import ModelLoadError
+from simlab.models.wordllama import build_wordllama
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from simlab.config import ModelConfig
+
+MODELS: dict[str, Callable[[int], SentenceTransformer]] = {"wordllama": build_wordllama}
+
+HUB_HOST = "huggingface.co"
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """False when offline mode is set or the hub host cannot be reached (one quick try, no retries)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection((HUB_HOST, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _offline_message(name: str) -> str:
+    return (
+        f"model.name: {name!r} is not a registered name ({', '.join(sorted(MODELS))}) nor a local folder, "
+        "and the Hugging Face hub is unreachable here (no network, or HF_HUB_OFFLINE=1). Where the hub is "
+        f"available, download it once (`huggingface-cli download {name} --local-dir models/{name.split('/')[-1]}`) "
+        "and set model.name to that folder; or use model.name: wordllama, which ships with simlab."
+    )
+
+
+def _from_transformers(name: str, cfg: ModelConfig) -> SentenceTransformer:
+    """A plain transformers model: Transformer + CLS/mean Pooling, as configured."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    transformer = Transformer(name, max_seq_length=cfg.max_length)
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode=cfg.pooling)
+    return SentenceTransformer(modules=[transformer, pooling], device="cpu")
+
+
+def _load_base(cfg: ModelConfig) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    if cfg.name in MODELS:
+        return MODELS[cfg.name](cfg.max_length)
+    path = Path(cfg.name).expanduser()
+    if path.is_dir():
+        if (path / "modules.json").is_file():
+            return SentenceTransformer(str(path), device="cpu")
+        if (path / "config.json").is_file():
+            return _from_transformers(str(path), cfg)
+        raise ModelLoadError(
+            f"model.name: {path} is a folder but neither a sentence-transformers model (modules.json) "
+            "nor a transformers model (config.json)."
+        )
+    if cfg.name.startswith((".", "/", "~")):
+        raise ModelLoadError(f"model.name: {cfg.name}: no such folder")
+    if not hub_reachable():
+        raise ModelLoadError(_offline_message(cfg.name))
+    try:
+        return SentenceTransformer(cfg.name, device="cpu")
+    except OSError as exc:
+        raise ModelLoadError(f"model.name: {cfg.name!r} could not be loaded from the hub: {exc}") from None
+
+
+def load_model(cfg: ModelConfig) -> SentenceTransformer:
+    """Build the configured model: base encoder, optional separate towers, optional normalisation."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.base.modules import Normalize, Router
+
+    model = _load_base(cfg)
+    modules = list(model)
+    if cfg.towers == "separate" and not any(isinstance(m, Router) for m in modules):
+        trailing = [m for m in modules if isinstance(m, Normalize)]
+        body = [m for m in modules if not isinstance(m, Normalize)]
+        modules = [Router.for_query_document(query_modules=copy.deepcopy(body), document_modules=body), *trailing]
+    if cfg.normalize and not isinstance(modules[-1], Normalize):
+        modules.append(Normalize())
+    if modules == list(model):
+        return model
+    return SentenceTransformer(modules=modules, device="cpu")
+
+
+def uses_router(model: SentenceTransformer) -> bool:
+    """True when the model has separate query/document towers (a sentence-transformers Router)."""
+    from sentence_transformers.base.modules import Router
+
+    return any(isinstance(m, Router) for m in model)

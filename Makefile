@@ -1,0 +1,35 @@
+# `make demo` and `make test` create .venv on first use.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DATA   ?= ../shared/data
+# A CPU build of torch lies on this machine kind's disk; elsewhere plain PyPI torch is used.
+TORCH  ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl),torch==2.13.0,torch>=2.4)
+
+export HF_HUB_DISABLE_TELEMETRY := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test test-all bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+demo: venv
+	$(VENV)/bin/simlab demo --out runs/demo
+
+test: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
+
+test-all: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -m "slow or not slow"
+
+bench: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) benchmarks/run_all.py --data $(DATA) --out BENCHMARKS.md
+
+clean:
+	rm -rf runs .bench mlflow.db

@@ -1,0 +1,129 @@
+"""The `simlab` command line: one subcommand = one library function.
+
+Nothing heavy is imported at start-up: each command imports what it needs, so
+`simlab --help` answers at once. User mistakes (`SimlabError`) are printed as one message,
+without a traceback, and exit with the error's code (2 for config and data errors).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from simlab.errors import SimlabError
+
+app = typer.Typer(
+    name="simlab",
+    help="Neural matching and retrieval experiments from one YAML file: train, evaluate, index, track.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Convert and inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _prepare_runtime() -> None:
+    """Quiet, offline-safe defaults for the heavy libraries, set before any of them is imported."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from simlab.models import hub_reachable
+
+    if not hub_reachable(timeout=2.0):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("simlab").setLevel(logging.INFO)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML (see examples/dense.yaml).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create.")] = Path("runs/run"),
+    set_: Annotated[
+        list[str], typer.Option("--set", help="Override a field: --set train.epochs=2 (repeatable).")
+    ] = [],  # noqa: B006 - typer needs a literal default
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+) -> None:
+    """Run an experiment: data, BM25, zero-shot model, training, exact/approximate search, report."""
+    from simlab.config import load_config
+
+    cfg = load_config(config, set_)  # validated before any work
+    _prepare_runtime()
+    from simlab.experiments.report import print_tables
+    from simlab.experiments.runner import run_experiment
+
+    summary = run_experiment(cfg, out, overwrite=overwrite)
+    print_tables(summary)
+    typer.echo(f"Run folder: {out} (report.md, metrics.json, perquery.tsv, runs/, model/, indexes/)")
+    typer.echo(f'Next: simlab search {out} "your query" -k 5')
+
+
+@app.command()
+def search(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `simlab run`.")],
+    query: Annotated[str, typer.Argument(help="Query text.")],
+    k: Annotated[int, typer.Option("-k", help="Number of documents to show.")] = 10,
+    index: Annotated[str, typer.Option(help="Index folder name under RUN_DIR/indexes.")] = "trained.flat",
+) -> None:
+    """Search a run's index with its model and print ranked documents with scores."""
+    _prepare_runtime()
+    from simlab.experiments.search import search_run
+
+    for rank, hit in enumerate(search_run(run_dir, query, k, index), start=1):
+        typer.echo(f"{rank:>3}  {hit.score:8.4f}  {hit.doc_id:<12} {hit.snippet}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create.")] = Path("runs/demo"),
+) -> None:
+    """Run the bundled demonstration experiment (examples/demo, wordllama) and print the table."""
+    from simlab.config import load_config
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    cfg = load_config(examples / "dense.yaml", [f"data.path={examples / 'demo'}"])
+    _prepare_runtime()
+    from simlab.experiments.report import print_tables
+    from simlab.experiments.runner import run_experiment
+
+    summary = run_experiment(cfg, out, overwrite=True)
+    print_tables(summary)
+    typer.echo(f"Run folder: {out}. Try: simlab search {out} \"how do I fix a flat tyre\" -k 5")
+
+
+@data_app.command("convert")
+def data_convert(
+    kind: Annotated[str, typer.Argument(help="Source layout, e.g. glasgow (Cranfield, CISI, CACM, MED).")],
+    src: Annotated[Path, typer.Argument(help="Folder with the source files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (BEIR layout).")],
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Convert a dataset to the BEIR layout (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."""
+    from simlab.data.loader import convert
+
+    collection = convert(kind, src, out, overwrite)
+    n_qrels = {s: len(q) for s, q in collection.qrels.items()}
+    typer.echo(f"{out}: {len(collection.corpus)} documents, {len(collection.queries)} queries, qrels {n_qrels}")
+    for note in collection.notes:
+        typer.echo(f"note: {note}")
+
+
+def main() -> None:
+    try:
+        app()
+    except SimlabError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted; nothing partial was kept", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

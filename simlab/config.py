@@ -1,0 +1,203 @@
+"""The experiment config: a typed schema, validated at the edge.
+
+`load_config(path, overrides)` reads a YAML file, applies `--set dotted.key=value`
+overrides, and validates the result against `ExperimentConfig`. Any problem (an unknown
+field, a wrong type, a value outside the allowed set) raises one `ConfigError` naming the
+file, the dotted field and what is allowed, before any work starts. The resolved config
+(`to_yaml`) is written into every run folder.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simlab.errors import ConfigError
+
+METRIC_CHOICES = "ndcg@k, mrr@k, recall@k, precision@k, map, map@k"
+
+
+class Section(BaseModel):
+    """Base of every config block: unknown fields are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    path: str = Field("examples/demo", description="Collection folder: BEIR, MS MARCO TSV or raw Glasgow.")
+    train_split: str = Field("train", description="Qrels split for training pairs; missing -> corpus pairs.")
+    dev_split: str = Field("dev", description="Qrels split evaluated every epoch; missing -> held-out pairs.")
+    test_split: str = Field("test", description="Qrels split of the final evaluation table.")
+    max_train_pairs: int | None = Field(None, gt=0, description="Cap on training pairs (sampled with seed).")
+
+
+class ModelConfig(Section):
+    name: str = Field("wordllama", description="'wordllama', a hub model name, or a local model folder.")
+    towers: Literal["shared", "separate"] = "shared"
+    pooling: Literal["mean", "cls"] = Field("mean", description="Used when building from a plain HF model.")
+    normalize: bool = True
+    max_length: int = Field(256, gt=0)
+
+
+class HardNegativesConfig(Section):
+    source: Literal["none", "bm25", "model"] = "none"
+    num: int = Field(1, ge=1, le=16, description="Hard negatives per training pair.")
+    range_min: int = Field(0, ge=0, description="Skip this many top candidates (likely false negatives).")
+    range_max: int = Field(50, ge=1, description="Sample from the top range_max candidates.")
+    margin: float | None = Field(None, description="Model mining: negative must score below positive - margin.")
+
+
+class TrainConfig(Section):
+    enabled: bool = True
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(64, ge=2)
+    learning_rate: float = Field(0.05, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    seed: int = 42
+    best_metric: str = Field("ndcg@10", description=f"Dev metric that picks the best epoch ({METRIC_CHOICES}).")
+    hard_negatives: HardNegativesConfig = HardNegativesConfig()
+
+
+class HNSWConfig(Section):
+    m: int = Field(32, ge=4)
+    ef_construction: int = Field(40, ge=8)
+    ef_search: int = Field(64, ge=1)
+
+
+class IVFConfig(Section):
+    nlist: int | None = Field(None, ge=1, description="Default: about 4 * sqrt(n_docs).")
+    nprobe: int = Field(16, ge=1)
+    min_docs: int = Field(10_000, ge=1, description="Build IVF only for corpora at least this large.")
+
+
+class IndexConfig(Section):
+    approximate: list[Literal["hnsw", "ivf"]] = ["hnsw", "ivf"]
+    hnsw: HNSWConfig = HNSWConfig()
+    ivf: IVFConfig = IVFConfig()
+
+
+class EvalConfig(Section):
+    metrics: list[str] = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map"]
+    k: int = Field(100, ge=1, description="Depth of every ranked list.")
+    systems: list[Literal["bm25", "zeroshot", "trained", "hybrid"]] = ["bm25", "zeroshot", "trained", "hybrid"]
+    rrf_k: int = Field(60, ge=1)
+
+
+class TrackingConfig(Section):
+    mlflow: bool = True
+    uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI.")
+    experiment: str = "simlab"
+
+
+class ExperimentConfig(Section):
+    task: Literal["retrieval"] = "retrieval"
+    name: str = "experiment"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    index: IndexConfig = IndexConfig()
+    eval: EvalConfig = EvalConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _fields_of(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Valid field names at `loc` (the parent of a rejected key), for the error message."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        inner = [a for a in typing.get_args(field.annotation) or (field.annotation,) if isinstance(a, type)]
+        sub = next((a for a in inner if issubclass(a, BaseModel)), None)
+        if sub is None:
+            return []
+        model = sub
+    return sorted(model.model_fields)
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        dotted = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            valid = _fields_of(ExperimentConfig, loc[:-1])
+            lines.append(f"{source}: {dotted}: unknown field; valid fields here: {', '.join(valid)}")
+        else:
+            got = e.get("input")
+            got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{source}: {dotted}: {e['msg']}{got_text}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `a.b.c=value` into (["a", "b", "c"], value parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected dotted.key=value, e.g. --set train.epochs=2")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.problem})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Return a copy of `raw` with each `dotted.key=value` set (intermediate mappings created)."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = out
+        for i, k in enumerate(keys[:-1]):
+            child = node.setdefault(k, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {'.'.join(keys[: i + 1])} is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read, override and validate an experiment config; raise `ConfigError` on any problem."""
+    raw: dict = {}
+    source = "<defaults>"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f":{mark.line + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, model:, ...)")
+    raw = apply_overrides(raw, list(overrides))
+    try:
+        cfg = ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(source, err)) from None
+    _check_metrics(source, cfg)
+    return cfg
+
+
+def _check_metrics(source: str, cfg: ExperimentConfig) -> None:
+    from simlab.evaluation.metrics import parse_metric
+
+    for field, names in (("eval.metrics", cfg.eval.metrics), ("train.best_metric", [cfg.train.best_metric])):
+        for name in names:
+            try:
+                parse_metric(name)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {field}: {exc}") from None

@@ -1,0 +1,102 @@
+"""Dense systems of one model: encode once, search exactly (faiss flat) and approximately.
+
+For every approximate index the row records what a reader needs to choose one: the quality
+lost against exact search, the overlap of its top 10 with the exact top 10, queries per
+second one at a time and batched, p50/p95 latency, build time and size on disk.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simlab.records import Corpus, Queries, Run
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from simlab.config import IndexConfig
+
+
+@dataclass
+class DenseResult:
+    runs: dict[str, Run] = field(default_factory=dict)
+    speed: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> speed/overlap stats
+    exact_ids: list[list[str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def encode(model: SentenceTransformer, corpus: Corpus, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
+    """(document vectors, query vectors) as float32, through the model's document and query routes."""
+    docs = model.encode_document(
+        corpus.full_texts(), batch_size=256, convert_to_numpy=True, show_progress_bar=len(corpus) > 2000
+    )
+    qs = model.encode_query(queries.texts, batch_size=256, convert_to_numpy=True, show_progress_bar=False)
+    return np.ascontiguousarray(docs, dtype=np.float32), np.ascontiguousarray(qs, dtype=np.float32)
+
+
+def _index_params(kind: str, cfg: IndexConfig) -> dict:
+    if kind == "hnsw":
+        return cfg.hnsw.model_dump()
+    if kind == "ivf":
+        return {k: v for k, v in cfg.ivf.model_dump().items() if k != "min_docs"}
+    return {}
+
+
+def dense_systems(
+    prefix: str,
+    model: SentenceTransformer,
+    model_id: str,
+    normalized: bool,
+    corpus: Corpus,
+    queries: Queries,
+    k: int,
+    cfg: IndexConfig,
+    index_dir: Path | None,
+) -> DenseResult:
+    """Runs `<prefix>.flat` and `<prefix>.<approx>` for each configured approximate index."""
+    from simlab.index.dense import INDEX_TYPES
+    from simlab.index.timing import index_size_bytes, measure_search, overlap_at_k
+
+    docs, qs = encode(model, corpus, queries)
+    out = DenseResult()
+    kinds = ["flat"]
+    for kind in cfg.approximate:
+        if kind == "ivf" and len(corpus) < cfg.ivf.min_docs:
+            out.notes.append(f"{prefix}.ivf skipped: {len(corpus)} documents < index.ivf.min_docs={cfg.ivf.min_docs}")
+            continue
+        kinds.append(kind)
+    for kind in kinds:
+        name = f"{prefix}.{kind}"
+        index = INDEX_TYPES[kind].build(
+            docs, corpus.ids, metric="ip", model_id=model_id, normalized=normalized, **_index_params(kind, cfg)
+        )
+        ids, scores = index.search(qs, k)
+        out.runs[name] = Run.from_topk(name, queries.ids, ids, scores)
+        timing = measure_search(index, qs, min(k, 10))
+        if index_dir is not None:
+            folder = index_dir / name
+            index.save(folder)
+            size = index_size_bytes(folder)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                index.save(Path(tmp) / "index")
+                size = index_size_bytes(Path(tmp) / "index")
+        stats = {
+            "qps_single": timing.qps_single,
+            "qps_batched": timing.qps_batched,
+            "p50_ms": timing.p50_ms,
+            "p95_ms": timing.p95_ms,
+            "build_seconds": index.build_seconds,
+            "size_mb": size / 1e6,
+        }
+        if kind == "flat":
+            out.exact_ids = ids
+        else:
+            stats["overlap@10"] = float(np.mean(overlap_at_k(out.exact_ids, ids, 10)))
+        out.speed[name] = stats
+    return out

@@ -1,0 +1,97 @@
+"""Render a run's results: the markdown `report.md` and the terminal table.
+
+Both render the same rows: one per system, every metric in the config, and for each
+approximate index the quality lost against exact search and its speed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simlab.experiments.runner import RunSummary
+
+SPEED_COLUMNS = [
+    ("overlap@10", "overlap@10", "{:.3f}"),
+    ("qps_single", "QPS (1 query)", "{:,.0f}"),
+    ("qps_batched", "QPS (batched)", "{:,.0f}"),
+    ("p50_ms", "p50 ms", "{:.3f}"),
+    ("p95_ms", "p95 ms", "{:.3f}"),
+    ("build_seconds", "build s", "{:.2f}"),
+    ("size_mb", "size MB", "{:.1f}"),
+]
+
+
+def quality_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
+    metrics = summary.config.eval.metrics
+    rows = [[name] + [f"{summary.metrics[name][m]:.4f}" for m in metrics] for name in summary.metrics]
+    return ["system", *metrics], rows
+
+
+def speed_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
+    main = summary.config.eval.metrics[0]
+    header = ["system", f"Δ {main} vs exact"] + [title for _, title, _ in SPEED_COLUMNS]
+    rows = []
+    for name, stats in summary.speed.items():
+        delta = stats.get(f"delta_{main}")
+        row = [name, "exact" if delta is None else f"{delta:+.4f}"]
+        row += [fmt.format(stats[key]) if key in stats else "-" for key, _, fmt in SPEED_COLUMNS]
+        rows.append(row)
+    return header, rows
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(summary: RunSummary) -> str:
+    cfg = summary.config
+    parts = [
+        f"# {cfg.name}",
+        "",
+        f"Collection `{cfg.data.path}`, split `{cfg.data.test_split}`: {summary.n_test_queries} test queries, "
+        f"every system ranked to depth {cfg.eval.k}. Model `{cfg.model.name}` ({cfg.model.towers} towers, "
+        f"normalize={cfg.model.normalize}).",
+        "",
+        "## Quality",
+        "",
+        _md_table(*quality_rows(summary)),
+        "",
+        "## Exact vs approximate search",
+        "",
+        _md_table(*speed_rows(summary)),
+    ]
+    if summary.history:
+        keys = [k for k in summary.history[0] if k != "epoch"]
+        rows = [[str(h["epoch"])] + [_fmt(h.get(k)) for k in keys] for h in summary.history]
+        parts += ["", "## Training", "", _md_table(["epoch", *keys], rows)]
+    if summary.notes:
+        parts += ["", "## Notes", ""] + [f"- {n}" for n in summary.notes]
+    parts += ["", f"Run time: {summary.seconds:.1f} s.", ""]
+    return "\n".join(parts)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def print_tables(summary: RunSummary) -> None:
+    """The quality and speed tables on the terminal (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for title, (header, rows) in (
+        (f"{summary.config.name}: {summary.n_test_queries} test queries", quality_rows(summary)),
+        ("exact vs approximate search", speed_rows(summary)),
+    ):
+        table = Table(title=title)
+        for i, h in enumerate(header):
+            table.add_column(h, justify="left" if i == 0 else "right")
+        for r in rows:
+            table.add_row(*r)
+        console.print(table)

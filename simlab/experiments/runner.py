@@ -1,0 +1,170 @@
+"""`simlab run`: one config in, one run folder out.
+
+Stages, in order: load and check the collection, BM25, the pretrained model zero-shot,
+training, the trained model, the hybrid, evaluation of every system on the same test
+queries, the report. Everything is written into a staged folder that becomes the run
+folder only when all stages succeeded, so a failed run leaves nothing behind. Tracking
+(MLflow) happens last, from the finished folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simlab import fsutil
+from simlab.config import ExperimentConfig
+from simlab.errors import ConfigError, RunFolderError
+from simlab.records import Collection, Queries, Run
+
+log = logging.getLogger("simlab")
+
+RUN_FORMAT = {"format": "simlab.run", "format_version": 1}
+
+
+@dataclass
+class RunSummary:
+    """What a run produced, as written to the run folder; `report.md` renders it."""
+
+    folder: Path
+    config: ExperimentConfig
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    speed: dict[str, dict[str, float]] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    n_test_queries: int = 0
+    seconds: float = 0.0
+
+
+def _test_queries(collection: Collection, split: str) -> tuple[Queries, object]:
+    if split not in collection.qrels:
+        raise ConfigError(
+            f"data.test_split: '{split}' is not a qrels split of {collection.name} "
+            f"(found: {', '.join(sorted(collection.qrels)) or 'none'})"
+        )
+    qrels = collection.qrels[split]
+    queries = collection.queries.subset(qrels.query_ids())
+    if not len(queries):
+        raise ConfigError(f"data.test_split: '{split}' of {collection.name} has no query with a relevant document")
+    return queries, qrels
+
+
+def _train(cfg: ExperimentConfig, collection: Collection, folder: Path, summary: RunSummary):
+    from simlab.data.mining import mine
+    from simlab.data.pairs import build_pairs
+    from simlab.models import load_model, uses_router
+    from simlab.training.dense import train_dense
+
+    model = load_model(cfg.model)
+    pairs = build_pairs(
+        collection, cfg.data.train_split, cfg.data.dev_split, cfg.train.seed, cfg.data.max_train_pairs
+    )
+    mined = mine(pairs, cfg.train.hard_negatives, model)
+    summary.notes.append(f"Training pairs: {pairs.source}.")
+    summary.notes.append(f"Per-epoch evaluation: {pairs.dev.source}.")
+    if cfg.train.hard_negatives.source != "none":
+        summary.notes.append(
+            f"Hard negatives: {cfg.train.hard_negatives.num} per pair mined by {cfg.train.hard_negatives.source} "
+            f"from ranks [{cfg.train.hard_negatives.range_min}, {cfg.train.hard_negatives.range_max}); "
+            f"{mined.dropped} pairs dropped for lack of negatives."
+        )
+    result = train_dense(model, mined, pairs.dev, cfg.train, folder / ".checkpoints", uses_router(model))
+    summary.history = result.history
+    summary.notes.append(
+        f"Each query saw {result.negatives_per_query:.1f} negatives per step on average "
+        f"(in-batch, batch size {cfg.train.batch_size}, plus hard negatives); "
+        f"{result.n_pairs} pairs, {cfg.train.epochs} epoch(s), {result.seconds:.1f} s."
+    )
+    if result.best_epoch is not None:
+        summary.notes.append(f"Best epoch by dev {cfg.train.best_metric}: {result.best_epoch} (its weights are kept).")
+    model.save(str(folder / "model"))
+    return model
+
+
+def run_experiment(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> RunSummary:
+    """Run the whole experiment into `out`; see the module docstring."""
+    from simlab.data.loader import load_collection
+    from simlab.data.trec import write_trec_run
+    from simlab.evaluation.metrics import evaluate, per_query_rows
+    from simlab.experiments.dense_systems import dense_systems
+    from simlab.experiments.report import render_markdown
+    from simlab.index.bm25 import BM25Retriever
+    from simlab.index.fusion import rrf
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
+    t0 = time.perf_counter()
+    collection = load_collection(Path(cfg.data.path))
+    queries, qrels = _test_queries(collection, cfg.data.test_split)
+    systems = cfg.eval.systems
+    runs: dict[str, Run] = {}
+    with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
+        summary = RunSummary(folder=out, config=cfg, n_test_queries=len(queries))
+        summary.notes.extend(collection.notes)
+        fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
+        k = cfg.eval.k
+        if "bm25" in systems or "hybrid" in systems:
+            log.info("BM25 over %d documents", len(collection.corpus))
+            runs["bm25"] = BM25Retriever.build(collection.corpus).search(queries, k)
+        dense_prefixes = []
+        if "zeroshot" in systems:
+            from simlab.models import load_model
+
+            log.info("zero-shot model %s", cfg.model.name)
+            zs = dense_systems("zeroshot", load_model(cfg.model), cfg.model.name, cfg.model.normalize,
+                               collection.corpus, queries, k, cfg.index, None)
+            runs |= zs.runs
+            summary.speed |= zs.speed
+            summary.notes.extend(zs.notes)
+            dense_prefixes.append("zeroshot")
+        if "trained" in systems and cfg.train.enabled:
+            log.info("training %s", cfg.model.name)
+            model = _train(cfg, collection, tmp, summary)
+            tr = dense_systems("trained", model, f"{cfg.model.name}+trained:{out.name}", cfg.model.normalize,
+                               collection.corpus, queries, k, cfg.index, tmp / "indexes")
+            runs |= tr.runs
+            summary.speed |= tr.speed
+            summary.notes.extend(tr.notes)
+            dense_prefixes.append("trained")
+            fsutil.write_text(tmp / "history.jsonl", "".join(json.dumps(h) + "\n" for h in summary.history))
+        if "hybrid" in systems and dense_prefixes:
+            best_dense = f"{dense_prefixes[-1]}.flat"
+            runs["hybrid"] = rrf([runs["bm25"], runs[best_dense]], k=cfg.eval.rrf_k, name="hybrid", top=k)
+            summary.notes.append(f"hybrid = reciprocal rank fusion (k={cfg.eval.rrf_k}) of bm25 and {best_dense}.")
+        if "bm25" not in systems:
+            runs.pop("bm25", None)
+        results = {name: evaluate(qrels, run, cfg.eval.metrics) for name, run in runs.items()}
+        summary.metrics = {name: dict(r.means) for name, r in results.items()}
+        for name, stats in summary.speed.items():
+            exact = name.rsplit(".", 1)[0] + ".flat"
+            if name != exact and exact in summary.metrics:
+                for m in cfg.eval.metrics:
+                    stats[f"delta_{m}"] = summary.metrics[name][m] - summary.metrics[exact][m]
+        for name, run in runs.items():
+            write_trec_run(run, tmp / "runs" / f"{name}.trec")
+        rows = per_query_rows(results)
+        fsutil.write_text(
+            tmp / "perquery.tsv",
+            "system\tquery_id\tmetric\tvalue\n"
+            + "".join(f"{r['system']}\t{r['query_id']}\t{r['metric']}\t{r['value']:.6f}\n" for r in rows),
+        )
+        fsutil.write_json(tmp / "metrics.json", summary.metrics)
+        fsutil.write_json(tmp / "speed.json", summary.speed)
+        summary.seconds = time.perf_counter() - t0
+        fsutil.write_json(tmp / "meta.json", RUN_FORMAT | {
+            "name": cfg.name, "data": str(Path(cfg.data.path).resolve()), "n_test_queries": len(queries),
+            "seconds": round(summary.seconds, 2), "notes": summary.notes,
+        })
+        fsutil.write_text(tmp / "report.md", render_markdown(summary))
+        import shutil
+
+        shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)
+    if cfg.tracking.mlflow:
+        from simlab.experiments.tracking import log_run
+
+        log_run(summary)
+    return summary

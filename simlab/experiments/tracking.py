@@ -1,0 +1,59 @@
+"""MLflow tracking: every run folder is also an MLflow run.
+
+Logged from the finished run folder: the resolved config as flattened params, per-epoch
+dev metrics with the epoch as step, final metrics as `<system>.<metric>`, and the run
+folder's report, metrics and config as artifacts. The store is `tracking.uri`
+(`sqlite:///mlflow.db` by default; MLflow 3's plain `./mlruns` file store needs
+`MLFLOW_ALLOW_FILE_STORE=true`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from simlab.experiments.runner import RunSummary
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    """{'a': {'b': 1}} -> {'a.b': '1'}; lists become their string form."""
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out |= flatten(v, key + ".")
+        else:
+            out[key] = str(v)
+    return out
+
+
+def _metric_key(text: str) -> str:
+    return re.sub(r"[^0-9A-Za-z_\-. /]", "_", text)  # MLflow forbids '@' in metric names
+
+
+def log_run(summary: RunSummary) -> str:
+    """Log the run to MLflow and return the MLflow run id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    cfg = summary.config
+    mlflow.set_tracking_uri(cfg.tracking.uri)
+    mlflow.set_experiment(cfg.tracking.experiment)
+    with mlflow.start_run(run_name=summary.folder.name) as run:
+        mlflow.log_params(flatten(cfg.model_dump(mode="json")))
+        mlflow.set_tag("simlab.run_folder", str(summary.folder.resolve()))
+        for h in summary.history:
+            step = int(h["epoch"])
+            mlflow.log_metrics(
+                {_metric_key(k): float(v) for k, v in h.items() if k != "epoch" and v is not None}, step=step
+            )
+        mlflow.log_metrics({
+            _metric_key(f"{system}.{m}"): v for system, ms in summary.metrics.items() for m, v in ms.items()
+        })
+        for name in ("report.md", "metrics.json", "config.yaml", "speed.json", "history.jsonl"):
+            path = summary.folder / name
+            if path.exists():
+                mlflow.log_artifact(str(path))
+        return run.info.run_id

@@ -1,0 +1,158 @@
+"""Bi-encoder training on the sentence-transformers trainer.
+
+MultipleNegativesRankingLoss (in-batch negatives plus any mined hard negatives), linear
+warmup then the configured schedule, evaluation on the dev set every epoch with
+sentence-transformers' `InformationRetrievalEvaluator`, and the best epoch's weights kept
+(`load_best_model_at_end`). All of it is the trainer's own machinery; simlab only maps the
+config onto it and records one `history.jsonl` line per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from simlab.data.mining import MinedPairs
+from simlab.data.pairs import DevSet
+from simlab.evaluation.metrics import parse_metric
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from simlab.config import TrainConfig
+
+# simlab metric family -> the key InformationRetrievalEvaluator reports it under
+_EVALUATOR_KEYS = {"ndcg": "ndcg@{k}", "mrr": "mrr@{k}", "recall": "recall@{k}", "precision": "precision@{k}",
+                   "map": "map@{k}"}
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_metric: str = ""
+    negatives_per_query: float = 0.0
+    n_pairs: int = 0
+    seconds: float = 0.0
+
+
+def evaluator_key(metric: str) -> str:
+    """The evaluator's metric key for a simlab metric name, e.g. 'ndcg@10' -> 'dev_cosine_ndcg@10'."""
+    family, k = parse_metric(metric)
+    return "dev_cosine_" + _EVALUATOR_KEYS[family].format(k=k or 100)
+
+
+def negatives_per_query(n_pairs: int, batch_size: int, n_hard: int) -> float:
+    """Mean number of negatives one anchor is scored against per step with in-batch negatives.
+
+    In a batch of b pairs with h hard negatives each, every anchor is contrasted with the
+    other b - 1 positives and all b * h hard negatives. The last batch may be smaller.
+    """
+    full, rest = divmod(n_pairs, batch_size)
+    sizes = [batch_size] * full + ([rest] if rest else [])
+    per_anchor = [(b - 1 + b * n_hard) * b for b in sizes]
+    return sum(per_anchor) / max(n_pairs, 1)
+
+
+def _make_evaluator(dev: DevSet, metric: str):
+    from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+
+    _, k = parse_metric(metric)
+    ks = sorted({10, k or 10})
+    return InformationRetrievalEvaluator(
+        dev.queries, dev.corpus, dev.relevant, name="dev", ndcg_at_k=ks, mrr_at_k=ks, accuracy_at_k=[1],
+        precision_recall_at_k=sorted({*ks, 100}), map_at_k=sorted({100, k or 100}), batch_size=256,
+        write_csv=False, score_functions=None,
+    )
+
+
+def train_dense(
+    model: SentenceTransformer, data: MinedPairs, dev: DevSet, cfg: TrainConfig, work_dir: Path, routed: bool
+) -> TrainResult:
+    """Train `model` in place; return per-epoch history and the chosen epoch."""
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from transformers import TrainerCallback
+
+    dataset = data.to_dataset()
+    n_hard = len(data.negatives[0]) if data.negatives else 0
+    has_dev = bool(dev.queries)
+    result = TrainResult(
+        best_metric=cfg.best_metric,
+        negatives_per_query=negatives_per_query(len(dataset), cfg.batch_size, n_hard),
+        n_pairs=len(dataset),
+    )
+    steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
+
+    class History(TrainerCallback):
+        """Collects one record per epoch: train loss, dev metrics, seconds."""
+
+        def __init__(self) -> None:
+            self.losses: list[float] = []
+            self.t0 = time.perf_counter()
+
+        def on_epoch_begin(self, args, state, control, **kw):
+            self.t0, self.losses = time.perf_counter(), []
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.losses.append(float(logs["loss"]))
+
+        def on_epoch_end(self, args, state, control, **kw):
+            result.history.append({
+                "epoch": round(state.epoch or 0),
+                "train_loss": sum(self.losses) / len(self.losses) if self.losses else None,
+                "seconds": round(time.perf_counter() - self.t0, 3),
+            })
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            if result.history and metrics:
+                prefix = "eval_dev_cosine_"
+                result.history[-1].update(
+                    {f"dev_{k[len(prefix):]}": float(v) for k, v in metrics.items() if k.startswith(prefix)}
+                )
+
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of all steps
+        lr_scheduler_type=cfg.scheduler,
+        seed=cfg.seed,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,  # duplicate texts would be false in-batch negatives
+        eval_strategy="epoch" if has_dev else "no",
+        save_strategy="epoch" if has_dev else "no",
+        load_best_model_at_end=has_dev,
+        metric_for_best_model=f"eval_{evaluator_key(cfg.best_metric)}" if has_dev else None,
+        greater_is_better=True,
+        save_total_limit=1,
+        logging_steps=max(1, steps_per_epoch // 4),
+        report_to="none",
+        use_cpu=True,
+        dataloader_drop_last=False,
+        router_mapping={"anchor": "query", "positive": "document"} | {
+            c: "document" for c in dataset.column_names if c.startswith("negative")
+        } if routed else {},
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=MultipleNegativesRankingLoss(model),
+        evaluator=_make_evaluator(dev, cfg.best_metric) if has_dev else None,
+        callbacks=[History()],
+    )
+    t0 = time.perf_counter()
+    trainer.train()
+    result.seconds = time.perf_counter() - t0
+    if has_dev and result.history:
+        key = "dev_" + evaluator_key(cfg.best_metric)[len("dev_cosine_"):]
+        scored = [h for h in result.history if key in h]
+        if scored:
+            result.best_epoch = max(scored, key=lambda h: h[key])["epoch"]
+    return result
