@@ -39,9 +39,15 @@ class TrainResult:
     seconds: float = 0.0
 
 
+def _family_and_k(metric: str) -> tuple[str, int | None]:
+    """'ndcg@10' -> ('ndcg', 10); 'map' -> ('map', None)."""
+    family, _, k = parse_metric(metric)[0].partition("@")
+    return family, int(k) if k else None
+
+
 def evaluator_key(metric: str) -> str:
     """The evaluator's metric key for a simlab metric name, e.g. 'ndcg@10' -> 'dev_cosine_ndcg@10'."""
-    family, k = parse_metric(metric)
+    family, k = _family_and_k(metric)
     return "dev_cosine_" + _EVALUATOR_KEYS[family].format(k=k or 100)
 
 
@@ -60,7 +66,7 @@ def negatives_per_query(n_pairs: int, batch_size: int, n_hard: int) -> float:
 def _make_evaluator(dev: DevSet, metric: str):
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    _, k = parse_metric(metric)
+    _, k = _family_and_k(metric)
     ks = sorted({10, k or 10})
     return InformationRetrievalEvaluator(
         dev.queries, dev.corpus, dev.relevant, name="dev", ndcg_at_k=ks, mrr_at_k=ks, accuracy_at_k=[1],

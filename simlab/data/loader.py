@@ -1,0 +1,76 @@
+"""Load any supported dataset folder, and convert raw collections to the BEIR layout.
+
+`load_collection` recognises a folder by its marker file (first match wins):
+
+- BEIR: `corpus.jsonl` (`simlab.data.beir`)
+- MS MARCO: `collection.tsv` (`simlab.data.msmarco`)
+- Glasgow / SMART: `cran.all.1400`, `CISI.ALL`, `cacm.all` or `MED.ALL` (`simlab.data.glasgow`)
+
+`CONVERTERS` maps a converter name to `convert_<name>(src, out, overwrite) -> Collection`;
+`convert` dispatches through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from simlab.data.beir import CORPUS_FILE, read_beir
+from simlab.data.glasgow import SPECS, convert_glasgow, detect_glasgow, read_glasgow
+from simlab.data.msmarco import COLLECTION_FILE, read_msmarco
+from simlab.errors import ConfigError, DataError
+from simlab.records import Collection
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A dataset layout: its name, the marker files that identify it, and its reader."""
+
+    name: str
+    markers: str
+    detect: Callable[[Path], bool]
+    read: Callable[[Path], Collection]
+
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout("BEIR", CORPUS_FILE, lambda p: (p / CORPUS_FILE).is_file(), read_beir),
+    Layout("MS MARCO", COLLECTION_FILE, lambda p: (p / COLLECTION_FILE).is_file(), read_msmarco),
+    Layout(
+        "Glasgow/SMART",
+        " or ".join(spec.docs for spec in SPECS),
+        lambda p: detect_glasgow(p) is not None,
+        read_glasgow,
+    ),
+)
+
+CONVERTERS: dict[str, Callable[[Path, Path, bool], Collection]] = {"glasgow": convert_glasgow}
+
+
+def load_collection(path: Path) -> Collection:
+    """Read the dataset in folder `path`, whatever its layout.
+
+    Raises:
+        DataError: `path` is not a folder, no layout's marker file is in it (the message lists
+            the layouts looked for), or the detected reader fails.
+    """
+    path = Path(path)
+    looked_for = "; ".join(f"{layout.name} ({layout.markers})" for layout in LAYOUTS)
+    if not path.is_dir():
+        raise DataError(f"{path}: not a folder; a dataset is a folder in one of these layouts: {looked_for}.")
+    for layout in LAYOUTS:
+        if layout.detect(path):
+            return layout.read(path)
+    raise DataError(f"{path}: no known dataset layout; looked for {looked_for}.")
+
+
+def convert(kind: str, src: Path, out: Path, overwrite: bool = False) -> Collection:
+    """Convert the raw dataset in `src` to the BEIR layout in `out` with converter `kind`.
+
+    Raises:
+        ConfigError: `kind` is not a key of `CONVERTERS` (the message lists the valid names).
+        DataError: the source is unreadable, or `out` exists and `overwrite` is False.
+    """
+    if kind not in CONVERTERS:
+        raise ConfigError(f"unknown converter {kind!r}; choose one of: {', '.join(sorted(CONVERTERS))}.")
+    return CONVERTERS[kind](Path(src), Path(out), overwrite)

@@ -1,0 +1,184 @@
+"""`simlab run` end to end on a small generated collection with the real wordllama model."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simlab.config import load_config
+from simlab.records import Collection, Corpus, Qrels, Queries
+
+TOPICS = {
+    "bread": ["sourdough", "yeast", "flour", "oven", "crust", "dough", "bake", "loaf"],
+    "bikes": ["tyre", "chain", "brake", "gear", "pedal", "wheel", "puncture", "saddle"],
+    "stars": ["telescope", "planet", "orbit", "galaxy", "nebula", "comet", "saturn", "lens"],
+    "garden": ["compost", "seed", "soil", "prune", "tomato", "weed", "mulch", "rose"],
+    "money": ["budget", "savings", "interest", "loan", "invest", "pension", "tax", "debt"],
+}
+
+
+def make_collection(seed: int = 0) -> Collection:
+    """60 documents over 5 topics; each query's relevant document shares 3 of its rare words."""
+    rng = random.Random(seed)
+    ids, titles, texts, q_ids, q_texts = [], [], [], [], []
+    qrels: dict[str, dict[str, dict[str, int]]] = {"train": {}, "dev": {}, "test": {}}
+    n = 0
+    for topic, words in TOPICS.items():
+        for j in range(12):
+            n += 1
+            doc_id = f"d{n}"
+            picked = rng.sample(words, 4)
+            ids.append(doc_id)
+            titles.append(f"{topic} note {j}")
+            texts.append(f"all about {' and '.join(picked)} for the {topic} enthusiast, item {j}")
+            q_id = f"q{n}"
+            q_ids.append(q_id)
+            q_texts.append(f"{picked[0]} {picked[1]} {picked[2]} question")
+            split = "train" if j < 8 else "dev" if j < 10 else "test"
+            qrels[split][q_id] = {doc_id: 1}
+    return Collection(
+        "toy", Corpus(ids, texts, titles), Queries(q_ids, q_texts), {s: Qrels(j) for s, j in qrels.items()}
+    )
+
+
+@pytest.fixture(scope="module")
+def toy_dir(tmp_path_factory) -> Path:
+    from simlab.data.beir import write_beir
+
+    folder = tmp_path_factory.mktemp("toy") / "beir"
+    write_beir(make_collection(), folder)
+    return folder
+
+
+def config(toy_dir: Path, tmp: Path, *extra: str):
+    return load_config(None, [
+        f"data.path={toy_dir}", "train.epochs=2", "train.batch_size=8", "index.approximate=[hnsw, ivf]",
+        "index.ivf.min_docs=50", "index.ivf.nlist=4", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+        "train.hard_negatives.source=bm25", *extra,
+    ])
+
+
+@pytest.fixture(scope="module")
+def finished_run(toy_dir, tmp_path_factory):
+    from simlab.experiments.runner import run_experiment
+
+    tmp = tmp_path_factory.mktemp("runs")
+    cfg = config(toy_dir, tmp)
+    return run_experiment(cfg, tmp / "run1"), tmp
+
+
+def test_run_folder_has_every_artifact(finished_run):
+    summary, _ = finished_run
+    folder = summary.folder
+    for name in ("config.yaml", "meta.json", "metrics.json", "speed.json", "history.jsonl", "perquery.tsv",
+                 "report.md", "model/modules.json", "indexes/trained.flat/meta.json",
+                 "indexes/trained.hnsw/meta.json", "indexes/trained.ivf/meta.json"):
+        assert (folder / name).exists(), name
+    assert not list(folder.parent.glob(".run1.partial-*"))
+    assert not (folder / ".checkpoints").exists()
+    systems = set(json.loads((folder / "metrics.json").read_text()))
+    assert systems == {"bm25", "zeroshot.flat", "zeroshot.hnsw", "zeroshot.ivf", "trained.flat",
+                       "trained.hnsw", "trained.ivf", "hybrid"}
+    assert {p.stem for p in (folder / "runs").glob("*.trec")} == systems
+    history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(h["train_loss"] > 0 and "dev_ndcg@10" in h for h in history)
+    meta = json.loads((folder / "indexes/trained.hnsw/meta.json").read_text())
+    assert meta["dim"] == 256 and meta["normalized"] is True and meta["type"] == "hnsw"
+    report = (folder / "report.md").read_text()
+    assert "trained.hnsw" in report and "negatives per step" in report and "overlap@10" in report
+
+
+def test_metrics_agree_with_ir_measures_on_trec_files(finished_run, toy_dir):
+    import ir_measures
+
+    summary, _ = finished_run
+    qrels = list(ir_measures.read_trec_qrels(str(toy_dir / "qrels" / "test.tsv")))
+    measures = {"ndcg@10": ir_measures.nDCG @ 10, "recall@10": ir_measures.R @ 10,
+                "recall@100": ir_measures.R @ 100, "map": ir_measures.AP, "mrr@10": ir_measures.RR @ 10}
+    metrics = json.loads((summary.folder / "metrics.json").read_text())
+    for system, values in metrics.items():
+        run = list(ir_measures.read_trec_run(str(summary.folder / "runs" / f"{system}.trec")))
+        agg = ir_measures.calc_aggregate(list(measures.values()), qrels, run)
+        for name, measure in measures.items():
+            assert values[name] == pytest.approx(agg[measure], abs=1e-6), (system, name)
+
+
+def test_trained_beats_chance_and_model_loads(finished_run):
+    from sentence_transformers import SentenceTransformer
+
+    summary, _ = finished_run
+    assert summary.metrics["trained.flat"]["ndcg@10"] > 0.3
+    model = SentenceTransformer(str(summary.folder / "model"), device="cpu")
+    assert model.encode(["sourdough yeast flour"]).shape == (1, 256)
+
+
+def test_mlflow_run_was_logged(finished_run):
+    import mlflow
+
+    summary, tmp = finished_run
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp}/mlflow.db")
+    exp = client.get_experiment_by_name("simlab")
+    (run,) = client.search_runs([exp.experiment_id])
+    assert run.data.params["train.epochs"] == "2"
+    assert run.data.metrics["trained.flat.ndcg_10"] == pytest.approx(summary.metrics["trained.flat"]["ndcg@10"])
+    assert len(client.get_metric_history(run.info.run_id, "dev_ndcg_10")) == 2
+
+
+def test_search_prints_ranked_documents(finished_run):
+    from simlab.experiments.search import search_run
+
+    summary, _ = finished_run
+    hits = search_run(summary.folder, "sourdough yeast flour oven", k=3)
+    assert len(hits) == 3 and hits[0].score >= hits[1].score >= hits[2].score
+    assert "bread" in hits[0].snippet
+
+
+def test_failed_run_leaves_nothing(toy_dir, tmp_path, monkeypatch):
+    import simlab.evaluation.metrics as metrics
+    from simlab.experiments.runner import run_experiment
+
+    def boom(*a, **k):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(metrics, "evaluate", boom)
+    with pytest.raises(RuntimeError):
+        run_experiment(config(toy_dir, tmp_path, "train.enabled=false"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".run")] == []
+
+
+def test_existing_folder_is_refused(toy_dir, tmp_path):
+    from simlab.errors import RunFolderError
+    from simlab.experiments.runner import run_experiment
+
+    (tmp_path / "run").mkdir()
+    with pytest.raises(RunFolderError, match="already exists.*--overwrite"):
+        run_experiment(config(toy_dir, tmp_path), tmp_path / "run")
+
+
+def test_missing_test_split_names_the_found_splits(toy_dir, tmp_path):
+    from simlab.errors import ConfigError
+    from simlab.experiments.runner import run_experiment
+
+    with pytest.raises(ConfigError, match=r"data.test_split: 'heldout'.*found: dev, test, train"):
+        run_experiment(config(toy_dir, tmp_path, "data.test_split=heldout"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_cli_run_separate_towers_without_training(toy_dir, tmp_path):
+    out = tmp_path / "cli"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simlab", "run", str(Path(__file__).parents[1] / "examples" / "dense.yaml"),
+         "--set", f"data.path={toy_dir}", "--set", "train.enabled=false", "--set", "model.towers=separate",
+         "--set", "tracking.mlflow=false", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "zeroshot.hnsw" in proc.stdout and "bm25" in proc.stdout
+    assert json.loads((out / "metrics.json").read_text())["zeroshot.flat"]["ndcg@10"] > 0
