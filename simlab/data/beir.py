@@ -92,12 +92,10 @@ def write_beir(collection: Collection, out: Path, overwrite: bool = False) -> No
     try:
         with staged_dir(out, overwrite=overwrite) as tmp:
             corpus = collection.corpus
-            _write_jsonl(
-                tmp / CORPUS_FILE,
-                ({"_id": i, "title": t, "text": x} for i, t, x in zip(corpus.ids, corpus.titles, corpus.texts)),
-            )
-            queries = collection.queries
-            _write_jsonl(tmp / QUERIES_FILE, ({"_id": i, "text": t} for i, t in zip(queries.ids, queries.texts)))
+            docs = zip(corpus.ids, corpus.titles, corpus.texts)
+            _write_jsonl(tmp / CORPUS_FILE, ({"_id": i, "title": t, "text": x} for i, t, x in docs))
+            queries = zip(collection.queries.ids, collection.queries.texts)
+            _write_jsonl(tmp / QUERIES_FILE, ({"_id": i, "text": t} for i, t in queries))
             (tmp / QRELS_DIR).mkdir()
             for split, qrels in collection.qrels.items():
                 _write_qrels_tsv(tmp / QRELS_DIR / f"{_check_split(split)}.tsv", qrels)
@@ -118,12 +116,16 @@ def _iter_records(path: Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{where}: invalid JSON ({e.msg} at column {e.colno}); expected one {what} object per line.") from None
+            raise DataError(
+                f"{where}: invalid JSON ({e.msg} at column {e.colno}); expected one {what} object per line."
+            ) from None
         if not isinstance(obj, dict):
             raise DataError(f"{where}: expected a JSON object per line, got {type(obj).__name__}.")
         _id = _field(obj, "_id", where)
         if _id in seen:
-            raise DataError(f"{where}: {what} id {_id!r} already appeared on line {seen[_id]}; ids must be unique.")
+            raise DataError(
+                f"{where}: {what} id {_id!r} already appeared on line {seen[_id]}; ids must be unique."
+            )
         seen[_id] = lineno
         yield where, obj
 

@@ -48,23 +48,24 @@ class _Row:
     query: str
     doc: str
     gain: int | None
+    where: str  # `file:line`, for error messages
 
 
 def _cranfield_row(fields: list[str], where: str) -> _Row:
     query, doc, code = fields
     if code == "-1":
-        return _Row(_norm_id(query), _norm_id(doc), None)
+        return _Row(_norm_id(query), _norm_id(doc), None, where)
     if code not in {"1", "2", "3", "4"}:
         raise DataError(f"{where}: expected relevance code 1, 2, 3, 4 or -1 in column 3, got {code!r}.")
-    return _Row(_norm_id(query), _norm_id(doc), 5 - int(code))
+    return _Row(_norm_id(query), _norm_id(doc), 5 - int(code), where)
 
 
 def _pair_row(fields: list[str], where: str) -> _Row:
-    return _Row(_norm_id(fields[0]), _norm_id(fields[1]), 1)
+    return _Row(_norm_id(fields[0]), _norm_id(fields[1]), 1, where)
 
 
 def _trec_row(fields: list[str], where: str) -> _Row:
-    return _Row(_norm_id(fields[0]), _norm_id(fields[2]), parse_grade(fields[3], where))
+    return _Row(_norm_id(fields[0]), _norm_id(fields[2]), parse_grade(fields[3], where), where)
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,9 @@ def read_glasgow(path: Path) -> Collection:
     spec = detect_glasgow(path) if path.is_dir() else None
     if spec is None:
         known = ", ".join(s.docs for s in SPECS)
-        raise DataError(f"{path}: no Glasgow collection found; looked for a documents file named one of {known}.")
+        raise DataError(
+            f"{path}: no Glasgow collection found; looked for a documents file named one of {known}."
+        )
     files = _files_by_lower_name(path)
     for name in (spec.queries, spec.qrels):
         if name.lower() not in files:
@@ -127,7 +130,8 @@ def read_glasgow(path: Path) -> Collection:
         blank = [r.id for r, t, b in zip(records, titles, bodies) if not t and not b]
         note = f"{docs_file.name}: {_plural(len(empty_w), 'document')} with an empty .W use the title as text"
         if blank:
-            note += f"; {len(blank)} of them also have no title and stay empty ({', '.join(blank[:10])})"
+            verb = "has" if len(blank) == 1 else "have"
+            note += f"; {len(blank)} of them also {verb} no title and stay empty ({', '.join(blank[:10])})"
         notes.append(note)
 
     query_records = parse_records(queries_file)
@@ -146,12 +150,12 @@ def read_glasgow(path: Path) -> Collection:
     judgements: dict[str, dict[str, int]] = {}
     for row in rows:
         if row.gain is not None:
-            add_judgement(judgements, row.query, row.doc, row.gain, str(qrels_file))
-    qrels, unknown_note = drop_unknown(judgements, corpus.ids, queries.ids, qrels_file.name)
-    if unknown_note:
-        notes.append(unknown_note)
+            add_judgement(judgements, row.query, row.doc, row.gain, row.where)
     for note in notes:
         logger.info(note)
+    qrels, unknown_note = drop_unknown(judgements, corpus.ids, queries.ids, qrels_file.name)  # logs a warning
+    if unknown_note:
+        notes.append(unknown_note)
     return Collection(spec.name, corpus, queries, {QRELS_SPLIT: qrels}, tuple(notes))
 
 
@@ -215,9 +219,13 @@ def parse_records(path: Path) -> list[Record]:
             current.fields.setdefault(marker, [])
         elif words:
             if current is None:
-                raise DataError(f"{where}: expected a `.I <id>` line to start the first record, got {line[:40]!r}.")
+                raise DataError(
+                    f"{where}: expected a `.I <id>` line to start the first record, got {line[:40]!r}."
+                )
             if marker is None:
-                raise DataError(f"{where}: text before any field marker (.T, .W, ...) in record {current.id}.")
+                raise DataError(
+                    f"{where}: text before any field marker (.T, .W, ...) in record {current.id}."
+                )
             current.fields[marker].append(line)
     if not records:
         raise DataError(f"{path}: no `.I <id>` record found; is this a SMART/Glasgow file?")
@@ -237,7 +245,8 @@ def _read_rows(path: Path, spec: GlasgowSpec) -> list[_Row]:
         where = f"{path}:{lineno}"
         if len(fields) != n_fields:
             raise DataError(
-                f"{where}: expected {n_fields} whitespace-separated fields {spec.qrels_fields}, got {len(fields)}."
+                f"{where}: expected {n_fields} whitespace-separated fields {spec.qrels_fields}, "
+                f"got {len(fields)}."
             )
         rows.append(spec.parse_row(fields, where))
     return rows
@@ -258,7 +267,7 @@ def _map_positions(
     if not not_ids or not all(q.isdigit() and 1 <= int(q) <= n for q in numbers):
         return rows, None
     to_id = {str(pos): qid for pos, qid in enumerate(query_ids, start=1)}
-    mapped = [_Row(to_id[row.query], row.doc, row.gain) for row in rows]
+    mapped = [_Row(to_id[row.query], row.doc, row.gain, row.where) for row in rows]
     example = next((pos for pos, qid in to_id.items() if qid != pos), "1")
     note = (
         f"{qrels_name}: query numbers are 1-based positions in {queries_name}, not its .I ids "
