@@ -58,7 +58,7 @@ def test_bad_metric_name(tmp_path):
 
 def test_invalid_yaml_names_line(tmp_path):
     with pytest.raises(ConfigError, match=r"exp\.yaml:2: not valid YAML"):
-        load_config(write(tmp_path, "train:\n  epochs: [1,\n"))
+        load_config(write(tmp_path, "train:\n\tepochs: 3\n"))
 
 
 def test_missing_file():

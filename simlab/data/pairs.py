@@ -50,7 +50,7 @@ class TrainingPairs:
 def _body_without_title(title: str, text: str) -> str:
     """Cranfield's abstracts repeat the title: drop it, or the pair task is copying."""
     if title and text.lower().startswith(title.lower()):
-        return text[len(title) :].strip(" .\n")
+        return text[len(title) :].lstrip(" .:;,-\n").strip()
     return text
 
 
