@@ -101,9 +101,13 @@ class Run:
         )
 
     def ranked(self, query_id: str) -> list[tuple[str, float]]:
-        """(doc id, score) pairs of one query, best first; ties broken by doc id."""
+        """(doc id, score) pairs of one query, best first.
+
+        Score ties are broken by doc id *descending*, the order trec_eval reads a run file
+        in, so a run means the same here, in its TREC file, and in trec_eval / ir_measures.
+        """
         items = self.scores.get(query_id, {})
-        return sorted(items.items(), key=lambda kv: (-kv[1], kv[0]))
+        return sorted(items.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
 
 
 @dataclass(frozen=True)

@@ -77,10 +77,10 @@ def test_k_larger_than_corpus_and_empty_queries():
         bm25.search(Queries(["q"], ["cat"]), k=0)
 
 
-def test_ties_at_the_cutoff_go_to_the_smaller_doc_id():
+def test_ties_at_the_cutoff_go_to_the_larger_doc_id_as_in_trec_eval():
     bm25 = BM25Retriever.build(Corpus(["x2", "x1", "x3"], ["green tea", "green tea", "black coffee"]))
     run = bm25.search(Queries(["q"], ["green tea"]), k=1)
-    assert list(run.scores["q"]) == ["x1"]
+    assert list(run.scores["q"]) == ["x2"]
 
 
 def test_save_load_round_trip(tmp_path):
@@ -140,9 +140,9 @@ def test_rrf_equals_hand_computed_fusion():
     assert q1["d1"] == pytest.approx(1 / 61 + 1 / 63)
     assert q1["d3"] == pytest.approx(1 / 63 + 1 / 61)
     assert q1["d2"] == pytest.approx(1 / 62) and q1["d4"] == pytest.approx(1 / 62)
-    assert [d for d, _ in fused.ranked("q1")] == ["d1", "d3", "d2", "d4"]  # fused ties by doc id
-    # q2 only in b; the tied d6/d7 are ranked by doc id, so d6 is rank 2 and d7 rank 3.
-    assert fused.scores["q2"] == pytest.approx({"d5": 1 / 61, "d6": 1 / 62, "d7": 1 / 63})
+    assert [d for d, _ in fused.ranked("q1")] == ["d3", "d1", "d4", "d2"]  # fused ties: doc id descending
+    # q2 only in b; the tied d6/d7 are ranked by doc id descending, so d7 is rank 2 and d6 rank 3.
+    assert fused.scores["q2"] == pytest.approx({"d5": 1 / 61, "d7": 1 / 62, "d6": 1 / 63})
 
 
 def test_rrf_top_and_registry():

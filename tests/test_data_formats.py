@@ -168,8 +168,8 @@ def test_trec_run_round_trip_ranks_by_score_then_doc_id(tmp_path: Path) -> None:
     path = tmp_path / "runs" / "bm25.trec"
     write_trec_run(run, path)
     assert path.read_text().splitlines() == [
-        "q2 Q0 d1 1 2.0 bm25",
-        "q2 Q0 d2 2 2.0 bm25",
+        "q2 Q0 d2 1 2.0 bm25",
+        "q2 Q0 d1 2 2.0 bm25",
         "q2 Q0 d3 3 0.5 bm25",
         f"q1 Q0 d9 1 {1 / 3!r} bm25",
     ]

@@ -156,15 +156,15 @@ def test_means_match_ir_measures_on_trec_files(tmp_path):
         assert result.means[name] == pytest.approx(agg[measure], abs=1e-6), name
 
 
-def test_score_ties_are_broken_by_doc_id_ascending_for_every_metric():
+def test_score_ties_are_broken_by_doc_id_descending_for_every_metric():
     import ir_measures
 
     qrels = Qrels({"q": {"a": 1}})
     tied = Run("tied", {"q": {"c": 1.0, "a": 1.0, "b": 1.0}})
     result = evaluate(qrels, tied, ["ndcg@10", "mrr@10"])
-    # simlab reads the run as Run.ranked does: a, b, c -> the relevant doc is first.
-    assert result.per_query["ndcg@10"]["q"] == pytest.approx(1.0)
-    assert result.per_query["mrr@10"]["q"] == pytest.approx(1.0)
+    # simlab reads the run as Run.ranked (and trec_eval) does: c, b, a -> the relevant doc is third.
+    assert result.per_query["ndcg@10"]["q"] == pytest.approx(0.5)
+    assert result.per_query["mrr@10"]["q"] == pytest.approx(1 / 3)
 
     # Why evaluate canonicalises: raw ir_measures reads the same tied run in two orders.
     raw = {m.measure: m.value for m in ir_measures.iter_calc(

@@ -76,7 +76,7 @@ def test_run_folder_has_every_artifact(finished_run):
     summary, _ = finished_run
     folder = summary.folder
     for name in ("config.yaml", "meta.json", "metrics.json", "speed.json", "history.jsonl", "perquery.tsv",
-                 "report.md", "model/modules.json", "indexes/trained.flat/meta.json",
+                 "curves.png", "report.md", "model/modules.json", "indexes/trained.flat/meta.json",
                  "indexes/trained.hnsw/meta.json", "indexes/trained.ivf/meta.json"):
         assert (folder / name).exists(), name
     assert not list(folder.parent.glob(".run1.partial-*"))
@@ -94,19 +94,31 @@ def test_run_folder_has_every_artifact(finished_run):
     assert "trained.hnsw" in report and "negatives per step" in report and "overlap@10" in report
 
 
-def test_metrics_agree_with_ir_measures_on_trec_files(finished_run, toy_dir):
-    import ir_measures
+def test_metrics_agree_with_trec_eval_on_the_run_files(finished_run):
+    """Every number in metrics.json equals trec_eval's (pytrec_eval) on runs/*.trec and qrels.trec."""
+    import pytrec_eval
 
     summary, _ = finished_run
-    qrels = list(ir_measures.read_trec_qrels(str(toy_dir / "qrels" / "test.tsv")))
-    measures = {"ndcg@10": ir_measures.nDCG @ 10, "recall@10": ir_measures.R @ 10,
-                "recall@100": ir_measures.R @ 100, "map": ir_measures.AP, "mrr@10": ir_measures.RR @ 10}
-    metrics = json.loads((summary.folder / "metrics.json").read_text())
+    folder = summary.folder
+    with open(folder / "qrels.trec") as f:
+        qrels = pytrec_eval.parse_qrel(f)
+    metrics = json.loads((folder / "metrics.json").read_text())
     for system, values in metrics.items():
-        run = list(ir_measures.read_trec_run(str(summary.folder / "runs" / f"{system}.trec")))
-        agg = ir_measures.calc_aggregate(list(measures.values()), qrels, run)
-        for name, measure in measures.items():
-            assert values[name] == pytest.approx(agg[measure], abs=1e-6), (system, name)
+        with open(folder / "runs" / f"{system}.trec") as f:
+            run = pytrec_eval.parse_run(f)
+        top10 = {q: dict(sorted(d.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:10]) for q, d in run.items()}
+        full = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10", "recall.10", "recall.100", "map"}).evaluate(run)
+        rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
+        judged = list(qrels)  # every judged query counts; one missing from the run scores 0
+        expected = {
+            "ndcg@10": sum(full.get(q, {}).get("ndcg_cut_10", 0.0) for q in judged) / len(judged),
+            "recall@10": sum(full.get(q, {}).get("recall_10", 0.0) for q in judged) / len(judged),
+            "recall@100": sum(full.get(q, {}).get("recall_100", 0.0) for q in judged) / len(judged),
+            "map": sum(full.get(q, {}).get("map", 0.0) for q in judged) / len(judged),
+            "mrr@10": sum(rr.get(q, {}).get("recip_rank", 0.0) for q in judged) / len(judged),
+        }
+        for name, value in expected.items():
+            assert values[name] == pytest.approx(value, abs=1e-6), (system, name)
 
 
 def test_trained_beats_chance_and_model_loads(finished_run):

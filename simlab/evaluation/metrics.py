@@ -14,7 +14,7 @@ Conventions (`evaluate` applies them to every metric):
 * **Relevance.** Graded, as in trec_eval: the gain of nDCG is the relevance level itself;
   recall, precision, RR and AP count a document as relevant when its level is >= 1.
 * **Ties.** A run is read in the order of `Run.ranked`: score descending, ties broken by doc
-  id ascending, for every metric. Left to themselves the two back ends disagree: trec_eval
+  id descending (trec_eval's own rule), for every metric. Left to themselves the two back ends disagree: trec_eval
   (pytrec_eval) breaks score ties by doc id *descending* and the MS MARCO RR@k code by doc id
   *ascending*, so one tied run would be read in two different orders within a single
   evaluation. `evaluate` therefore hands ir_measures rank-derived scores (n, n-1, ..., 1) in

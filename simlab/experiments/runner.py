@@ -87,7 +87,7 @@ def _train(cfg: ExperimentConfig, collection: Collection, folder: Path, summary:
 def run_experiment(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> RunSummary:
     """Run the whole experiment into `out`; see the module docstring."""
     from simlab.data.loader import load_collection
-    from simlab.data.trec import write_trec_run
+    from simlab.data.trec import write_trec_qrels, write_trec_run
     from simlab.evaluation.metrics import evaluate, per_query_rows
     from simlab.experiments.dense_systems import dense_systems
     from simlab.experiments.report import render_markdown
@@ -131,6 +131,9 @@ def run_experiment(cfg: ExperimentConfig, out: Path, overwrite: bool = False) ->
             summary.notes.extend(tr.notes)
             dense_prefixes.append("trained")
             fsutil.write_text(tmp / "history.jsonl", "".join(json.dumps(h) + "\n" for h in summary.history))
+            from simlab.experiments.plots import learning_curves
+
+            learning_curves(summary.history, tmp / "curves.png", cfg.train.best_metric)
         if "hybrid" in systems and dense_prefixes:
             best_dense = f"{dense_prefixes[-1]}.flat"
             runs["hybrid"] = rrf([runs["bm25"], runs[best_dense]], k=cfg.eval.rrf_k, name="hybrid", top=k)
@@ -146,6 +149,7 @@ def run_experiment(cfg: ExperimentConfig, out: Path, overwrite: bool = False) ->
                     stats[f"delta_{m}"] = summary.metrics[name][m] - summary.metrics[exact][m]
         for name, run in runs.items():
             write_trec_run(run, tmp / "runs" / f"{name}.trec")
+        write_trec_qrels(qrels, tmp / "qrels.trec")  # so trec_eval / ir_measures can score runs/*.trec
         rows = per_query_rows(results)
         fsutil.write_text(
             tmp / "perquery.tsv",

@@ -35,7 +35,7 @@ def search_run(run_dir: Path, query: str, k: int = 10, index_name: str = "traine
         )
     meta = json.loads(meta_path.read_text())
     model = SentenceTransformer(str(run_dir / "model"), device="cpu")
-    index = load(index_dir, expect_dim=model.get_sentence_embedding_dimension())
+    index = load(index_dir, expect_dim=model.get_embedding_dimension())
     vec = model.encode_query([query], convert_to_numpy=True).astype("float32")
     ids, scores = index.search(vec, k)
     corpus = load_collection(Path(meta["data"])).corpus

@@ -52,7 +52,7 @@ def log_run(summary: RunSummary) -> str:
         mlflow.log_metrics({
             _metric_key(f"{system}.{m}"): v for system, ms in summary.metrics.items() for m, v in ms.items()
         })
-        for name in ("report.md", "metrics.json", "config.yaml", "speed.json", "history.jsonl"):
+        for name in ("report.md", "metrics.json", "config.yaml", "speed.json", "history.jsonl", "curves.png"):
             path = summary.folder / name
             if path.exists():
                 mlflow.log_artifact(str(path))

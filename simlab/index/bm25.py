@@ -183,7 +183,8 @@ class BM25Retriever:
 
         `k` is clipped to the corpus size. Documents scoring 0 (sharing no term with the
         query) are left out, so a query may get fewer than `k` results, or none. Score ties
-        are broken by doc id ascending, also at the cut-off, so results are deterministic.
+        are broken by doc id descending (trec_eval's order, see `Run.ranked`), also at the
+        cut-off, so results are deterministic.
 
         Raises:
             ConfigError: `k` < 1.
@@ -276,7 +277,7 @@ class BM25Retriever:
 
 
 def _top_k(scores, k: int, id_rank):
-    """Indices of the `k` best positive scores: score descending, then doc id ascending."""
+    """Indices of the `k` best positive scores: score descending, then doc id descending."""
     import numpy as np
 
     candidates = np.flatnonzero(scores > 0)
@@ -284,5 +285,5 @@ def _top_k(scores, k: int, id_rank):
         cand_scores = scores[candidates]
         kth_best = np.partition(cand_scores, len(cand_scores) - k)[len(cand_scores) - k]
         candidates = candidates[cand_scores >= kth_best]  # keeps every doc tied at the cut-off
-    order = np.lexsort((id_rank[candidates], -scores[candidates]))[:k]
+    order = np.lexsort((-id_rank[candidates], -scores[candidates]))[:k]
     return candidates[order]

@@ -20,7 +20,7 @@ def rrf(runs: list[Run], k: float = 60, name: str = "hybrid", top: int | None = 
     $$
 
     where $\mathrm{rank}_r(q, d)$ counts from 1 in the order of `Run.ranked` (score
-    descending, ties broken by doc id ascending), and a document missing from a run's list
+    descending, ties broken by doc id descending), and a document missing from a run's list
     for $q$ gets nothing from that run. Only ranks matter, so runs with incomparable score
     scales fuse without normalisation.
 

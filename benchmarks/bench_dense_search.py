@@ -1,0 +1,330 @@
+"""Dense search: exact (faiss flat) vs approximate (HNSW, IVF) on real embeddings, 100k and 1M.
+
+Vectors: the wordllama embeddings (normalised, 256-d) of every unique text in ../shared/data
+(about 109k; see embed_shared_texts.py), cached in .bench/. 1,000 of them are held out as
+queries. A size up to the real pool is a random subset of it; a larger size adds synthetic
+vectors, each a random real vector plus gaussian noise (sigma per dimension, `--noise`),
+re-normalised, so the set keeps the low intrinsic dimension of real embeddings (uniform
+random vectors would make every ANN index look broken). Sizes above the real pool also
+query with noisy versions of the held-out queries.
+
+Per size: exact search QPS one query at a time and batched, its GFLOP/s (2*n*d*q / time)
+against numpy's sgemm on the same shapes measured in the same run; for each HNSW efSearch
+and IVF nprobe: recall@10 vs exact, QPS single and batched, latency, build time and size.
+Targets (printed PASS/FAIL): on the largest size >= 1M, an approximate setting with
+recall@10 >= 0.99 at >= 10x the exact QPS (single vs single, batched vs batched); exact
+batched search >= 50% of the sgemm rate.
+
+    python benchmarks/bench_dense_search.py --data ../shared/data --sizes 100k,1M --out BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, machine, md_table, update_section  # noqa: E402
+from embed_shared_texts import embed_shared_texts  # noqa: E402
+
+HEADING = "Dense search: exact vs approximate"
+K = 10
+MODEL_ID = "wordllama/l2_supercat_256"
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([kKmM]?)", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"size {text!r}: use e.g. 100k, 1M or 250000")
+    return int(float(m.group(1)) * {"": 1, "k": 1_000, "m": 1_000_000}[m.group(2).lower()])
+
+
+def int_list(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def hnsw_configs(text: str) -> list[tuple[int, int]]:
+    """`"32:40,48:100"` -> [(m, ef_construction), ...]."""
+    return [tuple(int(v) for v in part.split(":")) for part in text.split(",") if part.strip()]  # type: ignore[misc]
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # ru_maxrss is KiB on Linux
+
+
+def noisy(src: np.ndarray, sigma: float, rng: np.random.Generator, chunk: int = 100_000) -> np.ndarray:
+    """`src` + N(0, sigma^2) per dimension, re-normalised, float32, computed in chunks."""
+    out = np.empty_like(src)
+    for s in range(0, len(src), chunk):
+        x = src[s : s + chunk] + rng.standard_normal(src[s : s + chunk].shape, dtype=np.float32) * sigma
+        out[s : s + chunk] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def make_dataset(pool: np.ndarray, held: np.ndarray, size: int, sigma: float, seed: int):
+    """(base [size, d], queries [q, d], description) for one size."""
+    rng = np.random.default_rng(seed + size)
+    if size <= len(pool):
+        base = pool[np.sort(rng.choice(len(pool), size, replace=False))]
+        return base, held, f"{size:,} real vectors; {len(held):,} held-out real queries"
+    n_syn = size - len(pool)
+    base = np.empty((size, pool.shape[1]), dtype=np.float32)
+    base[: len(pool)] = pool
+    for s in range(0, n_syn, 200_000):
+        src = pool[rng.integers(len(pool), size=min(200_000, n_syn - s))]
+        base[len(pool) + s : len(pool) + s + len(src)] = noisy(src, sigma, rng)
+    q_noisy = noisy(held, sigma, rng)
+    cos = float(np.median(np.sum(q_noisy * held, axis=1)))
+    queries = np.concatenate([held, q_noisy])
+    desc = (
+        f"{len(pool):,} real + {n_syn:,} synthetic vectors (a random real vector + N(0, {sigma}^2) noise per "
+        f"dimension, re-normalised; median cosine to its source {cos:.3f}); queries: {len(held):,} held-out "
+        f"real + their {len(held):,} noisy versions"
+    )
+    return base, queries, desc
+
+
+def sgemm_gflops(queries: np.ndarray, base: np.ndarray, repeats: int, max_rows: int = 262_144) -> float:
+    """numpy float32 matmul rate on the exact search's shapes: queries @ base_block.T, 16k-row blocks."""
+    x = base[:max_rows]
+    block = 16_384
+    out = np.empty((len(queries), block), dtype=np.float32)
+    queries @ x[:block].T  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for s in range(0, len(x), block):
+            b = x[s : s + block]
+            np.matmul(queries, b.T, out=out[:, : len(b)])
+        times.append(time.perf_counter() - t0)
+    return 2 * len(x) * x.shape[1] * len(queries) / statistics.median(times) / 1e9
+
+
+@dataclass
+class Row:
+    index: str
+    params: str
+    recall: float
+    qps_single: float
+    p50_ms: float
+    p95_ms: float
+    qps_batched: float
+    build_s: float
+    size_mb: float
+
+
+@dataclass
+class SizeResult:
+    size: int
+    desc: str
+    n_queries: int
+    exact: Row
+    rows: list[Row] = field(default_factory=list)
+    exact_gflops: float = 0.0
+    sgemm_gflops: float = 0.0
+    exact_batch_qps: dict[int, float] = field(default_factory=dict)
+    peak_rss_gib: float = 0.0
+    seconds: float = 0.0
+
+
+def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
+    from simlab.index.dense import INDEX_TYPES
+    from simlab.index.timing import index_size_bytes, measure_search, overlap_at_k
+
+    t_start = time.perf_counter()
+    base, queries, desc = make_dataset(pool, held, size, args.noise, args.seed)
+    ids = [str(i) for i in range(len(base))]
+    log(f"[{size:,}] {desc}")
+    exact_idx = INDEX_TYPES["flat"].build(base, ids, model_id=MODEL_ID, normalized=True)
+    exact_ids, _ = exact_idx.search(queries, K)
+    timing = measure_search(
+        exact_idx, queries, K, repeats=args.repeats, max_single=200, max_single_seconds=args.single_seconds
+    )
+    exact = Row("flat (exact)", "-", 1.0, timing.qps_single, timing.p50_ms, timing.p95_ms, timing.qps_batched,
+                exact_idx.build_seconds, index_size_bytes(exact_idx) / 1e6)
+    res = SizeResult(size, desc, len(queries), exact)
+    t_batched = len(queries) / timing.qps_batched
+    res.exact_gflops = 2 * len(base) * base.shape[1] * len(queries) / t_batched / 1e9
+    res.sgemm_gflops = sgemm_gflops(queries, base, args.repeats)
+    for bs in args.exact_batches:
+        if bs < len(queries):
+            res.exact_batch_qps[bs] = measure_search(exact_idx, queries, K, batch_size=bs, max_single=1).qps_batched
+    res.exact_batch_qps[len(queries)] = timing.qps_batched
+    log(f"  exact: {timing.qps_single:.1f} QPS single, {timing.qps_batched:.1f} batched, "
+        f"{res.exact_gflops:.1f} GFLOP/s vs sgemm {res.sgemm_gflops:.1f}; batches {res.exact_batch_qps}")
+    del exact_idx
+    gc.collect()
+
+    def approx_rows(index, name: str, knob: str, values: list[int], fixed: str) -> None:
+        size_mb = index_size_bytes(index) / 1e6
+        for v in values:
+            setattr(index, knob, v)
+            got, _ = index.search(queries, K)
+            recall = float(np.mean(overlap_at_k(exact_ids, got, K)))
+            t = measure_search(index, queries, K, repeats=args.repeats, max_single=args.max_single,
+                               max_single_seconds=args.single_seconds)
+            res.rows.append(Row(name, f"{fixed}, {knob}={v}", recall, t.qps_single, t.p50_ms, t.p95_ms,
+                                t.qps_batched, index.build_seconds, size_mb))
+            log(f"  {name} {fixed} {knob}={v}: recall {recall:.4f}, {t.qps_single:.0f} QPS single, "
+                f"{t.qps_batched:.0f} batched")
+
+    for m, efc in args.hnsw:
+        index = INDEX_TYPES["hnsw"].build(base, ids, model_id=MODEL_ID, normalized=True, m=m, ef_construction=efc)
+        log(f"  hnsw m={m} efC={efc} built in {index.build_seconds:.1f} s")
+        approx_rows(index, "hnsw", "ef_search", args.ef, f"m={m}, efC={efc}")
+        del index
+        gc.collect()
+    index = INDEX_TYPES["ivf"].build(base, ids, model_id=MODEL_ID, normalized=True)
+    log(f"  ivf nlist={index.params['nlist']} built in {index.build_seconds:.1f} s")
+    approx_rows(index, "ivf", "nprobe", [p for p in args.nprobe if p <= index.params["nlist"]],
+                f"nlist={index.params['nlist']}")
+    del index, base
+    gc.collect()
+    res.peak_rss_gib = peak_rss_gib()
+    res.seconds = time.perf_counter() - t_start
+    return res
+
+
+def speed_target(res: SizeResult) -> tuple[list[str], bool]:
+    """Lines for the 'recall >= 0.99 at >= 10x exact QPS' target, and whether one comparison passes."""
+    good = [r for r in res.rows if r.recall >= 0.99]
+    lines, ok_any = [], False
+    for mode in ("single", "batched"):
+        base = getattr(res.exact, f"qps_{mode}")
+        if not good:
+            lines.append(f"- {mode} vs {mode}: FAIL (no setting reaches recall@10 >= 0.99)")
+            continue
+        best = max(good, key=lambda r: getattr(r, f"qps_{mode}"))
+        ratio = getattr(best, f"qps_{mode}") / base
+        ok = ratio >= 10
+        ok_any |= ok
+        lines.append(
+            f"- {mode}-query vs {mode}-query: **{'PASS' if ok else 'FAIL'}**: {best.index} {best.params} "
+            f"recall@10 {best.recall:.4f} at {getattr(best, f'qps_{mode}'):,.0f} QPS = {ratio:.1f}x exact "
+            f"({base:,.1f} QPS)"
+        )
+    return lines, ok_any
+
+
+def render(results: list[SizeResult], args, info: dict, total_s: float) -> str:
+    import faiss
+
+    out = [
+        "Exact inner-product search (faiss `IndexFlatIP`) against HNSW and IVF (`simlab.index.dense`) on",
+        f"real text embeddings: the wordllama vectors ({info['model_id']}, 256-d, normalised) of the "
+        f"{info['n_texts']:,} unique texts of `../shared/data` ("
+        + ", ".join(f"{k} {v:,}" for k, v in info["per_source"].items())
+        + f"; embedding took {info.get('embed_seconds')} s, cached in `.bench/`). After dropping duplicate vectors, "
+        f"{args.n_queries:,} are held out as queries. Recall@10 = overlap of the approximate top 10 with the "
+        "exact top 10. QPS single: one query per call (at most "
+        f"{args.max_single} queries or {args.single_seconds} s per pass); batched: all queries in one call. "
+        f"Medians over {args.repeats} repeats; ratios are from this one run. Scores and timings use simlab's "
+        "`DenseIndex.search` (string ids included) and `simlab.index.timing.measure_search`.",
+        "",
+        "```",
+        f"{Path(sys.executable).relative_to(REPO) if Path(sys.executable).is_relative_to(REPO) else sys.executable}"
+        f" {' '.join(sys.argv)}",
+        "```",
+        "",
+        f"Machine: {machine()}, faiss {faiss.__version__} ({faiss.omp_get_max_threads()} OpenMP threads), "
+        f"nproc {os.cpu_count()}. Total run time {total_s / 60:.1f} min.",
+    ]
+    largest = max(results, key=lambda r: r.size)
+    for res in results:
+        e = res.exact
+        header = ["index", "params", "recall@10", "QPS single", "p50 ms", "p95 ms", "QPS batched",
+                  "x exact single", "x exact batched", "build s", "size MB"]
+        rows = [[e.index, e.params, "1", f"{e.qps_single:,.1f}", f"{e.p50_ms:.2f}", f"{e.p95_ms:.2f}",
+                 f"{e.qps_batched:,.1f}", "1", "1", f"{e.build_s:.1f}", f"{e.size_mb:,.0f}"]]
+        for r in res.rows:
+            rows.append([r.index, r.params, f"{r.recall:.4f}", f"{r.qps_single:,.0f}", f"{r.p50_ms:.2f}",
+                         f"{r.p95_ms:.2f}", f"{r.qps_batched:,.0f}", f"{r.qps_single / e.qps_single:.1f}",
+                         f"{r.qps_batched / e.qps_batched:.1f}", f"{r.build_s:.1f}", f"{r.size_mb:,.0f}"])
+        ratio = res.exact_gflops / res.sgemm_gflops
+        batches = ", ".join(f"{bs:,}: {q:,.0f}" for bs, q in sorted(res.exact_batch_qps.items()))
+        out += [
+            "",
+            f"### {res.size:,} vectors",
+            "",
+            f"{res.desc}. {res.n_queries:,} queries, k={K}. Part took {res.seconds:.0f} s; "
+            f"peak RSS of the process so far {res.peak_rss_gib:.2f} GiB.",
+            "",
+            md_table(header, rows),
+            "",
+            f"Exact batched search: {res.exact_gflops:.1f} GFLOP/s (2*n*d*q / time) vs numpy sgemm "
+            f"{res.sgemm_gflops:.1f} GFLOP/s on the same shapes ({res.n_queries:,} x 256 @ 256 x 16,384 blocks) "
+            f"= {ratio:.0%}: **{'PASS' if ratio >= 0.5 else 'FAIL'}** (target >= 50%). "
+            f"Exact QPS by query batch size: {batches}.",
+        ]
+    out += ["", "### Targets", ""]
+    if largest.size >= 1_000_000:
+        lines, ok = speed_target(largest)
+        out += [
+            f"Recall@10 >= 0.99 at >= 10x exact QPS on {largest.size:,} vectors "
+            f"(overall **{'PASS' if ok else 'FAIL'}**, like compared with like):",
+            *lines,
+        ]
+    else:
+        out.append("Recall/speed target: not measured (needs a size >= 1M).")
+    for res in results:
+        ratio = res.exact_gflops / res.sgemm_gflops
+        out.append(f"- exact batched >= 50% of sgemm at {res.size:,}: **{'PASS' if ratio >= 0.5 else 'FAIL'}** "
+                   f"({ratio:.0%})")
+    peak = max(r.peak_rss_gib for r in results)
+    out.append(f"- peak RSS {peak:.2f} GiB: **{'PASS' if peak < 8 else 'FAIL'}** (target < 8 GiB)")
+    return "\n".join(out) + "\n"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--out", default="-", help="BENCHMARKS.md to update, or '-' to print markdown")
+    parser.add_argument("--sizes", type=lambda s: [parse_size(x) for x in s.split(",")], default="100k,1M")
+    parser.add_argument("--n-queries", type=int, default=1000)
+    parser.add_argument("--noise", type=float, default=0.02, help="synthetic noise sigma per dimension")
+    parser.add_argument("--hnsw", type=hnsw_configs, default="32:40", help="m:ef_construction,...")
+    parser.add_argument("--ef", type=int_list, default="16,32,64,128,256")
+    parser.add_argument("--nprobe", type=int_list, default="4,8,16,32,64")
+    parser.add_argument("--exact-batches", type=int_list, default="64,256")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-single", type=int, default=500)
+    parser.add_argument("--single-seconds", type=float, default=2.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+    t0 = time.perf_counter()
+    vectors, info = embed_shared_texts(args.data)
+    vectors = np.unique(vectors, axis=0)  # identical vectors would make recall ambiguous (ties)
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(vectors))
+    held, pool = vectors[order[: args.n_queries]], vectors[order[args.n_queries :]]
+    del vectors
+    log(f"{info['n_texts']:,} texts -> {len(pool) + len(held):,} unique vectors; pool {len(pool):,}")
+    results = [run_size(size, pool, held, args) for size in sorted(args.sizes)]
+    text = render(results, args, info, time.perf_counter() - t0)
+    if args.out == "-":
+        print(f"## {HEADING}\n\n{text}")
+    else:
+        update_section(Path(args.out), HEADING, text)
+        log(f"wrote section '{HEADING}' of {args.out}")
+    print(text.split("### Targets", 1)[1], file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Plots saved into run folders (matplotlib, Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def learning_curves(history: list[dict], path: Path, metric: str) -> None:
+    """`curves.png`: training loss (and validation loss when recorded) and the dev metric per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, label in (("train_loss", "train"), ("val_loss", "val")):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            ax_loss.plot(epochs, values, marker="o", label=label)
+    ax_loss.set(title="loss", xlabel="epoch")
+    ax_loss.legend()
+    key = f"dev_{metric}"
+    values = [h.get(key) for h in history]
+    if any(v is not None for v in values):
+        ax_metric.plot(epochs, values, marker="o", color="tab:green", label=f"dev {metric}")
+        ax_metric.legend()
+    ax_metric.set(title=f"dev {metric}", xlabel="epoch")
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.set_xticks(epochs)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
