@@ -39,6 +39,8 @@ def _prepare_runtime() -> None:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("simlab").setLevel(logging.INFO)
+    for noisy in ("mlflow", "bm25s", "sentence_transformers", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.command()

@@ -12,13 +12,13 @@ if TYPE_CHECKING:
     from simlab.experiments.runner import RunSummary
 
 SPEED_COLUMNS = [
-    ("overlap@10", "overlap@10", "{:.3f}"),
-    ("qps_single", "QPS (1 query)", "{:,.0f}"),
-    ("qps_batched", "QPS (batched)", "{:,.0f}"),
+    ("overlap@10", "top10 ∩ exact", "{:.3f}"),
+    ("qps_single", "QPS 1", "{:,.0f}"),
+    ("qps_batched", "QPS batch", "{:,.0f}"),
     ("p50_ms", "p50 ms", "{:.3f}"),
     ("p95_ms", "p95 ms", "{:.3f}"),
     ("build_seconds", "build s", "{:.2f}"),
-    ("size_mb", "size MB", "{:.1f}"),
+    ("size_mb", "MB", "{:.1f}"),
 ]
 
 
@@ -30,7 +30,7 @@ def quality_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
 
 def speed_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
     main = summary.config.eval.metrics[0]
-    header = ["system", f"Δ {main} vs exact"] + [title for _, title, _ in SPEED_COLUMNS]
+    header = ["system", f"Δ {main}"] + [title for _, title, _ in SPEED_COLUMNS]
     rows = []
     for name, stats in summary.speed.items():
         delta = stats.get(f"delta_{main}")
@@ -62,6 +62,10 @@ def render_markdown(summary: RunSummary) -> str:
         "## Exact vs approximate search",
         "",
         _md_table(*speed_rows(summary)),
+        "",
+        f"Δ: {summary.config.eval.metrics[0]} minus exact search with the same model. top10 ∩ exact: share of "
+        "the exact top 10 that the index returns. QPS 1: one query per call; QPS batch: all test queries "
+        "in one call. p50/p95: latency of one query.",
     ]
     if summary.history:
         keys = [k for k in summary.history[0] if k != "epoch"]
@@ -85,6 +89,8 @@ def print_tables(summary: RunSummary) -> None:
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:  # piped or logged: don't squeeze the tables into 80 columns
+        console = Console(width=160)
     for title, (header, rows) in (
         (f"{summary.config.name}: {summary.n_test_queries} test queries", quality_rows(summary)),
         ("exact vs approximate search", speed_rows(summary)),

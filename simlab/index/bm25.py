@@ -69,6 +69,16 @@ class BM25Params:
             raise ConfigError(f"BM25 b={self.b!r} must be in [0, 1] (0.75 is usual).")
 
 
+def _bm25s():
+    """Import bm25s, undoing the DEBUG level it sets on its own logger at import time."""
+    import logging
+
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
 def _make_stemmer(name: str | None) -> Any:
     """A PyStemmer stemmer, or None. PyStemmer is optional and not a simlab dependency."""
     if name is None:
@@ -90,7 +100,7 @@ def _make_stemmer(name: str | None) -> Any:
 
 
 def _tokenize(texts: list[str], params: BM25Params, stemmer: Any, *, return_ids: bool, progress: bool):
-    import bm25s
+    bm25s = _bm25s()
 
     try:
         return bm25s.tokenize(
@@ -161,7 +171,7 @@ class BM25Retriever:
             ConfigError: invalid parameters, or a stemmer without PyStemmer.
             DataError: the corpus is empty or has no indexable token.
         """
-        import bm25s
+        bm25s = _bm25s()
 
         params = BM25Params(k1=k1, b=b, method=method, stopwords=stopwords, stemmer=stemmer)
         if len(corpus) == 0:
@@ -221,7 +231,7 @@ class BM25Retriever:
         Raises:
             RunFolderError: `folder` exists and `overwrite` is False.
         """
-        import bm25s
+        bm25s = _bm25s()
 
         folder = Path(folder)
         if folder.exists() and not overwrite:
@@ -247,7 +257,7 @@ class BM25Retriever:
             DataError: `folder` is not a simlab BM25 index or its files disagree.
             IndexMismatchError: the index was written by a newer format version.
         """
-        import bm25s
+        bm25s = _bm25s()
 
         folder = Path(folder)
         meta_path = folder / "meta.json"

@@ -51,6 +51,16 @@ def evaluator_key(metric: str) -> str:
     return "dev_cosine_" + _EVALUATOR_KEYS[family].format(k=k or 100)
 
 
+def epoch_line(record: dict, metric: str) -> str:
+    """`[dev] Epoch 2 - loss 0.3694, ndcg@10 0.9019, mrr@10 0.9321, 1.2 s` from a history record."""
+    parts = [f"[dev] Epoch {record['epoch']}"]
+    if record.get("train_loss") is not None:
+        parts.append(f"loss {record['train_loss']:.4f}")
+    shown = [f"dev_{metric}"] + [k for k in ("dev_ndcg@10", "dev_mrr@10", "dev_recall@100") if k != f"dev_{metric}"]
+    values = [f"{k[4:]} {record[k]:.4f}" for k in shown if k in record]
+    return f"{parts[0]} - " + ", ".join(parts[1:] + values + [f"{record['seconds']:.1f} s"])
+
+
 def negatives_per_query(n_pairs: int, batch_size: int, n_hard: int) -> float:
     """Mean number of negatives one anchor is scored against per step with in-batch negatives.
 
@@ -83,6 +93,18 @@ def train_dense(
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from transformers import TrainerCallback
+    from transformers.trainer_callback import ProgressCallback
+
+    class EpochProgress(ProgressCallback):
+        """The trainer's progress bar, without its raw log dicts: one readable line per epoch instead."""
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            pass
+
+        def on_evaluate(self, args, state, control, **kw):
+            super().on_evaluate(args, state, control, **kw)
+            if result.history and self.training_bar is not None:
+                self.training_bar.write(epoch_line(result.history[-1], cfg.best_metric))
 
     dataset = data.to_dataset()
     n_hard = len(data.negatives[0]) if data.negatives else 0
@@ -153,6 +175,8 @@ def train_dense(
         evaluator=_make_evaluator(dev, cfg.best_metric) if has_dev else None,
         callbacks=[History()],
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(EpochProgress())
     t0 = time.perf_counter()
     trainer.train()
     result.seconds = time.perf_counter() - t0
