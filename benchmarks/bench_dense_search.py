@@ -62,6 +62,38 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30  # ru_maxrss is KiB on Linux
 
 
+class CpuWatch:
+    """Share of the machine's CPU used by *other* processes between `start()` and `stop()`.
+
+    From /proc/stat (all CPUs busy time) minus this process's own user+system time; a
+    benchmark on a 2-core machine is only meaningful when this stays near 0.
+    """
+
+    def __init__(self) -> None:
+        self.start()
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        fields = [float(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        ticks = os.sysconf("SC_CLK_TCK")
+        idle = fields[3] + fields[4]  # idle + iowait
+        return (sum(fields) - idle) / ticks, sum(fields) / ticks
+
+    @staticmethod
+    def _own() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    def start(self) -> None:
+        self._busy, self._total = self._machine()
+        self._self = self._own()
+
+    def other_share(self) -> float:
+        busy, total = self._machine()
+        other = (busy - self._busy) - (self._own() - self._self)
+        return max(0.0, other / max(total - self._total, 1e-9))
+
+
 def noisy(src: np.ndarray, sigma: float, rng: np.random.Generator, chunk: int = 100_000) -> np.ndarray:
     """`src` + N(0, sigma^2) per dimension, re-normalised, float32, computed in chunks."""
     out = np.empty_like(src)
@@ -135,6 +167,7 @@ class SizeResult:
     exact_batch_qps: dict[int, float] = field(default_factory=dict)
     peak_rss_gib: float = 0.0
     seconds: float = 0.0
+    other_cpu: float = 0.0
 
 
 def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
@@ -142,6 +175,7 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
     from simlab.index.timing import index_size_bytes, measure_search, overlap_at_k
 
     t_start = time.perf_counter()
+    watch = CpuWatch()
     base, queries, desc = make_dataset(pool, held, size, args.noise, args.seed)
     ids = [str(i) for i in range(len(base))]
     log(f"[{size:,}] {desc}")
@@ -192,6 +226,9 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
     gc.collect()
     res.peak_rss_gib = peak_rss_gib()
     res.seconds = time.perf_counter() - t_start
+    res.other_cpu = watch.other_share()
+    if res.other_cpu > 0.05:
+        log(f"  WARNING: other processes used {res.other_cpu:.0%} of the CPU during this part")
     return res
 
 
@@ -257,7 +294,9 @@ def render(results: list[SizeResult], args, info: dict, total_s: float) -> str:
             f"### {res.size:,} vectors",
             "",
             f"{res.desc}. {res.n_queries:,} queries, k={K}. Part took {res.seconds:.0f} s; "
-            f"peak RSS of the process so far {res.peak_rss_gib:.2f} GiB.",
+            f"peak RSS of the process so far {res.peak_rss_gib:.2f} GiB. Other processes used "
+            f"{res.other_cpu:.1%} of the machine's CPU meanwhile"
+            + (" (**timings disturbed**)." if res.other_cpu > 0.05 else "."),
             "",
             md_table(header, rows),
             "",

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine, md_table, update_section  # noqa: E402
+from common import REPO, machine, md_table, quiet_logs, update_section  # noqa: E402
 
 HEADING = "Retrieval quality: Cranfield and CISI"
 COLLECTIONS = ["cranfield", "cisi"]
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--set", dest="extra", action="append", default=[], help="extra config override")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    quiet_logs()
     from simlab.config import load_config
     from simlab.experiments.runner import run_experiment
 

@@ -58,3 +58,12 @@ def update_section(path: Path, heading: str, body: str) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + section
     path.write_text(text.rstrip("\n") + "\n")
+
+
+def quiet_logs() -> None:
+    """Keep library INFO chatter out of benchmark output (progress bars stay)."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    for name in ("sentence_transformers", "transformers", "mlflow", "bm25s", "simlab"):
+        logging.getLogger(name).setLevel(logging.WARNING)

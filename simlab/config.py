@@ -71,7 +71,7 @@ class HNSWConfig(Section):
 
 class IVFConfig(Section):
     nlist: int | None = Field(None, ge=1, description="Default: about 4 * sqrt(n_docs).")
-    nprobe: int = Field(16, ge=1)
+    nprobe: int = Field(32, ge=1)
     min_docs: int = Field(10_000, ge=1, description="Build IVF only for corpora at least this large.")
 
 

@@ -418,7 +418,9 @@ class IVFIndex(DenseIndex):
         index.cp.max_points_per_centroid = max(256, math.ceil(params["train_size"] / params["nlist"]))
         index.cp.spherical = metric == faiss.METRIC_INNER_PRODUCT
         rng = np.random.default_rng(params["seed"])
-        sample = x if params["train_size"] >= n else x[np.sort(rng.choice(n, params["train_size"], replace=False))]
+        sample = x
+        if params["train_size"] < n:
+            sample = x[np.sort(rng.choice(n, params["train_size"], replace=False))]  # (train_size, d)
         index.train(sample)
         index.add(x)
         return index
@@ -478,7 +480,9 @@ def load(
         raise DataError(f"{meta_path}:{e.lineno}: invalid JSON ({e.msg}).") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         got = meta.get("format") if isinstance(meta, dict) else None
-        raise DataError(f"{meta_path}: format is {got!r}, expected {FORMAT_NAME!r}; not a simlab dense index.")
+        raise DataError(
+            f"{meta_path}: format is {got!r}, expected {FORMAT_NAME!r}; not a simlab dense index."
+        )
     if meta.get("format_version") != FORMAT_VERSION:
         raise IndexMismatchError(
             f"{meta_path}: format version {meta.get('format_version')!r}, this simlab reads version "
@@ -503,7 +507,8 @@ def load(
     sizes = {"meta.json": meta.get("n_vectors"), "ids.json": len(ids), "index.faiss": index.ntotal}
     if len(set(sizes.values())) != 1 or index.d != meta.get("dim"):
         raise DataError(
-            f"{folder}: the index files disagree: sizes {sizes}, dim {index.d} vs meta.json {meta.get('dim')}."
+            f"{folder}: the index files disagree: sizes {sizes}, dim {index.d} vs meta.json "
+            f"{meta.get('dim')}; rebuild the index."
         )
     return cls(
         index,
