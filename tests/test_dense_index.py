@@ -57,6 +57,19 @@ def test_flat_equals_brute_force(data, flat):
     assert got_scores.shape == (len(q), 10) and got_scores.dtype == np.float32
 
 
+def test_flat_blas_switch_is_restored_and_consistent(data, flat):
+    import faiss
+
+    _, q, _ = data
+    before = faiss.cvar.distance_compute_blas_threshold
+    batched_ids, batched_scores = flat.search(q[:20], 10)  # BLAS path (threshold lowered for the call)
+    assert faiss.cvar.distance_compute_blas_threshold == before
+    for i in range(3):  # one query at a time: faiss' sequential path
+        ids, scores = flat.search(q[i], 10)
+        assert ids[0] == batched_ids[i]
+        np.testing.assert_allclose(scores[0], batched_scores[i], atol=1e-5)
+
+
 def test_flat_l2_scores_are_negated_squared_distances(data):
     x, q, ids = data
     index = FlatIndex.build(x, ids, metric="l2", model_id=MODEL, normalized=True)
