@@ -194,3 +194,23 @@ def test_cli_run_separate_towers_without_training(toy_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "zeroshot.hnsw" in proc.stdout and "bm25" in proc.stdout
     assert json.loads((out / "metrics.json").read_text())["zeroshot.flat"]["ndcg@10"] > 0
+
+
+def test_separate_towers_train_with_model_mined_negatives(toy_dir, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from simlab.experiments.runner import run_experiment
+
+    cfg = config(
+        toy_dir, tmp_path, "model.towers=separate", "train.hard_negatives.source=model",
+        "train.hard_negatives.num=2", "train.hard_negatives.range_min=1", "train.epochs=1",
+        "eval.systems=[trained]", "index.approximate=[]", "tracking.mlflow=false",
+    )
+    summary = run_experiment(cfg, tmp_path / "towers")
+    assert set(summary.metrics) == {"trained.flat"}
+    assert any("2 per pair mined by model" in n for n in summary.notes)
+    assert any("negatives per step" in n for n in summary.notes)
+    model = SentenceTransformer(str(summary.folder / "model"), device="cpu")
+    query_tower = model[0].sub_modules["query"][0].embedding.weight
+    doc_tower = model[0].sub_modules["document"][0].embedding.weight
+    assert not query_tower.detach().equal(doc_tower.detach())  # both trained, separately
