@@ -99,6 +99,40 @@ def demo(
     typer.echo(f"Run folder: {out}. Try: simlab search {out} \"how do I fix a flat tyre\" -k 5")
 
 
+@app.command("compare")
+def compare_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Run folders, or sweep folders holding run folders.")],
+    baseline: Annotated[
+        str | None, typer.Option(help="Baseline system (e.g. bm25, or cran1/trained.flat); default: the first.")
+    ] = None,
+    metrics: Annotated[str | None, typer.Option(help="Comma-separated, e.g. ndcg@10,mrr@10; default: all.")] = None,
+    systems: Annotated[str | None, typer.Option(help="Comma-separated systems to keep; default: all.")] = None,
+    test: Annotated[str, typer.Option(help="Paired test: fisher, student, bootstrap or wilcoxon.")] = "fisher",
+    correction: Annotated[str, typer.Option(help="Multiple-comparison correction: holm, bonferroni, none.")] = "holm",
+    alpha: Annotated[float, typer.Option(help="Significance level after correction.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the resampling tests.")] = 42,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+) -> None:
+    """Compare systems of one or more runs: deltas vs a baseline, paired tests, W/T/L."""
+    from rich.console import Console
+
+    from simlab import fsutil
+    from simlab.experiments.compare import compare, load_systems
+
+    split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
+    loaded = load_systems(paths, systems=split(systems), metrics=split(metrics))
+    result = compare(
+        loaded, baseline=baseline or next(iter(loaded)), metrics=split(metrics), test=test,
+        correction=correction, alpha=alpha, seed=seed,
+    )
+    Console(width=None if sys.stdout.isatty() else 160).print(result.to_rich())
+    if markdown:
+        fsutil.write_text(markdown, result.to_markdown())
+    if json_out:
+        fsutil.write_text(json_out, result.to_json())
+
+
 @data_app.command("convert")
 def data_convert(
     kind: Annotated[str, typer.Argument(help="Source layout, e.g. glasgow (Cranfield, CISI, CACM, MED).")],

@@ -214,3 +214,20 @@ def test_separate_towers_train_with_model_mined_negatives(toy_dir, tmp_path):
     query_tower = model[0].sub_modules["query"][0].embedding.weight
     doc_tower = model[0].sub_modules["document"][0].embedding.weight
     assert not query_tower.detach().equal(doc_tower.detach())  # both trained, separately
+
+
+def test_cli_compare_on_a_finished_run(finished_run, tmp_path):
+    summary, _ = finished_run
+    md, js = tmp_path / "cmp.md", tmp_path / "cmp.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "simlab", "compare", str(summary.folder), "--baseline", "bm25",
+         "--metrics", "ndcg@10,mrr@10", "--markdown", str(md), "--json", str(js)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "trained.flat" in proc.stdout and "holm" in proc.stdout
+    table = md.read_text()
+    assert "bm25" in table and "hybrid" in table and "ndcg@10" in table
+    assert json.loads(js.read_text())["format"] == "simlab.compare"
+    bad = subprocess.run([sys.executable, "-m", "simlab", "compare", str(tmp_path)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and str(tmp_path) in bad.stderr
