@@ -29,7 +29,8 @@ CACHE = REPO / ".bench"
 
 def _table_rows(path: Path) -> list[str]:
     with path.open(newline="", encoding="utf-8") as f:
-        return [" ".join(v.strip() for k, v in row.items() if k != "id" and v and v.strip()) for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    return [" ".join(v.strip() for k, v in row.items() if k != "id" and v and v.strip()) for row in rows]
 
 
 def _lines(path: Path, column: int | None = None) -> list[str]:

@@ -62,8 +62,10 @@ def run(
 
     summary = run_experiment(cfg, out, overwrite=overwrite)
     print_tables(summary)
-    typer.echo(f"Run folder: {out} (report.md, metrics.json, perquery.tsv, runs/, model/, indexes/)")
-    typer.echo(f'Next: simlab search {out} "your query" -k 5')
+    typer.echo(f"Run folder: {out} (report.md, metrics.json, perquery.tsv, history.jsonl, curves.png, model/)")
+    if cfg.task == "retrieval":
+        typer.echo(f'Next: simlab search {out} "your query" -k 5')
+    typer.echo(f"Compare systems: simlab compare {out}")
 
 
 @app.command()

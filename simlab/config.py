@@ -94,21 +94,96 @@ class TrackingConfig(Section):
     experiment: str = "simlab"
 
 
-class ExperimentConfig(Section):
-    task: Literal["retrieval"] = "retrieval"
+class Experiment(Section):
+    """Fields every task shares; each task adds its own sections."""
+
     name: str = "experiment"
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    train: TrainConfig = TrainConfig()
-    index: IndexConfig = IndexConfig()
-    eval: EvalConfig = EvalConfig()
     tracking: TrackingConfig = TrackingConfig()
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
-def _fields_of(model: type[BaseModel], loc: tuple) -> list[str]:
+class ExperimentConfig(Experiment):
+    """`task: retrieval`: dense retrieval against BM25, exact and approximate (workload E)."""
+
+    task: Literal["retrieval"] = "retrieval"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    index: IndexConfig = IndexConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+# ----- task: pairs (workload A) ---------------------------------------------------------------
+
+
+class PairsDataConfig(Section):
+    path: str = Field(..., description="DeepMatcher folder (tableA/tableB + pair files) or a records file.")
+    fields: list[str] | None = Field(None, description="Text fields of a record; default: all but the id.")
+    id_field: str = "id"
+    group_field: str = Field("group", description="Group column of a records file (records of a group match).")
+    val_ratio: float = Field(0.1, ge=0, lt=1)
+    test_ratio: float = Field(0.1, ge=0, lt=1)
+    seed: int = 42
+
+
+class PerSplitLimit(Section):
+    train: int | None = Field(None, ge=1)
+    val: int | None = Field(None, ge=1)
+    test: int | None = Field(None, ge=1)
+
+
+class PairSamplingConfig(Section):
+    mode: Literal["sampled", "given"] = Field(
+        "sampled", description="Train on pairs sampled from the train matches, or on the given train pairs."
+    )
+    pos_neg_ratio: float = Field(2.0, ge=0, description="Negatives per positive pair.")
+    hard_soft_ratio: float = Field(0.5, ge=0, le=1, description="Share of negatives that are hard (mined).")
+    hard_miner: Literal["bm25", "model"] = "bm25"
+    limit_pos_pairs_per_query: PerSplitLimit = PerSplitLimit()
+    limit_queries: int | None = Field(None, ge=1)
+
+
+class PairModelConfig(Section):
+    name: str = Field("wordllama", description="'wordllama', a hub model name, or a local model folder.")
+    preload: str | None = Field(None, description="Start from this saved model folder (e.g. an earlier run's model).")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    max_length: int = Field(256, gt=0)
+    normalize: bool = True
+
+
+class PairTrainConfig(Section):
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(64, ge=2)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    learning_rate: float = Field(0.05, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD only.")
+    weight_decay: float = Field(0.0, ge=0)
+    patience: int = Field(2, ge=0, description="ReduceLROnPlateau: epochs without val improvement.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    margin: float = Field(0.5, gt=0, description="Contrastive loss margin on the distance.")
+    distance: Literal["cosine", "euclidean"] = "cosine"
+    best_by: Literal["f1", "pos_acc"] = "f1"
+    save_every: int | None = Field(None, ge=1, description="Also keep the model every N epochs.")
+    resume: str | None = Field(None, description="Trainer checkpoint folder to resume from.")
+    seed: int = 42
+
+
+class PairsConfig(Experiment):
+    """`task: pairs`: a siamese matcher with a threshold tuned on val and frozen for test (workload A)."""
+
+    task: Literal["pairs"] = "pairs"
+    data: PairsDataConfig
+    sampling: PairSamplingConfig = PairSamplingConfig()
+    model: PairModelConfig = PairModelConfig()
+    train: PairTrainConfig = PairTrainConfig()
+
+
+TASKS: dict[str, type[Experiment]] = {"retrieval": ExperimentConfig, "pairs": PairsConfig}
+
+
+def _fields_of(model: type[BaseModel], loc: tuple) -> list[str]:  
     """Valid field names at `loc` (the parent of a rejected key), for the error message."""
     for part in loc:
         field = model.model_fields.get(str(part))
@@ -122,13 +197,13 @@ def _fields_of(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted(model.model_fields)
 
 
-def _format_error(source: str, err: ValidationError) -> str:
+def _format_error(source: str, err: ValidationError, schema: type[BaseModel]) -> str:
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         if e["type"] == "extra_forbidden":
-            valid = _fields_of(ExperimentConfig, loc[:-1])
+            valid = _fields_of(schema, loc[:-1])
             lines.append(f"{source}: {dotted}: unknown field; valid fields here: {', '.join(valid)}")
         else:
             got = e.get("input")
@@ -166,7 +241,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return out
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> ExperimentConfig:
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experiment:
     """Read, override and validate an experiment config; raise `ConfigError` on any problem."""
     raw: dict = {}
     source = "<defaults>"
@@ -184,11 +259,16 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experimen
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, model:, ...)")
     raw = apply_overrides(raw, list(overrides))
+    task = raw.get("task", "retrieval")
+    if task not in TASKS:
+        raise ConfigError(f"{source}: task: {task!r} is not a task; choose one of: {', '.join(sorted(TASKS))}")
+    schema = TASKS[task]
     try:
-        cfg = ExperimentConfig.model_validate(raw)
+        cfg = schema.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_error(source, err)) from None
-    _check_metrics(source, cfg)
+        raise ConfigError(_format_error(source, err, schema)) from None
+    if isinstance(cfg, ExperimentConfig):
+        _check_metrics(source, cfg)
     return cfg
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def learning_curves(history: list[dict], path: Path, metric: str) -> None:
+def learning_curves(history: list[dict], path: Path, metric: str, prefix: str = "dev") -> None:
     """`curves.png`: training loss (and validation loss when recorded) and the dev metric per epoch."""
     import matplotlib
 
@@ -20,12 +20,11 @@ def learning_curves(history: list[dict], path: Path, metric: str) -> None:
             ax_loss.plot(epochs, values, marker="o", label=label)
     ax_loss.set(title="loss", xlabel="epoch")
     ax_loss.legend()
-    key = f"dev_{metric}"
-    values = [h.get(key) for h in history]
+    values = [h.get(f"{prefix}_{metric}") for h in history]
     if any(v is not None for v in values):
-        ax_metric.plot(epochs, values, marker="o", color="tab:green", label=f"dev {metric}")
+        ax_metric.plot(epochs, values, marker="o", color="tab:green", label=f"{prefix} {metric}")
         ax_metric.legend()
-    ax_metric.set(title=f"dev {metric}", xlabel="epoch")
+    ax_metric.set(title=f"{prefix} {metric}", xlabel="epoch")
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
         ax.set_xticks(epochs)

@@ -46,7 +46,30 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+PAIR_COLUMNS = [("f1", "F1"), ("pos_acc", "P Acc"), ("neg_acc", "N Acc"), ("avg_acc", "Avg Acc"),
+                ("precision", "precision"), ("recall", "recall"), ("ap", "AP"), ("threshold", "thr (val)"),
+                ("val_f1", "val F1")]
+
+
+def pair_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
+    rows = [[name] + [f"{m[k]:.4f}" for k, _ in PAIR_COLUMNS] for name, m in summary.metrics.items()]
+    return ["system", *[title for _, title in PAIR_COLUMNS]], rows
+
+
+def _tables(summary: RunSummary) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
+    """(title, (header, rows)) of every table of a run, by task."""
+    if summary.config.task == "pairs":
+        return [(f"{summary.config.name}: {summary.n_test_queries} test pairs (threshold tuned on val, frozen)",
+                 pair_rows(summary))]
+    return [
+        (f"{summary.config.name}: {summary.n_test_queries} test queries", quality_rows(summary)),
+        ("exact vs approximate search", speed_rows(summary)),
+    ]
+
+
 def render_markdown(summary: RunSummary) -> str:
+    if summary.config.task == "pairs":
+        return _render_pairs(summary)
     cfg = summary.config
     parts = [
         f"# {cfg.name}",
@@ -77,6 +100,29 @@ def render_markdown(summary: RunSummary) -> str:
     return "\n".join(parts)
 
 
+def _render_pairs(summary: RunSummary) -> str:
+    cfg = summary.config
+    parts = [
+        f"# {cfg.name}",
+        "",
+        f"Pairs `{cfg.data.path}`: {summary.n_test_queries} test pairs. Model `{cfg.model.name}`, contrastive "
+        f"loss (margin {cfg.train.margin}, {cfg.train.distance}), best epoch by val {cfg.train.best_by}. Every "
+        "system's threshold is the F1-optimal threshold on val, frozen for test.",
+        "",
+        "## Test",
+        "",
+        _md_table(*pair_rows(summary)),
+    ]
+    if summary.history:
+        keys = ["train_loss", "val_loss", "val_f1", "val_pos_acc", "val_neg_acc", "val_threshold", "seconds"]
+        rows = [[str(h.get("epoch"))] + [_fmt(h.get(k)) for k in keys] for h in summary.history]
+        parts += ["", "## Training (val every epoch)", "", _md_table(["epoch", *keys], rows), "",
+                  "![learning curves](curves.png)"]
+    parts += ["", "## Notes", ""] + [f"- {n}" for n in summary.notes]
+    parts += ["", f"Run time: {summary.seconds:.1f} s.", ""]
+    return "\n".join(parts)
+
+
 def _fmt(v) -> str:
     if v is None:
         return "-"
@@ -91,10 +137,7 @@ def print_tables(summary: RunSummary) -> None:
     console = Console()
     if not console.is_terminal:  # piped or logged: don't squeeze the tables into 80 columns
         console = Console(width=160)
-    for title, (header, rows) in (
-        (f"{summary.config.name}: {summary.n_test_queries} test queries", quality_rows(summary)),
-        ("exact vs approximate search", speed_rows(summary)),
-    ):
+    for title, (header, rows) in _tables(summary):
         table = Table(title=title)
         for i, h in enumerate(header):
             table.add_column(h, justify="left" if i == 0 else "right")

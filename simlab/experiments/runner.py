@@ -84,8 +84,17 @@ def _train(cfg: ExperimentConfig, collection: Collection, folder: Path, summary:
     return model
 
 
-def run_experiment(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> RunSummary:
-    """Run the whole experiment into `out`; see the module docstring."""
+def run_experiment(cfg, out: Path, overwrite: bool = False) -> RunSummary:
+    """Run any experiment config into the run folder `out`, dispatching on `cfg.task`."""
+    if cfg.task == "pairs":
+        from simlab.experiments.pairs_runner import run_pairs
+
+        return run_pairs(cfg, out, overwrite)
+    return run_retrieval(cfg, out, overwrite)
+
+
+def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> RunSummary:
+    """Run a retrieval experiment into `out`; see the module docstring."""
     from simlab.data.loader import load_collection
     from simlab.data.trec import write_trec_qrels, write_trec_run
     from simlab.evaluation.metrics import evaluate, per_query_rows

@@ -1,0 +1,206 @@
+"""`simlab run` for `task: pairs`: a siamese matcher with a val-tuned, frozen threshold.
+
+Stages: read the records and pairs; build train pairs (sampled from the train matches with
+`pos_neg_ratio` / `hard_soft_ratio`, or the given ones) and the val/test pairs (the given
+labelled pairs, or sampled per split for a group-id layout); score two reference systems
+(token overlap, and the untrained model) and train the model; every system's threshold is
+tuned on val and frozen for test, which is scored once. Written like the retrieval runner:
+a staged folder that becomes the run folder only when everything succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from simlab import fsutil
+from simlab.config import PairsConfig
+from simlab.data.matching import MatchingDataset, Records
+from simlab.errors import RunFolderError
+from simlab.experiments.runner import RUN_FORMAT, RunSummary
+from simlab.training.pairs import REPORTED, PairSet
+
+
+def record_text(records: Records, i: int, fields: list[str]) -> str:
+    """A record's field values joined by spaces (empty fields skipped)."""
+    return " ".join(v for f in fields if (v := records.fields[f][i].strip()))
+
+
+def token_overlap(pairs: PairSet) -> np.ndarray:
+    """Jaccard overlap of lower-cased word sets: the model-free baseline, scored like the model."""
+
+    def words(t: str) -> set[str]:
+        return set(re.findall(r"\w+", t.lower()))
+
+    out = []
+    for a, b in zip(pairs.left, pairs.right):
+        wa, wb = words(a), words(b)
+        out.append(len(wa & wb) / len(wa | wb) if wa | wb else 0.0)
+    return np.array(out)
+
+
+def _fields(cfg: PairsConfig, records: Records) -> list[str]:
+    from simlab.errors import ConfigError
+
+    names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field]
+    missing = [f for f in names if f not in records.fields]
+    if missing:
+        raise ConfigError(f"data.fields: {missing} not in {records.source}; fields are {sorted(records.fields)}")
+    return names
+
+
+def _labelled_set(data: MatchingDataset, split: str, limit: int | None, seed: int, fields: list[str]) -> PairSet:
+    from simlab.data.sampling import limit_labelled_pairs
+
+    pairs = data.pairs[split]
+    if limit:
+        pairs = limit_labelled_pairs(pairs, limit_pos_pairs_per_query=limit, limit_queries=None, seed=seed)
+    lpos, rpos = data.left.position, data.right.position
+    return PairSet(
+        [record_text(data.left, lpos[i], fields) for i in pairs.left_ids],
+        [record_text(data.right, rpos[i], fields) for i in pairs.right_ids],
+        list(pairs.labels),
+        [f"{a}|{b}" for a, b in zip(pairs.left_ids, pairs.right_ids)],
+    )
+
+
+def _sampled_set(records: Records, indices, cfg: PairsConfig, split: str, fields: list[str], notes: list[str]):
+    from simlab.data.sampling import SamplingConfig, bm25_miner, sample_pairs
+
+    s = cfg.sampling
+    scfg = SamplingConfig(
+        pos_neg_ratio=s.pos_neg_ratio, hard_soft_ratio=s.hard_soft_ratio,
+        limit_pos_pairs_per_query=getattr(s.limit_pos_pairs_per_query, split),
+        limit_queries=s.limit_queries if split == "train" else None, seed=cfg.train.seed,
+    )
+    miner = bm25_miner(records, fields) if s.hard_soft_ratio > 0 else None
+    sampled = sample_pairs(records, indices, scfg, miner)
+    counts = sampled.counts()
+    notes.append(
+        f"{split} pairs sampled: {counts['pos']} positive, {counts['hard']} hard negatives (bm25), "
+        f"{counts['random']} random negatives; {counts['false_negatives_skipped']} mined candidates were in "
+        f"fact matches and were skipped (false negatives avoided)."
+    )
+    texts = [record_text(records, i, fields) for i in range(len(records))]
+    return PairSet(
+        [texts[i] for i in sampled.left_idx], [texts[i] for i in sampled.right_idx], list(sampled.labels),
+        [f"{records.ids[a]}|{records.ids[b]}" for a, b in zip(sampled.left_idx, sampled.right_idx)],
+    )
+
+
+def build_pair_sets(cfg: PairsConfig, data: MatchingDataset, notes: list[str]) -> dict[str, PairSet]:
+    """Train, val and test `PairSet`s following the module docstring."""
+    from simlab.data.matching import group_split, groups_from_pairs
+
+    limits = cfg.sampling.limit_pos_pairs_per_query
+    if data.kind == "pairs":
+        fields = _fields(cfg, data.left)
+        sets = {s: _labelled_set(data, s, getattr(limits, s), cfg.train.seed, fields) for s in ("val", "test")}
+        if cfg.sampling.mode == "given":
+            sets["train"] = _labelled_set(data, "train", limits.train, cfg.train.seed, fields)
+            notes.append(f"train pairs: the {len(sets['train'])} given labelled pairs (sampling.mode: given).")
+        else:
+            records = groups_from_pairs(data, splits=("train",))
+            train_pairs = data.pairs["train"]
+            pool = sorted({records.position[f"A:{i}"] for i in train_pairs.left_ids}
+                          | {records.position[f"B:{i}"] for i in train_pairs.right_ids})
+            sets["train"] = _sampled_set(records, pool, cfg, "train", fields, notes)
+        notes.append("val and test pairs: the given labelled pairs of the dataset.")
+        return sets
+    records = data.left
+    fields = _fields(cfg, records)
+    split = group_split(records.groups, cfg.data.val_ratio, cfg.data.test_ratio, cfg.data.seed)
+    return {name: _sampled_set(records, split[name], cfg, name, fields, notes) for name in ("train", "val", "test")}
+
+
+def _system(scores_val: np.ndarray, scores_test: np.ndarray, val: PairSet, test: PairSet):
+    from simlab.evaluation.pairs import best_threshold, pair_metrics
+
+    thr, _ = best_threshold(scores_val, val.labels)
+    val_m = pair_metrics(scores_val, val.labels, thr)
+    test_m = pair_metrics(scores_test, test.labels, thr)  # val's threshold, frozen
+    return {**{k: float(test_m[k]) for k in REPORTED}, "threshold": float(thr),
+            **{f"val_{k}": float(val_m[k]) for k in REPORTED}}, scores_test, test_m
+
+
+def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummary:
+    """Run a pair-matching experiment into `out`; see the module docstring."""
+    from simlab.config import ModelConfig
+    from simlab.data.matching import read_matching
+    from simlab.experiments.plots import learning_curves
+    from simlab.experiments.report import render_markdown
+    from simlab.models import load_model
+    from simlab.training.pairs import pair_scores, train_pairs
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
+    t0 = time.perf_counter()
+    data = read_matching(Path(cfg.data.path), id_field=cfg.data.id_field, group_field=cfg.data.group_field)
+    summary = RunSummary(folder=out, config=cfg)
+    sets = build_pair_sets(cfg, data, summary.notes)
+    val, test = sets["val"], sets["test"]
+    summary.n_test_queries = len(test)
+    per_item: dict[str, np.ndarray] = {}
+    with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
+        fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
+        summary.metrics["overlap"], per_item["overlap"], _ = _system(token_overlap(val), token_overlap(test), val, test)
+        model_cfg = ModelConfig(name=cfg.model.preload or cfg.model.name, max_length=cfg.model.max_length,
+                                normalize=cfg.model.normalize)
+        model = load_model(model_cfg)
+        if cfg.model.dropout:
+            from sentence_transformers import SentenceTransformer
+            from sentence_transformers.sentence_transformer.modules import Dropout
+
+            model = SentenceTransformer(modules=[*list(model)[:1], Dropout(cfg.model.dropout), *list(model)[1:]],
+                                        device="cpu")
+        d = cfg.train.distance
+        summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
+            pair_scores(model, val, d), pair_scores(model, test, d), val, test
+        )
+        result = train_pairs(model, sets["train"], val, cfg.train, tmp / ".checkpoints", tmp / "checkpoints")
+        summary.history = result.history
+        model.eval()
+        summary.metrics["trained"], per_item["trained"], test_m = _system(
+            pair_scores(model, val, d), pair_scores(model, test, d), val, test
+        )
+        from simlab.evaluation.pairs import epoch_line
+
+        summary.notes.append(
+            f"Best epoch by val {cfg.train.best_by}: {result.best_epoch}; test scored once with its weights "
+            f"and val's threshold {summary.metrics['trained']['threshold']:.3f}, frozen "
+            f"(both thresholds come from val): {epoch_line('test', result.best_epoch or 0, None, test_m, test_m['threshold'], optimised=False)}."
+        )
+        summary.notes.append(
+            f"{len(sets['train'])} training pairs, {cfg.train.epochs} epochs, {result.seconds:.1f} s "
+            f"({result.seconds / cfg.train.epochs:.1f} s per epoch)."
+        )
+        model.save(str(tmp / "model"))
+        fsutil.write_text(tmp / "history.jsonl", "".join(json.dumps(h) + "\n" for h in summary.history))
+        learning_curves(summary.history, tmp / "curves.png", cfg.train.best_by, prefix="val")
+        rows = ["system\tquery_id\tmetric\tvalue\n"]
+        for system, scores in per_item.items():
+            thr = summary.metrics[system]["threshold"]
+            for pid, y, s in zip(test.ids, test.labels, scores):
+                rows.append(f"{system}\t{pid}\tcorrect\t{int((s >= thr) == bool(y))}\n")
+                rows.append(f"{system}\t{pid}\tscore\t{s:.6f}\n")
+        fsutil.write_text(tmp / "perquery.tsv", "".join(rows))
+        fsutil.write_json(tmp / "metrics.json", summary.metrics)
+        summary.seconds = time.perf_counter() - t0
+        fsutil.write_json(tmp / "meta.json", RUN_FORMAT | {
+            "name": cfg.name, "task": "pairs", "data": str(Path(cfg.data.path).resolve()),
+            "n_test_pairs": len(test), "seconds": round(summary.seconds, 2), "notes": summary.notes,
+        })
+        fsutil.write_text(tmp / "report.md", render_markdown(summary))
+        shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)
+    if cfg.tracking.mlflow:
+        from simlab.experiments.tracking import log_run
+
+        log_run(summary)
+    return summary
+

@@ -1,0 +1,174 @@
+"""Siamese pair matcher training on the sentence-transformers trainer (workload A).
+
+A `SentenceTransformer` encodes both records of a pair; sentence-transformers'
+`ContrastiveLoss` pulls matches together and pushes non-matches past `margin`. The optimizer
+(AdamW, or SGD with momentum), weight decay, gradient accumulation, ReduceLROnPlateau on the
+val metric, the best checkpoint by `best_by`, and resuming are the HF trainer's own options.
+Validation every epoch is `PairEvaluator`: it tunes the F1-optimal threshold on val and
+prints the seed's line, `[val] Epoch 5 - loss 0.5040, P Acc 0.842, ... thr* 0.369`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from simlab.config import PairTrainConfig
+
+REPORTED = ("f1", "pos_acc", "neg_acc", "avg_acc", "precision", "recall", "ap")
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """Pairs of record texts with 0/1 labels; `ids` name each pair (for per-item scores)."""
+
+    left: list[str]
+    right: list[str]
+    labels: list[int]
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def pair_scores(model: SentenceTransformer, pairs: PairSet, distance: str = "cosine") -> np.ndarray:
+    """Similarity of each pair (higher = more alike): cosine, or minus the euclidean distance."""
+    texts = list(dict.fromkeys(pairs.left + pairs.right))  # encode each distinct text once
+    emb = model.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=len(texts) > 5000)
+    pos = {t: i for i, t in enumerate(texts)}
+    a = emb[[pos[t] for t in pairs.left]]  # (n, d)
+    b = emb[[pos[t] for t in pairs.right]]  # (n, d)
+    if distance == "euclidean":
+        return -np.linalg.norm(a - b, axis=1)
+    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
+    return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
+
+
+def score_split(model, pairs: PairSet, distance: str, threshold: float | None = None) -> tuple[dict, np.ndarray]:
+    """Metrics of `pairs` at `threshold`, or at the F1-optimal threshold of these pairs when None."""
+    scores = pair_scores(model, pairs, distance)
+    if threshold is None:
+        threshold, _ = best_threshold(scores, pairs.labels)
+    return pair_metrics(scores, pairs.labels, threshold), scores
+
+
+@dataclass
+class PairTrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    threshold: float = 0.0
+    seconds: float = 0.0
+
+
+def _evaluator(val: PairSet, cfg: PairTrainConfig, result: PairTrainResult):
+    from sentence_transformers.base.evaluation import SentenceEvaluator
+
+    class PairEvaluator(SentenceEvaluator):
+        """Val metrics at val's own F1-optimal threshold, recorded into the run's history."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.name = "val"
+            self.primary_metric = cfg.best_by
+
+        def __call__(self, model, output_path=None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
+            metrics, _ = score_split(model, val, cfg.distance)
+            result.history.append({f"val_{k}": float(metrics[k]) for k in (*REPORTED, "threshold")})
+            out = {k: float(metrics[k]) for k in (*REPORTED, "threshold")}
+            return self.prefix_name_to_metrics(out, self.name)
+
+    return PairEvaluator()
+
+
+def train_pairs(
+    model: SentenceTransformer, train: PairSet, val: PairSet, cfg: PairTrainConfig, work_dir: Path,
+    keep_dir: Path | None = None,
+) -> PairTrainResult:
+    """Train `model` in place and keep the best epoch's weights; see the module docstring."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import ContrastiveLoss, SiameseDistanceMetric
+    from transformers.trainer_callback import ProgressCallback
+
+    result = PairTrainResult()
+    dataset = Dataset.from_dict({"sentence1": train.left, "sentence2": train.right, "label": train.labels})
+    val_dataset = Dataset.from_dict({"sentence1": val.left, "sentence2": val.right, "label": val.labels})
+    metric = {"cosine": SiameseDistanceMetric.COSINE_DISTANCE, "euclidean": SiameseDistanceMetric.EUCLIDEAN}
+
+    class Epochs(ProgressCallback):
+        """The progress bar, one `[val] Epoch ...` line per epoch, timing, and `save_every` copies."""
+
+        def on_epoch_begin(self, args, state, control, **kw):
+            self.t0, self.losses = time.perf_counter(), []
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if logs and "loss" in logs:
+                self.losses.append(float(logs["loss"]))
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            super().on_evaluate(args, state, control, **kw)
+            rec = result.history[-1]
+            rec["epoch"] = round(state.epoch or 0)
+            rec["train_loss"] = sum(self.losses) / len(self.losses) if self.losses else None
+            rec["val_loss"] = float(metrics["eval_loss"]) if metrics and "eval_loss" in metrics else None
+            rec["seconds"] = round(time.perf_counter() - self.t0, 3)
+            line = epoch_line(
+                "val", rec["epoch"], rec["val_loss"], {k[4:]: v for k, v in rec.items() if k.startswith("val_")},
+                rec["val_threshold"],
+            )
+            (self.training_bar.write if self.training_bar is not None else print)(f"{line}, {rec['seconds']:.1f} s")
+            model = kw.get("model")
+            if keep_dir is not None and cfg.save_every and rec["epoch"] % cfg.save_every == 0 and model is not None:
+                model.save(str(keep_dir / f"epoch-{rec['epoch']}"))
+
+    steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * cfg.grad_accum))
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(work_dir),
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=256,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        optim="sgd" if cfg.optimizer == "sgd" else "adamw_torch",
+        optim_args=f"momentum={cfg.momentum}" if cfg.optimizer == "sgd" else None,
+        lr_scheduler_type="reduce_lr_on_plateau",
+        lr_scheduler_kwargs={"patience": cfg.patience, "mode": "max"},  # the metric is maximised
+        seed=cfg.seed,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model=f"eval_val_{cfg.best_by}",
+        greater_is_better=True,
+        save_total_limit=2,
+        logging_steps=max(1, steps_per_epoch // 4),
+        report_to="none",
+        use_cpu=True,
+    )
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=val_dataset,
+        loss=ContrastiveLoss(model, distance_metric=metric[cfg.distance], margin=cfg.margin),
+        evaluator=_evaluator(val, cfg, result),
+    )
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(Epochs())
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=cfg.resume)
+    result.seconds = time.perf_counter() - t0
+    scored = [h for h in result.history if "epoch" in h]
+    if scored:
+        best = max(scored, key=lambda h: h[f"val_{cfg.best_by}"])
+        result.best_epoch, result.threshold = best["epoch"], best["val_threshold"]
+    return result

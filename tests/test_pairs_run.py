@@ -1,0 +1,133 @@
+"""`task: pairs` end to end: a records file with groups, and a DeepMatcher folder, offline."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from simlab.config import load_config
+from simlab.experiments.pairs_runner import token_overlap
+from simlab.training.pairs import PairSet
+
+BRANDS = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "cyberdyne", "soylent"]
+ITEMS = ["laptop", "printer", "camera", "router", "monitor", "keyboard", "speaker", "tablet"]
+
+
+def write_records(path: Path, n_groups: int = 40, seed: int = 0) -> None:
+    """Groups of 2-3 variants of one product (reordered words, a dropped word, other price format)."""
+    rng = random.Random(seed)
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "group", "name", "price"])
+        n = 0
+        for g in range(n_groups):
+            brand, item = BRANDS[g % len(BRANDS)], ITEMS[(g // len(BRANDS) + g) % len(ITEMS)]
+            model = f"x{g * 7 + 100}"
+            base = [brand, item, model, rng.choice(["pro", "mini", "plus", "max"])]
+            for v in range(rng.choice([2, 3])):
+                words = base[:]
+                rng.shuffle(words)
+                if v == 2:
+                    words = words[:-1]
+                n += 1
+                w.writerow([f"r{n}", f"g{g}", " ".join(words), f"{99 + g}.{v}9"])
+
+
+@pytest.fixture(scope="module")
+def grouped_run(tmp_path_factory):
+    from simlab.experiments.runner import run_experiment
+
+    tmp = tmp_path_factory.mktemp("pairs")
+    write_records(tmp / "records.csv")
+    cfg = load_config(Path(__file__).parents[1] / "examples" / "matching.yaml", [
+        f"data.path={tmp / 'records.csv'}", "data.fields=[name]", "data.val_ratio=0.25", "data.test_ratio=0.25",
+        "train.epochs=2", "train.batch_size=16", "tracking.mlflow=false", "train.save_every=1",
+    ])
+    return run_experiment(cfg, tmp / "run")
+
+
+def test_grouped_records_run_writes_the_run_folder(grouped_run):
+    folder = grouped_run.folder
+    for name in ("config.yaml", "meta.json", "metrics.json", "history.jsonl", "curves.png", "perquery.tsv",
+                 "report.md", "model/modules.json", "checkpoints/epoch-1/modules.json"):
+        assert (folder / name).exists(), name
+    assert not (folder / ".checkpoints").exists()
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics) == {"overlap", "zeroshot", "trained"}
+    for m in metrics.values():
+        assert 0 <= m["f1"] <= 1 and "threshold" in m and "val_f1" in m
+    history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert all(h["val_loss"] is not None and "val_threshold" in h for h in history)
+    report = (folder / "report.md").read_text()
+    assert "frozen" in report and "both thresholds come from val" in report
+    assert "hard negatives (bm25)" in report and "false negatives avoided" in report
+
+
+def test_test_threshold_is_vals_best_threshold(grouped_run):
+    """The threshold used on test is the F1-optimal threshold of val, recomputed here independently."""
+    import numpy as np
+
+    from simlab.evaluation.pairs import best_threshold, pair_metrics
+
+    folder = grouped_run.folder
+    metrics = json.loads((folder / "metrics.json").read_text())["overlap"]
+    cfg = grouped_run.config
+    from simlab.data.matching import read_matching
+    from simlab.experiments.pairs_runner import build_pair_sets
+
+    sets = build_pair_sets(cfg, read_matching(Path(cfg.data.path), group_field="group"), [])
+    thr, _ = best_threshold(token_overlap(sets["val"]), sets["val"].labels)
+    assert metrics["threshold"] == pytest.approx(thr)
+    test_m = pair_metrics(token_overlap(sets["test"]), sets["test"].labels, thr)
+    assert metrics["f1"] == pytest.approx(test_m["f1"])
+    rows = [r.split("\t") for r in (folder / "perquery.tsv").read_text().splitlines()[1:]]
+    correct = [int(v) for s, _, m, v in rows if s == "overlap" and m == "correct"]
+    assert np.mean(correct) == pytest.approx(test_m["accuracy"])
+
+
+def test_no_group_on_two_sides(grouped_run):
+    from simlab.data.matching import group_split, read_matching
+
+    cfg = grouped_run.config
+    records = read_matching(Path(cfg.data.path), group_field="group").left
+    split = group_split(records.groups, cfg.data.val_ratio, cfg.data.test_ratio, cfg.data.seed)
+    sides = [{records.groups[i] for i in split[s]} for s in ("train", "val", "test")]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+
+
+def test_deepmatcher_folder_given_pairs_and_sgd(tmp_path):
+    from simlab.experiments.runner import run_experiment
+
+    rng = random.Random(1)
+    products = [f"{b} {i} x{k}" for k, (b, i) in enumerate((b, i) for b in BRANDS for i in ITEMS[:4])]
+    tmp = tmp_path
+    with (tmp / "tableA.csv").open("w") as f:
+        f.write("id,title\n" + "".join(f"{k},{p}\n" for k, p in enumerate(products)))
+    with (tmp / "tableB.csv").open("w") as f:
+        f.write("id,title\n" + "".join(f"{k},{' '.join(reversed(p.split()))}\n" for k, p in enumerate(products)))
+    ids = list(range(len(products)))
+    for name, part in (("train", ids[:24]), ("valid", ids[24:32]), ("test", ids[32:])):
+        with (tmp / f"{name}.csv").open("w") as f:
+            f.write("ltable_id,rtable_id,label\n")
+            for k in part:
+                f.write(f"{k},{k},1\n")
+                for j in rng.sample([i for i in ids if i != k], 2):
+                    f.write(f"{k},{j},0\n")
+    cfg = load_config(None, [
+        "task=pairs", f"data.path={tmp}", "sampling.mode=given", "train.optimizer=sgd", "train.epochs=2",
+        "train.batch_size=8", "train.grad_accum=2", "train.best_by=pos_acc", "tracking.mlflow=false",
+    ])
+    summary = run_experiment(cfg, tmp / "run")
+    assert summary.n_test_queries == 8 * 3
+    assert any("given labelled pairs" in n for n in summary.notes)
+    assert summary.metrics["trained"]["f1"] > 0.5
+
+
+def test_token_overlap_is_jaccard():
+    pairs = PairSet(["a b c", "x"], ["b c d", "y"], [1, 0], ["1", "2"])
+    assert list(token_overlap(pairs)) == pytest.approx([2 / 4, 0.0])
