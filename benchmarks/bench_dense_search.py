@@ -276,26 +276,32 @@ def render_intro(args, info: dict, total_s: float) -> list[str]:
     import faiss
 
     sources = ", ".join(f"{k} {v:,}" for k, v in info["per_source"].items())
+    data = (
+        "Exact inner-product search (`FlatIndex`, faiss `IndexFlatIP`) against `HNSWIndex` and `IVFIndex` "
+        f"(`simlab.index.dense`) on real text embeddings: the wordllama vectors ({info['model_id']}, 256-d, "
+        f"normalised) of the {info['n_texts']:,} unique texts of `../shared/data` ({sources} texts before "
+        f"de-duplication; encoding took {info.get('embed_seconds')} s, cached in `.bench/`). After dropping "
+        f"identical vectors, {args.n_queries:,} are held out as queries and never indexed."
+    )
+    method = (
+        "Recall@10 is the overlap of the approximate top 10 with the exact top 10 (`overlap_at_k`). "
+        f"QPS single: one query per `search` call (at most {args.max_single} queries or "
+        f"{args.single_seconds} s per pass); batched: all queries in one call. Timings go through "
+        "simlab's `DenseIndex.search` (string ids included) and `simlab.index.timing.measure_search`; "
+        f"QPS and latencies are medians over {args.repeats} repeats, and every ratio compares numbers of "
+        "this one run. Index MB = bytes `save` writes (`index_size_bytes`), about the faiss index's RAM. "
+        f"An efSearch/nprobe sweep stops once recall@10 reaches {args.stop_recall}."
+    )
     return [
-        "Exact inner-product search (`FlatIndex`, faiss `IndexFlatIP`) against `HNSWIndex` and `IVFIndex`",
-        f"(`simlab.index.dense`) on real text embeddings: the wordllama vectors ({info['model_id']}, 256-d,",
-        f"normalised) of the {info['n_texts']:,} unique texts of `../shared/data` ({sources} texts before",
-        f"de-duplication; encoding took {info.get('embed_seconds')} s, cached in `.bench/`). After dropping",
-        f"identical vectors, {args.n_queries:,} are held out as queries and never indexed.",
+        data,
         "",
-        "Recall@10 is the overlap of the approximate top 10 with the exact top 10 (`overlap_at_k`).",
-        f"QPS single: one query per `search` call (at most {args.max_single} queries or {args.single_seconds} s",
-        "per pass); batched: all queries in one call. Timings go through simlab's `DenseIndex.search`",
-        "(string ids included) and `simlab.index.timing.measure_search`; QPS and latencies are medians over",
-        f"{args.repeats} repeats, and every ratio compares numbers of this one run. Index MB = bytes `save`",
-        "writes (`index_size_bytes`), about the faiss index's RAM. An efSearch/nprobe sweep stops once",
-        f"recall@10 reaches {args.stop_recall}.",
+        method,
         "",
         "```",
         _command(),
         "```",
         "",
-        f"Machine: {machine()}, faiss {faiss.__version__} ({faiss.omp_get_max_threads()} OpenMP threads),",
+        f"Machine: {machine()}, faiss {faiss.__version__} ({faiss.omp_get_max_threads()} OpenMP threads), "
         f"nproc {os.cpu_count()}. Total run time {total_s / 60:.1f} min.",
     ]
 
@@ -318,8 +324,8 @@ def render_size(res: SizeResult, args) -> list[str]:
         f"### {res.size:,} vectors",
         "",
         f"{res.desc}. {res.n_queries:,} queries, k={K}. This part took {res.seconds:.0f} s; peak RSS of the",
-        f"process so far {res.peak_rss_gib:.2f} GiB; other processes used {res.other_cpu:.1%} of the machine's",
-        f"CPU meanwhile{disturbed}.",
+        f"process so far {res.peak_rss_gib:.2f} GiB; other processes used {res.other_cpu:.1%} of the "
+        f"machine's CPU meanwhile{disturbed}.",
         "",
         md_table(header, rows),
         "",

@@ -26,7 +26,8 @@ BLAS for exact search: faiss 1.15 computes a flat search through BLAS only when
 500 queries at dim 256); smaller batches take a per-query loop that is barely faster than
 one query at a time (measured: 64 queries at dim 256, ~150 QPS vs ~1,300 QPS with BLAS).
 `FlatIndex.search` therefore lowers that global for the duration of a call with at least
-`BLAS_MIN_QUERIES` queries and restores it afterwards.
+`BLAS_MIN_QUERIES` queries and restores it afterwards (one query at a time is faster
+without BLAS).
 
 Example:
     >>> import numpy as np
@@ -103,9 +104,10 @@ def faiss_threads(n: int | None) -> Iterator[None]:
 
 
 class _BlasThreshold:
-    """Lower `faiss.cvar.distance_compute_blas_threshold` while any caller is inside; thread-safe.
+    """Set `faiss.cvar.distance_compute_blas_threshold` to 1 (always BLAS) while any caller is inside.
 
-    The first caller to enter saves the global and lowers it, the last to leave restores it.
+    Thread-safe: the first caller to enter saves the global, the last to leave restores it.
+    A concurrent search in another thread meanwhile gets BLAS too: same results, other speed.
     """
 
     def __init__(self) -> None:
@@ -114,11 +116,11 @@ class _BlasThreshold:
         self._saved = 0
 
     @contextlib.contextmanager
-    def lowered(self, value: int) -> Iterator[None]:
+    def lowered(self) -> Iterator[None]:
         with self._lock:
             if self._users == 0:
                 self._saved = faiss.cvar.distance_compute_blas_threshold
-                faiss.cvar.distance_compute_blas_threshold = min(self._saved, value)
+                faiss.cvar.distance_compute_blas_threshold = min(self._saved, 1)
             self._users += 1
         try:
             yield
@@ -385,7 +387,7 @@ class FlatIndex(DenseIndex):
     def _search(self, q, k):
         if len(q) < BLAS_MIN_QUERIES:
             return self._index.search(q, k)
-        with _BLAS.lowered(BLAS_MIN_QUERIES * self.dim):
+        with _BLAS.lowered():
             return self._index.search(q, k)
 
 
