@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from simlab.data.trec import add_judgement, drop_unknown, iter_lines, parse_grade
+from simlab.data.lines import iter_jsonl, iter_lines
+from simlab.data.trec import add_judgement, drop_unknown, parse_grade
 from simlab.errors import DataError
 from simlab.fsutil import staged_dir
-from simlab.records import Collection, Corpus, Queries, Qrels
+from simlab.records import Collection, Corpus, Qrels, Queries
 
 CORPUS_FILE = "corpus.jsonl"
 QUERIES_FILE = "queries.jsonl"
@@ -108,25 +109,14 @@ def write_beir(collection: Collection, out: Path, overwrite: bool = False) -> No
 
 def _iter_records(path: Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """(`file:line`, JSON object) per non-blank line; duplicate `_id`s are an error."""
-    seen: dict[str, int] = {}
-    for lineno, line in iter_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(
-                f"{where}: invalid JSON ({e.msg} at column {e.colno}); expected one {what} object per line."
-            ) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected a JSON object per line, got {type(obj).__name__}.")
+    seen: dict[str, str] = {}
+    for where, obj in iter_jsonl(path, what):
         _id = _field(obj, "_id", where)
         if _id in seen:
             raise DataError(
                 f"{where}: {what} id {_id!r} already appeared on line {seen[_id]}; ids must be unique."
             )
-        seen[_id] = lineno
+        seen[_id] = where.rsplit(":", 1)[1]
         yield where, obj
 
 

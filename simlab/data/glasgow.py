@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from simlab.data.beir import write_beir
-from simlab.data.trec import add_judgement, drop_unknown, iter_lines, parse_grade
+from simlab.data.lines import iter_lines
+from simlab.data.trec import add_judgement, drop_unknown, parse_grade
 from simlab.errors import DataError
 from simlab.records import Collection, Corpus, Queries
 

@@ -274,24 +274,13 @@ def _csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]
 
 def _jsonl_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     """Every key seen (first-appearance order) and the rows with values as strings."""
-    from simlab.data.trec import iter_lines
+    from simlab.data.lines import iter_jsonl
 
     columns: dict[str, None] = {}
     rows: list[tuple[int, dict[str, str]]] = []
-    for lineno, line in iter_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(
-                f"{where}: invalid JSON ({e.msg} at column {e.colno}); expected one object a line."
-            ) from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected a JSON object, got {type(obj).__name__}.")
+    for where, obj in iter_jsonl(path):
         columns.update(dict.fromkeys(obj))
-        rows.append((lineno, {k: _as_text(v, k, where) for k, v in obj.items()}))
+        rows.append((int(where.rsplit(":", 1)[1]), {k: _as_text(v, k, where) for k, v in obj.items()}))
     return list(columns), iter(rows)
 
 

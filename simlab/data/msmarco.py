@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from simlab.data.trec import drop_unknown, iter_lines, read_trec_qrels
+from simlab.data.lines import iter_lines
+from simlab.data.trec import drop_unknown, read_trec_qrels
 from simlab.errors import DataError
-from simlab.records import Collection, Corpus, Queries, Qrels
+from simlab.records import Collection, Corpus, Qrels, Queries
 
 COLLECTION_FILE = "collection.tsv"
 LAYOUT = "MS MARCO layout (collection.tsv, queries.<split>.tsv, qrels.<split>.tsv)"

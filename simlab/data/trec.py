@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from simlab.data.lines import iter_lines
 from simlab.errors import DataError
 from simlab.fsutil import write_text
 from simlab.records import Qrels, Run
@@ -30,34 +31,6 @@ RUN_FIELDS = "`qid Q0 docid rank score tag`"
 
 
 # ---------------------------------------------------------------- shared line helpers
-
-
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Stream a UTF-8 text file as (1-based line number, line without its line ending).
-
-    Lines are split on `\\n` only and a trailing `\\r` is removed, so CRLF files read like LF
-    files and a stray `\\r` inside a text field does not split a record.
-
-    Raises:
-        DataError: the file does not exist, or a line is not valid UTF-8 (names `file:line`).
-    """
-    path = Path(path)
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found.") from None
-    with f:
-        for lineno, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(
-                    f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start}); "
-                    "re-encode the file as UTF-8."
-                ) from None
-            if lineno == 1:
-                line = line.removeprefix("\ufeff")
-            yield lineno, line.rstrip("\r\n")
 
 
 def parse_grade(token: str, where: str) -> int:
