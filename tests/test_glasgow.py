@@ -247,3 +247,18 @@ def test_real_cranfield_converts_and_reads_back(shared_data: Path, tmp_path: Pat
     assert back.corpus == written.corpus
     assert back.queries == written.queries
     assert back.qrels["test"].judgements == written.qrels["test"].judgements
+
+
+def test_cli_convert_prints_counts_and_refuses_bad_input(cran: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "beir"
+    cmd = [sys.executable, "-m", "simlab", "data", "convert"]
+    ok = subprocess.run([*cmd, "glasgow", str(cran), "--out", str(out)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "documents" in ok.stdout and (out / "corpus.jsonl").is_file()
+    again = subprocess.run([*cmd, "glasgow", str(cran), "--out", str(out)], capture_output=True, text=True)
+    assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
+    unknown = subprocess.run([*cmd, "smart", str(cran), "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert unknown.returncode == 2 and "glasgow" in unknown.stderr and not (tmp_path / "x").exists()

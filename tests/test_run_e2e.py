@@ -231,3 +231,14 @@ def test_cli_compare_on_a_finished_run(finished_run, tmp_path):
     assert json.loads(js.read_text())["format"] == "simlab.compare"
     bad = subprocess.run([sys.executable, "-m", "simlab", "compare", str(tmp_path)], capture_output=True, text=True)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and str(tmp_path) in bad.stderr
+
+
+def test_search_errors_name_the_folder_and_the_indexes(finished_run, tmp_path):
+    from simlab.errors import RunFolderError
+    from simlab.experiments.search import search_run
+
+    with pytest.raises(RunFolderError, match="not a simlab run folder"):
+        search_run(tmp_path, "anything")
+    summary, _ = finished_run
+    with pytest.raises(RunFolderError, match=r"no such index \(found: trained.flat, trained.hnsw, trained.ivf\)"):
+        search_run(summary.folder, "anything", index_name="trained.pq")
