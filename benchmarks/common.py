@@ -48,9 +48,18 @@ def md_table(header: list[str], rows: list[list[object]]) -> str:
     return "\n".join(lines)
 
 
+INTRO = """# Benchmarks
+
+Every section below was written by the benchmark it names, with the command that produced it
+and the machine it ran on; `make bench` (or `python benchmarks/run_all.py --data ../shared/data`)
+reruns them all and rewrites this file. Medians are over the repeats stated in each section;
+ratios compare numbers measured in the same run.
+"""
+
+
 def update_section(path: Path, heading: str, body: str) -> None:
     """Replace (or append) the `## heading` section of the markdown file `path`."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    text = path.read_text() if path.exists() else INTRO
     section = f"## {heading}\n\n{body.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):

@@ -206,6 +206,16 @@ def test_k_larger_than_index(kind):
     assert all(sorted(row) == ids for row in got)
 
 
+def test_threads_option_restores_faiss_setting(data, flat):
+    import faiss
+
+    _, q, _ = data
+    before = faiss.omp_get_max_threads()
+    ids, _ = flat.search(q[:10], 5, threads=1)
+    assert faiss.omp_get_max_threads() == before
+    assert ids == flat.search(q[:10], 5)[0]
+
+
 def test_measure_search_is_bounded(data, flat):
     _, q, _ = data
     timing = measure_search(flat, q, 10, batch_size=32, max_single=20)

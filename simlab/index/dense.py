@@ -24,7 +24,7 @@ limit it for a block of code (the previous value is restored).
 BLAS for exact search: faiss 1.15 computes a flat search through BLAS only when
 `n_queries * dim >= faiss.cvar.distance_compute_blas_threshold` (default 128,000, i.e.
 500 queries at dim 256); smaller batches take a per-query loop that is barely faster than
-one query at a time (measured: 64 queries at dim 256, ~150 QPS vs ~1,300 QPS with BLAS).
+one query at a time (BENCHMARKS.md, 100k x 256: batches of 64 at 213 QPS vs 1,788 with BLAS).
 `FlatIndex.search` therefore lowers that global for the duration of a call with at least
 `BLAS_MIN_QUERIES` queries and restores it afterwards (one query at a time is faster
 without BLAS).
@@ -104,7 +104,7 @@ def faiss_threads(n: int | None) -> Iterator[None]:
 
 
 class _BlasThreshold:
-    """Set `faiss.cvar.distance_compute_blas_threshold` to 1 (always BLAS) while any caller is inside.
+    """Set faiss' `distance_compute_blas_threshold` to 1 (always BLAS) while any caller is inside.
 
     Thread-safe: the first caller to enter saves the global, the last to leave restores it.
     A concurrent search in another thread meanwhile gets BLAS too: same results, other speed.
@@ -220,9 +220,9 @@ class DenseIndex:
         if not np.isfinite(x).all():
             raise ValueError("vectors contain NaN or inf; check the encoder output.")
         if normalized:
-            norms = np.linalg.norm(x[: min(len(x), 1000)], axis=1)
-            if np.any(np.abs(norms - 1) > 1e-3):
-                logger.warning("normalized=True but some vector norms differ from 1 (e.g. %.4f)", norms[0])
+            off = np.abs(np.linalg.norm(x[: min(len(x), 1000)], axis=1) - 1)  # (<=1000,) sampled rows
+            if off.max() > 1e-3:
+                logger.warning("normalized=True but a vector norm differs from 1 by %.4f", off.max())
         resolved = cls._resolve_params(x.shape[0], params)
         t0 = time.perf_counter()
         index = cls._make(x, METRICS[metric], resolved)
@@ -431,9 +431,10 @@ class IVFIndex(DenseIndex):
 
     Params: `nlist` (cells; default about 4*sqrt(n), clipped so that every cell has at least
     39 training points), `nprobe` (cells scanned per query, tunable after build or load
-    through the `nprobe` property), `train_size` (k-means sample, default 64*nlist, at most
-    n), `niter` (k-means iterations) and `seed`. For `metric="ip"` the k-means is spherical
-    (unit-norm centroids), which suits normalised vectors.
+    through the `nprobe` property; clipped to nlist at build), `train_size` (k-means sample,
+    default 64*nlist, at most n), `niter` (k-means iterations) and `seed`. For
+    `metric="ip"` the k-means is spherical (unit-norm centroids), which suits normalised
+    vectors.
     """
 
     type_name = "ivf"
@@ -454,6 +455,7 @@ class IVFIndex(DenseIndex):
             resolved["train_size"] = min(n, 64 * resolved["nlist"])
         if resolved["nlist"] > n:
             raise ConfigError(f"ivf.nlist={resolved['nlist']} exceeds the {n} vectors to index.")
+        resolved["nprobe"] = min(resolved["nprobe"], resolved["nlist"])  # record what is searched
         resolved["train_size"] = max(resolved["nlist"], min(n, resolved["train_size"]))
         return resolved
 
@@ -467,6 +469,12 @@ class IVFIndex(DenseIndex):
         index.cp.niter = params["niter"]
         index.cp.seed = params["seed"]
         index.cp.max_points_per_centroid = max(256, math.ceil(params["train_size"] / params["nlist"]))
+        index.cp.min_points_per_centroid = 1  # faiss only prints a warning below 39; we log it once
+        if params["train_size"] < 39 * params["nlist"]:
+            logger.warning(
+                "ivf: %d training points for nlist=%d (faiss suggests >= 39 per list); fewer lists "
+                "train better", params["train_size"], params["nlist"],
+            )
         index.cp.spherical = metric == faiss.METRIC_INNER_PRODUCT
         rng = np.random.default_rng(params["seed"])
         sample = x
@@ -477,7 +485,7 @@ class IVFIndex(DenseIndex):
         return index
 
     def _apply_runtime_params(self) -> None:
-        self._index.nprobe = min(self.params["nprobe"], self.params["nlist"])
+        self._index.nprobe = self.params["nprobe"]
 
     @property
     def nprobe(self) -> int:
