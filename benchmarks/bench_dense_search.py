@@ -194,8 +194,17 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
     timing = measure_search(
         exact_idx, queries, K, repeats=args.repeats, max_single=200, max_single_seconds=args.single_seconds
     )
-    exact = Row("flat (exact)", "-", 1.0, timing.qps_single, timing.p50_ms, timing.p95_ms, timing.qps_batched,
-                exact_idx.build_seconds, index_size_bytes(exact_idx) / 1e6)
+    exact = Row(
+        "flat (exact)",
+        "-",
+        1.0,
+        timing.qps_single,
+        timing.p50_ms,
+        timing.p95_ms,
+        timing.qps_batched,
+        exact_idx.build_seconds,
+        index_size_bytes(exact_idx) / 1e6,
+    )
     res = SizeResult(size, desc, len(queries), exact)
     res.sim_top1, res.sim_top10 = (float(np.median(exact_scores[:, j])) for j in (0, K - 1))
     t_batched = len(queries) / timing.qps_batched
@@ -211,8 +220,10 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
     t0 = time.perf_counter()
     raw.search(subset[:64], K)
     res.raw_faiss_bs64 = 64 / (time.perf_counter() - t0)
-    log(f"  exact: {timing.qps_single:.1f} QPS single, {timing.qps_batched:.1f} batched, "
-        f"{res.exact_gflops:.1f} GFLOP/s vs sgemm {res.sgemm_gflops:.1f}; batches {res.exact_batch_qps}")
+    log(
+        f"  exact: {timing.qps_single:.1f} QPS single, {timing.qps_batched:.1f} batched, "
+        f"{res.exact_gflops:.1f} GFLOP/s vs sgemm {res.sgemm_gflops:.1f}; batches {res.exact_batch_qps}"
+    )
     del exact_idx
     gc.collect()
 
@@ -224,17 +235,34 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
             setattr(index, knob, v)
             got, _ = index.search(queries, K)
             recall = float(np.mean(overlap_at_k(exact_ids, got, K)))
-            t = measure_search(index, queries, K, repeats=args.repeats, max_single=args.max_single,
-                               max_single_seconds=args.single_seconds)
-            res.rows.append(Row(name, f"{fixed}, {knob}={v}", recall, t.qps_single, t.p50_ms, t.p95_ms,
-                                t.qps_batched, index.build_seconds, size_mb))
-            log(f"  {name} {fixed} {knob}={v}: recall {recall:.4f}, {t.qps_single:.0f} QPS single, "
-                f"{t.qps_batched:.0f} batched")
+            t = measure_search(
+                index,
+                queries,
+                K,
+                repeats=args.repeats,
+                max_single=args.max_single,
+                max_single_seconds=args.single_seconds,
+            )
+            res.rows.append(
+                Row(
+                    name,
+                    f"{fixed}, {knob}={v}",
+                    recall,
+                    t.qps_single,
+                    t.p50_ms,
+                    t.p95_ms,
+                    t.qps_batched,
+                    index.build_seconds,
+                    size_mb,
+                )
+            )
+            log(
+                f"  {name} {fixed} {knob}={v}: recall {recall:.4f}, {t.qps_single:.0f} QPS single, "
+                f"{t.qps_batched:.0f} batched"
+            )
 
     for m, efc in args.hnsw:
-        index = INDEX_TYPES["hnsw"].build(
-            base, ids, model_id=MODEL_ID, normalized=True, m=m, ef_construction=efc
-        )
+        index = INDEX_TYPES["hnsw"].build(base, ids, model_id=MODEL_ID, normalized=True, m=m, ef_construction=efc)
         log(f"  hnsw m={m} efC={efc} built in {index.build_seconds:.1f} s")
         approx_rows(index, "hnsw", "ef_search", args.ef, f"m={m}, efC={efc}")
         del index
@@ -244,8 +272,13 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
         base, ids, model_id=MODEL_ID, normalized=True, train_size=args.ivf_train_per_list * nlist
     )
     log(f"  ivf nlist={index.params['nlist']} built in {index.build_seconds:.1f} s")
-    approx_rows(index, "ivf", "nprobe", [p for p in args.nprobe if p <= index.params["nlist"]],
-                f"nlist={nlist}, train={index.params['train_size']:,}")
+    approx_rows(
+        index,
+        "ivf",
+        "nprobe",
+        [p for p in args.nprobe if p <= index.params["nlist"]],
+        f"nlist={nlist}, train={index.params['train_size']:,}",
+    )
     del index, base
     gc.collect()
     res.peak_rss_gib = peak_rss_gib()
@@ -319,14 +352,50 @@ def render_intro(args, info: dict, total_s: float, command: str) -> list[str]:
 
 def render_size(res: SizeResult, args) -> list[str]:
     e = res.exact
-    header = ["index", "params", "recall@10", "QPS single", "p50 ms", "p95 ms", "QPS batched",
-              "x exact single", "x exact batched", "build s", "index MB"]
-    rows = [[e.index, e.params, "1", f"{e.qps_single:,.1f}", f"{e.p50_ms:.2f}", f"{e.p95_ms:.2f}",
-             f"{e.qps_batched:,.1f}", "1", "1", f"{e.build_s:.1f}", f"{e.size_mb:,.0f}"]]
+    header = [
+        "index",
+        "params",
+        "recall@10",
+        "QPS single",
+        "p50 ms",
+        "p95 ms",
+        "QPS batched",
+        "x exact single",
+        "x exact batched",
+        "build s",
+        "index MB",
+    ]
+    rows = [
+        [
+            e.index,
+            e.params,
+            "1",
+            f"{e.qps_single:,.1f}",
+            f"{e.p50_ms:.2f}",
+            f"{e.p95_ms:.2f}",
+            f"{e.qps_batched:,.1f}",
+            "1",
+            "1",
+            f"{e.build_s:.1f}",
+            f"{e.size_mb:,.0f}",
+        ]
+    ]
     for r in res.rows:
-        rows.append([r.index, r.params, f"{r.recall:.4f}", f"{r.qps_single:,.0f}", f"{r.p50_ms:.2f}",
-                     f"{r.p95_ms:.2f}", f"{r.qps_batched:,.0f}", f"{r.qps_single / e.qps_single:.1f}",
-                     f"{r.qps_batched / e.qps_batched:.1f}", f"{r.build_s:.1f}", f"{r.size_mb:,.0f}"])
+        rows.append(
+            [
+                r.index,
+                r.params,
+                f"{r.recall:.4f}",
+                f"{r.qps_single:,.0f}",
+                f"{r.p50_ms:.2f}",
+                f"{r.p95_ms:.2f}",
+                f"{r.qps_batched:,.0f}",
+                f"{r.qps_single / e.qps_single:.1f}",
+                f"{r.qps_batched / e.qps_batched:.1f}",
+                f"{r.build_s:.1f}",
+                f"{r.size_mb:,.0f}",
+            ]
+        )
     ratio = res.exact_gflops / res.sgemm_gflops
     batches = ", ".join(f"{bs:,}: {q:,.0f}" for bs, q in sorted(res.exact_batch_qps.items()))
     disturbed = " (**timings disturbed**)" if res.other_cpu > 0.05 else ""
@@ -460,17 +529,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ef", type=int_list, default="64,128,256,512,1024,2048,4096")
     parser.add_argument("--nprobe", type=int_list, default="16,32,64,128,256")
     parser.add_argument("--ivf-train-per-list", type=int, default=40, help="k-means sample = this * nlist")
-    parser.add_argument("--stop-recall", type=float, default=0.995,
-                        help="stop an efSearch/nprobe sweep once recall@10 reaches this")
+    parser.add_argument(
+        "--stop-recall",
+        type=float,
+        default=0.995,
+        help="stop an efSearch/nprobe sweep once recall@10 reaches this",
+    )
     parser.add_argument("--exact-batches", type=int_list, default="16,64,256")
-    parser.add_argument("--batch-probe-queries", type=int, default=256,
-                        help="queries used for the exact batch-size sweep")
+    parser.add_argument(
+        "--batch-probe-queries", type=int, default=256, help="queries used for the exact batch-size sweep"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-single", type=int, default=500)
     parser.add_argument("--single-seconds", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--render-only", action="store_true",
-                        help="re-render the last run's numbers (.bench/dense_search_results.json)")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="re-render the last run's numbers (.bench/dense_search_results.json)",
+    )
     args = parser.parse_args(argv)
     if args.render_only:
         results, info, total, command = load_results(RESULTS)
@@ -491,8 +568,12 @@ def main(argv: list[str] | None = None) -> None:
     results = [run_size(size, pool, held, args) for size in sorted(args.sizes)]
     total = time.perf_counter() - t0
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"command": _command(), "info": info, "total_s": total,
-                                   "results": [asdict(r) for r in results]}, indent=1))
+    RESULTS.write_text(
+        json.dumps(
+            {"command": _command(), "info": info, "total_s": total, "results": [asdict(r) for r in results]},
+            indent=1,
+        )
+    )
     emit(render(results, args, info, total, _command()), args.out)
 
 

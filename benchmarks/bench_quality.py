@@ -43,27 +43,40 @@ def main(argv: list[str] | None = None) -> str:
         m = summary.metrics
         for system in m:
             delta = summary.speed.get(system, {}).get("delta_ndcg@10")
-            rows.append([name, system, f"{m[system]['ndcg@10']:.4f}", f"{m[system]['mrr@10']:.4f}",
-                         "exact" if delta is None else f"{delta:+.4f}" if "." in system else "-"])
+            rows.append(
+                [
+                    name,
+                    system,
+                    f"{m[system]['ndcg@10']:.4f}",
+                    f"{m[system]['mrr@10']:.4f}",
+                    "exact" if delta is None else f"{delta:+.4f}" if "." in system else "-",
+                ]
+            )
         best = max((s for s in m if s != "bm25"), key=lambda s: m[s]["ndcg@10"])
         beats = m[best]["ndcg@10"] > m["bm25"]["ndcg@10"]
-        checks.append(f"- {name}: best simlab system `{best}` nDCG@10 {m[best]['ndcg@10']:.4f} vs BM25 "
-                      f"{m['bm25']['ndcg@10']:.4f}: {'PASS' if beats else 'FAIL'}")
+        checks.append(
+            f"- {name}: best simlab system `{best}` nDCG@10 {m[best]['ndcg@10']:.4f} vs BM25 "
+            f"{m['bm25']['ndcg@10']:.4f}: {'PASS' if beats else 'FAIL'}"
+        )
         worst = min((st.get("delta_ndcg@10", 0.0) for st in summary.speed.values()), default=0.0)
-        checks.append(f"- {name}: largest nDCG@10 loss of an approximate index vs exact: {-worst:.4f} "
-                      f"(target <= 0.005): {'PASS' if worst >= -0.005 else 'FAIL'}")
+        checks.append(
+            f"- {name}: largest nDCG@10 loss of an approximate index vs exact: {-worst:.4f} "
+            f"(target <= 0.005): {'PASS' if worst >= -0.005 else 'FAIL'}"
+        )
         checks.extend(f"  - note: {n}" for n in summary.notes if "pairs" in n or "hybrid" in n)
-    body = "\n".join([
-        f"Command: `python benchmarks/bench_quality.py --data {args.data} --out BENCHMARKS.md`",
-        f"Machine: {machine()}",
-        f"Config: `examples/dense.yaml` with `{' '.join(overrides)}`; wordllama; evaluated on every judged "
-        "query (Cranfield 225, CISI 76). Neither collection has training queries, so training uses "
-        "title -> body pairs from the documents.",
-        "",
-        md_table(["collection", "system", "nDCG@10", "MRR@10", "Δ nDCG@10 vs exact"], rows),
-        "",
-        *checks,
-    ])
+    body = "\n".join(
+        [
+            f"Command: `python benchmarks/bench_quality.py --data {args.data} --out BENCHMARKS.md`",
+            f"Machine: {machine()}",
+            f"Config: `examples/dense.yaml` with `{' '.join(overrides)}`; wordllama; evaluated on every judged "
+            "query (Cranfield 225, CISI 76). Neither collection has training queries, so training uses "
+            "title -> body pairs from the documents.",
+            "",
+            md_table(["collection", "system", "nDCG@10", "MRR@10", "Δ nDCG@10 vs exact"], rows),
+            "",
+            *checks,
+        ]
+    )
     if args.out:
         update_section(args.out, HEADING, body)
     print(body)

@@ -48,12 +48,22 @@ def hand_written_training(anchors, positives, batch_size: int, epochs: int, out:
     model = build_wordllama()
     model.append(Normalize())
     args = SentenceTransformerTrainingArguments(
-        output_dir=out, num_train_epochs=epochs, per_device_train_batch_size=batch_size, learning_rate=0.05,
-        warmup_steps=0.1, lr_scheduler_type="cosine", save_strategy="no", report_to="none", use_cpu=True,
-        batch_sampler="no_duplicates", logging_steps=10**6,
+        output_dir=out,
+        num_train_epochs=epochs,
+        per_device_train_batch_size=batch_size,
+        learning_rate=0.05,
+        warmup_steps=0.1,
+        lr_scheduler_type="cosine",
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        batch_sampler="no_duplicates",
+        logging_steps=10**6,
     )
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=Dataset.from_dict({"anchor": anchors, "positive": positives}),
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict({"anchor": anchors, "positive": positives}),
         loss=MultipleNegativesRankingLoss(model),
     )
     t0 = time.perf_counter()
@@ -116,26 +126,40 @@ def main(argv: list[str] | None = None) -> str:
     n = len(pairs.anchors) * args.epochs
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            train_ref.append(n / hand_written_training(pairs.anchors, pairs.positives, args.batch_size, args.epochs, tmp))
+            train_ref.append(
+                n / hand_written_training(pairs.anchors, pairs.positives, args.batch_size, args.epochs, tmp)
+            )
         with tempfile.TemporaryDirectory() as tmp:
             train_ours.append(n / simlab_training(pairs, args.batch_size, args.epochs, tmp))
 
     rows = []
-    for what, ours, ref, unit in (("encoding", enc_ours, enc_ref, "texts/s"),
-                                  (f"training ({args.epochs} epochs, MNRL)", train_ours, train_ref, "pairs/s")):
+    for what, ours, ref, unit in (
+        ("encoding", enc_ours, enc_ref, "texts/s"),
+        (f"training ({args.epochs} epochs, MNRL)", train_ours, train_ref, "pairs/s"),
+    ):
         m_ours, m_ref = statistics.median(ours), statistics.median(ref)
         ratio = m_ours / m_ref
-        rows.append([what, f"{m_ours:,.0f} {unit}", f"{m_ref:,.0f} {unit}", f"{ratio:.3f}",
-                     "PASS" if ratio >= 0.95 else "FAIL"])
-    body = "\n".join([
-        f"Command: `python benchmarks/bench_throughput.py --data {args.data} --out BENCHMARKS.md`",
-        f"Machine: {machine()}",
-        f"Model: wordllama StaticEmbedding (256 dims), normalised. Encoding: {len(big):,} texts "
-        f"(Cranfield documents, repeated), batch 256. Training: {len(pairs.anchors):,} title -> body pairs, "
-        f"batch {args.batch_size}, {args.epochs} epochs, no evaluation, same learning rate and schedule. Medians of {args.repeats} interleaved repeats.",
-        "",
-        md_table(["what", "simlab", "hand-written sentence-transformers", "ratio", "target >= 0.95"], rows),
-    ])
+        rows.append(
+            [
+                what,
+                f"{m_ours:,.0f} {unit}",
+                f"{m_ref:,.0f} {unit}",
+                f"{ratio:.3f}",
+                "PASS" if ratio >= 0.95 else "FAIL",
+            ]
+        )
+    body = "\n".join(
+        [
+            f"Command: `python benchmarks/bench_throughput.py --data {args.data} --out BENCHMARKS.md`",
+            f"Machine: {machine()}",
+            f"Model: wordllama StaticEmbedding (256 dims), normalised. Encoding: {len(big):,} texts "
+            f"(Cranfield documents, repeated), batch 256. Training: {len(pairs.anchors):,} title -> body pairs, "
+            f"batch {args.batch_size}, {args.epochs} epochs, no evaluation, same learning rate and schedule. "
+            f"Medians of {args.repeats} interleaved repeats.",
+            "",
+            md_table(["what", "simlab", "hand-written sentence-transformers", "ratio", "target >= 0.95"], rows),
+        ]
+    )
     if args.out:
         update_section(args.out, HEADING, body)
     print(body)

@@ -47,9 +47,7 @@ def _prepare_runtime() -> None:
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment YAML (see examples/dense.yaml).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create.")] = Path("runs/run"),
-    set_: Annotated[
-        list[str], typer.Option("--set", help="Override a field: --set train.epochs=2 (repeatable).")
-    ] = [],  # noqa: B006 - typer needs a literal default
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field: --set train.epochs=2 (repeatable).")] = [],  # noqa: B006 - typer needs a literal default
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
 ) -> None:
     """Run an experiment: data, BM25, zero-shot model, training, exact/approximate search, report."""
@@ -98,14 +96,15 @@ def demo(
 
     summary = run_experiment(cfg, out, overwrite=True)
     print_tables(summary)
-    typer.echo(f"Run folder: {out}. Try: simlab search {out} \"how do I fix a flat tyre\" -k 5")
+    typer.echo(f'Run folder: {out}. Try: simlab search {out} "how do I fix a flat tyre" -k 5')
 
 
 @app.command("compare")
 def compare_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Run folders, or sweep folders holding run folders.")],
     baseline: Annotated[
-        str | None, typer.Option(help="Baseline system (e.g. bm25, or cran1/trained.flat); default: the first.")
+        str | None,
+        typer.Option(help="Baseline system (e.g. bm25, or cran1/trained.flat); default: the first."),
     ] = None,
     metrics: Annotated[str | None, typer.Option(help="Comma-separated, e.g. ndcg@10,mrr@10; default: all.")] = None,
     systems: Annotated[str | None, typer.Option(help="Comma-separated systems to keep; default: all.")] = None,
@@ -125,8 +124,13 @@ def compare_cmd(
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
     loaded = load_systems(paths, systems=split(systems), metrics=split(metrics))
     result = compare(
-        loaded, baseline=baseline or next(iter(loaded)), metrics=split(metrics), test=test,
-        correction=correction, alpha=alpha, seed=seed,
+        loaded,
+        baseline=baseline or next(iter(loaded)),
+        metrics=split(metrics),
+        test=test,
+        correction=correction,
+        alpha=alpha,
+        seed=seed,
     )
     Console(width=None if sys.stdout.isatty() else 160).print(result.to_rich())
     if markdown:

@@ -65,8 +65,8 @@ class TrainConfig(Section):
 
 class HNSWConfig(Section):
     m: int = Field(32, ge=4)
-    ef_construction: int = Field(40, ge=8)
-    ef_search: int = Field(64, ge=1)
+    ef_construction: int = Field(120, ge=8)
+    ef_search: int = Field(128, ge=1)
 
 
 class IVFConfig(Section):
@@ -84,7 +84,12 @@ class IndexConfig(Section):
 class EvalConfig(Section):
     metrics: list[str] = ["ndcg@10", "mrr@10", "recall@10", "recall@100", "map"]
     k: int = Field(100, ge=1, description="Depth of every ranked list.")
-    systems: list[Literal["bm25", "zeroshot", "trained", "hybrid"]] = ["bm25", "zeroshot", "trained", "hybrid"]
+    systems: list[Literal["bm25", "zeroshot", "trained", "hybrid"]] = [
+        "bm25",
+        "zeroshot",
+        "trained",
+        "hybrid",
+    ]
     rrf_k: int = Field(60, ge=1)
 
 
@@ -183,7 +188,7 @@ class PairsConfig(Experiment):
 TASKS: dict[str, type[Experiment]] = {"retrieval": ExperimentConfig, "pairs": PairsConfig}
 
 
-def _fields_of(model: type[BaseModel], loc: tuple) -> list[str]:  
+def _fields_of(model: type[BaseModel], loc: tuple) -> list[str]:
     """Valid field names at `loc` (the parent of a rejected key), for the error message."""
     for part in loc:
         field = model.model_fields.get(str(part))

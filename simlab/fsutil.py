@@ -57,3 +57,32 @@ def staged_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, final)
+
+
+def read_meta(folder: Path, fmt: str, version: int, how_to_make: str) -> dict[str, Any]:
+    """`folder/meta.json` of a saved artifact, checked before anything else is read.
+
+    Raises:
+        DataError: no meta.json, invalid JSON, or another format than `fmt` (the message says
+            what `folder` should be and `how_to_make` one).
+        IndexMismatchError: written by another `format_version` than `version`.
+    """
+    from simlab.errors import DataError, IndexMismatchError
+
+    folder = Path(folder)
+    meta_path = folder / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{folder} is not a {fmt} folder (no meta.json); {how_to_make}.") from None
+    except json.JSONDecodeError as e:
+        raise DataError(f"{meta_path}:{e.lineno}: invalid JSON ({e.msg}).") from None
+    got = meta.get("format") if isinstance(meta, dict) else None
+    if got != fmt:
+        raise DataError(f"{meta_path}: format is {got!r}, expected {fmt!r}; {how_to_make}.")
+    if meta.get("format_version") != version:
+        raise IndexMismatchError(
+            f"{meta_path}: format version {meta.get('format_version')!r}, this simlab reads version "
+            f"{version}; rebuild it or use the simlab that wrote it."
+        )
+    return meta

@@ -88,7 +88,7 @@ def test_save_load_round_trip(tmp_path):
     bm25 = BM25Retriever.build(CORPUS, k1=1.2, b=0.6)
     folder = bm25.save(tmp_path / "bm25")
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["format"] == "simlab-bm25" and meta["version"] == 1 and meta["n_docs"] == 5
+    assert meta["format"] == "simlab-bm25" and meta["format_version"] == 1 and meta["n_docs"] == 5
     assert meta["params"] == {"k1": 1.2, "b": 0.6, "method": "lucene", "stopwords": "en", "stemmer": None}
     assert json.loads((folder / "doc_ids.json").read_text()) == CORPUS.ids
 

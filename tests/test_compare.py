@@ -37,9 +37,7 @@ def write_run(folder: Path, scores: dict[str, dict[str, dict[str, float]]], **me
     means = {s: {m: sum(v.values()) / len(v) for m, v in ms.items()} for s, ms in scores.items()}
     (folder / "metrics.json").write_text(json.dumps(means))
     (folder / "config.yaml").write_text("name: test\n")
-    rows = [
-        f"{s}\t{q}\t{m}\t{v:.6f}\n" for s, ms in scores.items() for m, qs in ms.items() for q, v in qs.items()
-    ]
+    rows = [f"{s}\t{q}\t{m}\t{v:.6f}\n" for s, ms in scores.items() for m, qs in ms.items() for q, v in qs.items()]
     (folder / "perquery.tsv").write_text("system\tquery_id\tmetric\tvalue\n" + "".join(rows))
     return folder
 
@@ -415,8 +413,7 @@ def test_fisher_matches_ranx_compare():
     p_ranx = report.comparisons["base", "better"]["ndcg@10"]["p_value"]
     # both runs are listed in the same query order, so the pairing holds whatever that order is
     per_query = {
-        run.name: {"ndcg@10": dict(zip(run.keys(), evaluate(qrels, run, "ndcg@10", return_mean=False)))}
-        for run in runs
+        run.name: {"ndcg@10": dict(zip(run.keys(), evaluate(qrels, run, "ndcg@10", return_mean=False)))} for run in runs
     }
     print(f"p ranx {p_ranx:.4f}")
     ours = compare(per_query, "base", ["ndcg@10"], n_resamples=20_000).result("better", "ndcg@10")

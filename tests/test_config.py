@@ -91,7 +91,9 @@ def test_cli_config_error_exit_code_2_no_traceback(tmp_path):
     path = write(tmp_path, "model:\n  towers: triple\n")
     proc = subprocess.run(
         [sys.executable, "-m", "simlab", "run", str(path), "--out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert "model.towers" in proc.stderr and "Traceback" not in proc.stderr
@@ -99,8 +101,10 @@ def test_cli_config_error_exit_code_2_no_traceback(tmp_path):
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from simlab.cli import app; assert 'torch' not in sys.modules; " \
-           "assert 'transformers' not in sys.modules; assert 'sentence_transformers' not in sys.modules"
+    code = (
+        "import sys; from simlab.cli import app; assert 'torch' not in sys.modules; "
+        "assert 'transformers' not in sys.modules; assert 'sentence_transformers' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     proc = subprocess.run([sys.executable, "-m", "simlab", "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "run" in proc.stdout

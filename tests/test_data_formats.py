@@ -26,7 +26,7 @@ def at(path: Path, line: int) -> str:
 def collection() -> Collection:
     corpus = Corpus(
         ids=["d1", "d2", "d3", "d4"],
-        texts=["the cat sat", "dogs bark loudly", "héllo wörld \"quoted\"", ""],
+        texts=["the cat sat", "dogs bark loudly", 'héllo wörld "quoted"', ""],
         titles=["Cats", "", "Unicode", "Empty"],
     )
     queries = Queries(["q1", "q2", "q3"], ["where do cats sit", "loud dogs", "no judgements"])
@@ -312,8 +312,11 @@ def test_load_collection_detects_layouts(tmp_path: Path, collection: Collection,
 
 def test_load_collection_unknown_layout(tmp_path: Path) -> None:
     (tmp_path / "stuff").mkdir()
-    with pytest.raises(DataError, match=r"stuff: no known dataset layout; looked for BEIR \(corpus\.jsonl\).*"
-                       r"MS MARCO \(collection\.tsv\).*Glasgow/SMART \(cran\.all\.1400 or CISI\.ALL"):
+    with pytest.raises(
+        DataError,
+        match=r"stuff: no known dataset layout; looked for BEIR \(corpus\.jsonl\).*"
+        r"MS MARCO \(collection\.tsv\).*Glasgow/SMART \(cran\.all\.1400 or CISI\.ALL",
+    ):
         load_collection(tmp_path / "stuff")
     with pytest.raises(DataError, match="not a folder"):
         load_collection(tmp_path / "missing")

@@ -106,8 +106,7 @@ def test_tiny_cranfield(cran: Path) -> None:
         "1 of them also has no title and stay empty (4)",
         "cranqrel: query numbers are 1-based positions in cran.qry, not its .I ids "
         "(1 of 3 numbers are not .I ids, all lie within 1..4); mapped positions to ids (e.g. 3 -> 5)",
-        "cranqrel: 1 judgement with code -1 (not relevant) left out; codes 1..4 became gains 4..1 "
-        "(gain = 5 - code)",
+        "cranqrel: 1 judgement with code -1 (not relevant) left out; codes 1..4 became gains 4..1 (gain = 5 - code)",
         "cranqrel: 1 judgement names 1 unknown document (9); they were left out",
     )
 

@@ -247,9 +247,7 @@ def test_converted_folder_from_a_newer_version_is_refused(dm, tmp_path):
     out = tmp_path / "norm"
     convert_deepmatcher(dm, out)
     (out / "meta.json").write_text('{"format": "simlab-matching", "version": 99}', encoding="utf-8")
-    with pytest.raises(
-        DataError, match=r"meta\.json: format 'simlab-matching' version 99; this simlab reads"
-    ):
+    with pytest.raises(DataError, match=r"meta\.json: format 'simlab-matching' version 99; this simlab reads"):
         read_matching(out)
 
 

@@ -27,8 +27,20 @@ RUN = Run(
     "fixture",
     {
         "q1": {"d3": 0.9, "d1": 0.8, "d5": 0.7, "d2": 0.6, "d4": 0.5},
-        "q2": {"d1": 3.0, "d6": 2.5, "d7": 2.0, "d8": 1.5, "d9": 1.2, "d10": 1.1, "d11": 1.0,
-               "d12": 0.9, "d13": 0.8, "d14": 0.7, "d5": 0.6, "d2": 0.5},
+        "q2": {
+            "d1": 3.0,
+            "d6": 2.5,
+            "d7": 2.0,
+            "d8": 1.5,
+            "d9": 1.2,
+            "d10": 1.1,
+            "d11": 1.0,
+            "d12": 0.9,
+            "d13": 0.8,
+            "d14": 0.7,
+            "d5": 0.6,
+            "d2": 0.5,
+        },
         "q4": {"d9": 10.0, "d2": 9.0, "d8": 8.0, "d3": 7.0, "d7": 6.0, "d1": -1.0},
         "q5": {"d9": 1.0},
         "qx": {"d1": 1.0, "d2": 0.5},
@@ -38,6 +50,7 @@ NAMES = ["ndcg@3", "ndcg@10", "mrr@10", "mrr@2", "recall@3", "recall@10", "preci
 
 
 # ---- independent reference, plain Python (trec_eval definitions) -------------------------------
+
 
 def _ranking(scores: dict[str, float]) -> list[str]:
     return [d for d, _ in sorted(scores.items(), key=lambda kv: -kv[1])]
@@ -91,6 +104,7 @@ def _reference_eval(qrels: Qrels, run: Run, names: list[str]) -> dict[str, dict[
 
 
 # ---- tests -------------------------------------------------------------------------------------
+
 
 def test_evaluate_matches_naive_reference():
     result = evaluate(QRELS, RUN, NAMES)
@@ -167,9 +181,14 @@ def test_score_ties_are_broken_by_doc_id_descending_for_every_metric():
     assert result.per_query["mrr@10"]["q"] == pytest.approx(1 / 3)
 
     # Why evaluate canonicalises: raw ir_measures reads the same tied run in two orders.
-    raw = {m.measure: m.value for m in ir_measures.iter_calc(
-        [ir_measures.nDCG @ 10, ir_measures.RR @ 10], {"q": {"a": 1}}, {"q": {"c": 1.0, "a": 1.0, "b": 1.0}}
-    )}
+    raw = {
+        m.measure: m.value
+        for m in ir_measures.iter_calc(
+            [ir_measures.nDCG @ 10, ir_measures.RR @ 10],
+            {"q": {"a": 1}},
+            {"q": {"c": 1.0, "a": 1.0, "b": 1.0}},
+        )
+    }
     # pytrec_eval (trec_eval): doc id descending, c b a -> a at rank 3 -> 1 / log2(4) = 0.5
     assert raw[ir_measures.nDCG @ 10] == pytest.approx(0.5)
     # ir_measures' MS MARCO RR@k: doc id ascending, a b c -> 1.0
@@ -220,6 +239,10 @@ def test_per_query_rows():
     results = {"a": evaluate(QRELS, RUN, ["map", "mrr@10"]), "b": evaluate(QRELS, Run("b", {}), ["map"])}
     rows = per_query_rows(results)
     assert len(rows) == 4 * 2 + 4
-    assert rows[0] == {"system": "a", "query_id": "q1", "metric": "map",
-                       "value": results["a"].per_query["map"]["q1"]}
+    assert rows[0] == {
+        "system": "a",
+        "query_id": "q1",
+        "metric": "map",
+        "value": results["a"].per_query["map"]["q1"],
+    }
     assert rows[-1] == {"system": "b", "query_id": "q4", "metric": "map", "value": 0.0}

@@ -136,9 +136,7 @@ def test_frozen_test_threshold():
 def test_epoch_line_matches_the_seed_format():
     m = {"pos_acc": 0.842, "neg_acc": 0.677, "avg_acc": (0.842 + 0.677) / 2, "f1": 0.787}
     line = epoch_line("val", 5, 0.5040, m, 0.369)
-    assert (
-        line == "[val] Epoch 5 - loss 0.5040, P Acc 0.842, N Acc 0.677, Avg Acc 0.760, F1 0.787, thr* 0.369"
-    )
+    assert line == "[val] Epoch 5 - loss 0.5040, P Acc 0.842, N Acc 0.677, Avg Acc 0.760, F1 0.787, thr* 0.369"
     test = epoch_line("test", 5, None, m, 0.369, optimised=False)
     assert test == "[test] Epoch 5 - loss n/a, P Acc 0.842, N Acc 0.677, Avg Acc 0.760, F1 0.787, thr 0.369"
 

@@ -36,7 +36,9 @@ def collection(with_train: bool = True) -> Collection:
 def test_pairs_from_train_qrels_keep_only_relevant():
     pairs = build_pairs(collection(), "train", "dev", seed=0)
     assert sorted(zip(pairs.anchors, pairs.positive_ids)) == [
-        ("adjust the bicycle brakes evenly", "d2"), ("sourdough bread flour", "d1"), ("sourdough bread flour", "d5"),
+        ("adjust the bicycle brakes evenly", "d2"),
+        ("sourdough bread flour", "d1"),
+        ("sourdough bread flour", "d5"),
     ]
     assert pairs.positives[pairs.positive_ids.index("d2")].startswith("Bicycle brakes adjust")
     assert "qrels split 'train'" in pairs.source

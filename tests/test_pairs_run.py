@@ -13,7 +13,18 @@ from simlab.config import load_config
 from simlab.experiments.pairs_runner import token_overlap
 from simlab.training.pairs import PairSet
 
-BRANDS = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "cyberdyne", "soylent"]
+BRANDS = [
+    "acme",
+    "globex",
+    "initech",
+    "umbrella",
+    "hooli",
+    "stark",
+    "wayne",
+    "tyrell",
+    "cyberdyne",
+    "soylent",
+]
 ITEMS = ["laptop", "printer", "camera", "router", "monitor", "keyboard", "speaker", "tablet"]
 
 
@@ -43,17 +54,35 @@ def grouped_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("pairs")
     write_records(tmp / "records.csv")
-    cfg = load_config(Path(__file__).parents[1] / "examples" / "matching.yaml", [
-        f"data.path={tmp / 'records.csv'}", "data.fields=[name]", "data.val_ratio=0.25", "data.test_ratio=0.25",
-        "train.epochs=2", "train.batch_size=16", "tracking.mlflow=false", "train.save_every=1",
-    ])
+    cfg = load_config(
+        Path(__file__).parents[1] / "examples" / "matching.yaml",
+        [
+            f"data.path={tmp / 'records.csv'}",
+            "data.fields=[name]",
+            "data.val_ratio=0.25",
+            "data.test_ratio=0.25",
+            "train.epochs=2",
+            "train.batch_size=16",
+            "tracking.mlflow=false",
+            "train.save_every=1",
+        ],
+    )
     return run_experiment(cfg, tmp / "run")
 
 
 def test_grouped_records_run_writes_the_run_folder(grouped_run):
     folder = grouped_run.folder
-    for name in ("config.yaml", "meta.json", "metrics.json", "history.jsonl", "curves.png", "perquery.tsv",
-                 "report.md", "model/modules.json", "checkpoints/epoch-1/modules.json"):
+    for name in (
+        "config.yaml",
+        "meta.json",
+        "metrics.json",
+        "history.jsonl",
+        "curves.png",
+        "perquery.tsv",
+        "report.md",
+        "model/modules.json",
+        "checkpoints/epoch-1/modules.json",
+    ):
         assert (folder / name).exists(), name
     assert not (folder / ".checkpoints").exists()
     metrics = json.loads((folder / "metrics.json").read_text())
@@ -118,10 +147,20 @@ def test_deepmatcher_folder_given_pairs_and_sgd(tmp_path):
                 f.write(f"{k},{k},1\n")
                 for j in rng.sample([i for i in ids if i != k], 2):
                     f.write(f"{k},{j},0\n")
-    cfg = load_config(None, [
-        "task=pairs", f"data.path={tmp}", "sampling.mode=given", "train.optimizer=sgd", "train.epochs=2",
-        "train.batch_size=8", "train.grad_accum=2", "train.best_by=pos_acc", "tracking.mlflow=false",
-    ])
+    cfg = load_config(
+        None,
+        [
+            "task=pairs",
+            f"data.path={tmp}",
+            "sampling.mode=given",
+            "train.optimizer=sgd",
+            "train.epochs=2",
+            "train.batch_size=8",
+            "train.grad_accum=2",
+            "train.best_by=pos_acc",
+            "tracking.mlflow=false",
+        ],
+    )
     summary = run_experiment(cfg, tmp / "run")
     assert summary.n_test_queries == 8 * 3
     assert any("given labelled pairs" in n for n in summary.notes)

@@ -56,11 +56,20 @@ def toy_dir(tmp_path_factory) -> Path:
 
 
 def config(toy_dir: Path, tmp: Path, *extra: str):
-    return load_config(None, [
-        f"data.path={toy_dir}", "train.epochs=2", "train.batch_size=8", "index.approximate=[hnsw, ivf]",
-        "index.ivf.min_docs=50", "index.ivf.nlist=4", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
-        "train.hard_negatives.source=bm25", *extra,
-    ])
+    return load_config(
+        None,
+        [
+            f"data.path={toy_dir}",
+            "train.epochs=2",
+            "train.batch_size=8",
+            "index.approximate=[hnsw, ivf]",
+            "index.ivf.min_docs=50",
+            "index.ivf.nlist=4",
+            f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+            "train.hard_negatives.source=bm25",
+            *extra,
+        ],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +84,34 @@ def finished_run(toy_dir, tmp_path_factory):
 def test_run_folder_has_every_artifact(finished_run):
     summary, _ = finished_run
     folder = summary.folder
-    for name in ("config.yaml", "meta.json", "metrics.json", "speed.json", "history.jsonl", "perquery.tsv",
-                 "curves.png", "report.md", "model/modules.json", "indexes/trained.flat/meta.json",
-                 "indexes/trained.hnsw/meta.json", "indexes/trained.ivf/meta.json"):
+    for name in (
+        "config.yaml",
+        "meta.json",
+        "metrics.json",
+        "speed.json",
+        "history.jsonl",
+        "perquery.tsv",
+        "curves.png",
+        "report.md",
+        "model/modules.json",
+        "indexes/trained.flat/meta.json",
+        "indexes/trained.hnsw/meta.json",
+        "indexes/trained.ivf/meta.json",
+    ):
         assert (folder / name).exists(), name
     assert not list(folder.parent.glob(".run1.partial-*"))
     assert not (folder / ".checkpoints").exists()
     systems = set(json.loads((folder / "metrics.json").read_text()))
-    assert systems == {"bm25", "zeroshot.flat", "zeroshot.hnsw", "zeroshot.ivf", "trained.flat",
-                       "trained.hnsw", "trained.ivf", "hybrid"}
+    assert systems == {
+        "bm25",
+        "zeroshot.flat",
+        "zeroshot.hnsw",
+        "zeroshot.ivf",
+        "trained.flat",
+        "trained.hnsw",
+        "trained.ivf",
+        "hybrid",
+    }
     assert {p.stem for p in (folder / "runs").glob("*.trec")} == systems
     history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
@@ -91,7 +119,7 @@ def test_run_folder_has_every_artifact(finished_run):
     meta = json.loads((folder / "indexes/trained.hnsw/meta.json").read_text())
     assert meta["dim"] == 256 and meta["normalized"] is True and meta["type"] == "hnsw"
     report = (folder / "report.md").read_text()
-    assert "trained.hnsw" in report and "negatives per step" in report and "overlap@10" in report
+    assert "trained.hnsw" in report and "negatives per step" in report and "top10 ∩ exact" in report
 
 
 def test_metrics_agree_with_trec_eval_on_the_run_files(finished_run):
@@ -186,10 +214,26 @@ def test_missing_test_split_names_the_found_splits(toy_dir, tmp_path):
 def test_cli_run_separate_towers_without_training(toy_dir, tmp_path):
     out = tmp_path / "cli"
     proc = subprocess.run(
-        [sys.executable, "-m", "simlab", "run", str(Path(__file__).parents[1] / "examples" / "dense.yaml"),
-         "--set", f"data.path={toy_dir}", "--set", "train.enabled=false", "--set", "model.towers=separate",
-         "--set", "tracking.mlflow=false", "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "simlab",
+            "run",
+            str(Path(__file__).parents[1] / "examples" / "dense.yaml"),
+            "--set",
+            f"data.path={toy_dir}",
+            "--set",
+            "train.enabled=false",
+            "--set",
+            "model.towers=separate",
+            "--set",
+            "tracking.mlflow=false",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert "zeroshot.hnsw" in proc.stdout and "bm25" in proc.stdout
@@ -202,9 +246,16 @@ def test_separate_towers_train_with_model_mined_negatives(toy_dir, tmp_path):
     from simlab.experiments.runner import run_experiment
 
     cfg = config(
-        toy_dir, tmp_path, "model.towers=separate", "train.hard_negatives.source=model",
-        "train.hard_negatives.num=2", "train.hard_negatives.range_min=1", "train.epochs=1",
-        "eval.systems=[trained]", "index.approximate=[]", "tracking.mlflow=false",
+        toy_dir,
+        tmp_path,
+        "model.towers=separate",
+        "train.hard_negatives.source=model",
+        "train.hard_negatives.num=2",
+        "train.hard_negatives.range_min=1",
+        "train.epochs=1",
+        "eval.systems=[trained]",
+        "index.approximate=[]",
+        "tracking.mlflow=false",
     )
     summary = run_experiment(cfg, tmp_path / "towers")
     assert set(summary.metrics) == {"trained.flat"}
@@ -220,9 +271,24 @@ def test_cli_compare_on_a_finished_run(finished_run, tmp_path):
     summary, _ = finished_run
     md, js = tmp_path / "cmp.md", tmp_path / "cmp.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "simlab", "compare", str(summary.folder), "--baseline", "bm25",
-         "--metrics", "ndcg@10,mrr@10", "--markdown", str(md), "--json", str(js)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "simlab",
+            "compare",
+            str(summary.folder),
+            "--baseline",
+            "bm25",
+            "--metrics",
+            "ndcg@10,mrr@10",
+            "--markdown",
+            str(md),
+            "--json",
+            str(js),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "trained.flat" in proc.stdout and "holm" in proc.stdout

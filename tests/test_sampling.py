@@ -41,9 +41,7 @@ def check_labels(records, pairs, pool):
     for a, b, y, kind in zip(pairs.left_idx, pairs.right_idx, pairs.labels, pairs.kinds):
         assert a in pool and b in pool and a != b
         assert y == (kind == "pos")
-        assert (records.groups[a] == records.groups[b]) == (y == 1), (
-            "a positive labelled negative (or vice versa)"
-        )
+        assert (records.groups[a] == records.groups[b]) == (y == 1), "a positive labelled negative (or vice versa)"
     seen = list(zip(pairs.left_idx, pairs.right_idx))
     assert len(seen) == len(set(seen)), "a pair is repeated for one query"
 
@@ -129,9 +127,7 @@ def test_limits():
 def test_deterministic_in_seed():
     records = make_records()
     pool = list(range(len(records)))
-    cfg = SamplingConfig(
-        pos_neg_ratio=4, hard_soft_ratio=0.3, limit_pos_pairs_per_query=2, limit_queries=30, seed=5
-    )
+    cfg = SamplingConfig(pos_neg_ratio=4, hard_soft_ratio=0.3, limit_pos_pairs_per_query=2, limit_queries=30, seed=5)
     a = sample_pairs(records, pool, cfg, neighbour_miner)
     b = sample_pairs(records, pool, cfg, neighbour_miner)
     assert a == b
@@ -143,9 +139,7 @@ def test_pairs_stay_inside_the_split():
     records = make_records(seed=1)
     split = group_split(records.groups, 0.2, 0.2, seed=0)
     for name, ids in split.items():
-        pairs = sample_pairs(
-            records, ids, SamplingConfig(pos_neg_ratio=2, hard_soft_ratio=0.5), neighbour_miner
-        )
+        pairs = sample_pairs(records, ids, SamplingConfig(pos_neg_ratio=2, hard_soft_ratio=0.5), neighbour_miner)
         assert len(pairs) > 0, name
         check_labels(records, pairs, set(ids))
 

@@ -62,9 +62,7 @@ def read_beir(path: Path) -> Collection:
     if not qrels_files:
         notes.append(f"{path.name}: no {QRELS_DIR}/<split>.tsv file, so the collection has no qrels")
     for file in qrels_files:
-        split_qrels, note = drop_unknown(
-            _read_qrels_tsv(file), corpus.ids, queries.ids, f"{QRELS_DIR}/{file.name}"
-        )
+        split_qrels, note = drop_unknown(_read_qrels_tsv(file), corpus.ids, queries.ids, f"{QRELS_DIR}/{file.name}")
         qrels[file.stem] = split_qrels
         if note:
             notes.append(note)
@@ -113,9 +111,7 @@ def _iter_records(path: Path, what: str) -> Iterator[tuple[str, dict[str, Any]]]
     for where, obj in iter_jsonl(path, what):
         _id = _field(obj, "_id", where)
         if _id in seen:
-            raise DataError(
-                f"{where}: {what} id {_id!r} already appeared on line {seen[_id]}; ids must be unique."
-            )
+            raise DataError(f"{where}: {what} id {_id!r} already appeared on line {seen[_id]}; ids must be unique.")
         seen[_id] = where.rsplit(":", 1)[1]
         yield where, obj
 
@@ -147,9 +143,7 @@ def _read_qrels_tsv(path: Path) -> dict[str, dict[str, int]]:
         first = False
         where = f"{path}:{lineno}"
         if len(fields) != 3:
-            raise DataError(
-                f"{where}: expected 3 tab-separated fields `query-id corpus-id score`, got {len(fields)}."
-            )
+            raise DataError(f"{where}: expected 3 tab-separated fields `query-id corpus-id score`, got {len(fields)}.")
         qid, docid, score = fields
         add_judgement(judgements, qid, docid, parse_grade(score, where), where)
     return judgements
@@ -180,7 +174,5 @@ def _write_qrels_tsv(path: Path, qrels: Qrels) -> None:
 
 def _check_split(split: str) -> str:
     if not split or any(c in split for c in "/\\\0") or split.startswith("."):
-        raise DataError(
-            f"qrels split name {split!r} cannot be a file name; use a plain name such as `test` or `dev`."
-        )
+        raise DataError(f"qrels split name {split!r} cannot be a file name; use a plain name such as `test` or `dev`.")
     return split

@@ -112,9 +112,7 @@ def read_glasgow(path: Path) -> Collection:
     spec = detect_glasgow(path) if path.is_dir() else None
     if spec is None:
         known = ", ".join(s.docs for s in SPECS)
-        raise DataError(
-            f"{path}: no Glasgow collection found; looked for a documents file named one of {known}."
-        )
+        raise DataError(f"{path}: no Glasgow collection found; looked for a documents file named one of {known}.")
     files = _files_by_lower_name(path)
     for name in (spec.queries, spec.qrels):
         if name.lower() not in files:
@@ -220,13 +218,9 @@ def parse_records(path: Path) -> list[Record]:
             current.fields.setdefault(marker, [])
         elif words:
             if current is None:
-                raise DataError(
-                    f"{where}: expected a `.I <id>` line to start the first record, got {line[:40]!r}."
-                )
+                raise DataError(f"{where}: expected a `.I <id>` line to start the first record, got {line[:40]!r}.")
             if marker is None:
-                raise DataError(
-                    f"{where}: text before any field marker (.T, .W, ...) in record {current.id}."
-                )
+                raise DataError(f"{where}: text before any field marker (.T, .W, ...) in record {current.id}.")
             current.fields[marker].append(line)
     if not records:
         raise DataError(f"{path}: no `.I <id>` record found; is this a SMART/Glasgow file?")
@@ -246,8 +240,7 @@ def _read_rows(path: Path, spec: GlasgowSpec) -> list[_Row]:
         where = f"{path}:{lineno}"
         if len(fields) != n_fields:
             raise DataError(
-                f"{where}: expected {n_fields} whitespace-separated fields {spec.qrels_fields}, "
-                f"got {len(fields)}."
+                f"{where}: expected {n_fields} whitespace-separated fields {spec.qrels_fields}, got {len(fields)}."
             )
         rows.append(spec.parse_row(fields, where))
     return rows

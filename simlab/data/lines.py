@@ -30,8 +30,7 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise DataError(
-                    f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start}); "
-                    "re-encode the file as UTF-8."
+                    f"{path}:{lineno}: not valid UTF-8 ({e.reason} at byte {e.start}); re-encode the file as UTF-8."
                 ) from None
             if lineno == 1:
                 line = line.removeprefix("\ufeff")

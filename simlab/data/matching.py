@@ -70,17 +70,13 @@ class Records:
         n = len(self.ids)
         for name, values in self.fields.items():
             if len(values) != n:
-                raise DataError(
-                    f"{self.source or 'Records'}: field {name!r} has {len(values)} values for {n} ids."
-                )
+                raise DataError(f"{self.source or 'Records'}: field {name!r} has {len(values)} values for {n} ids.")
         if self.groups is not None and len(self.groups) != n:
             raise DataError(f"{self.source or 'Records'}: {len(self.groups)} group ids for {n} records.")
         if len(set(self.ids)) != n:
             seen: set[str] = set()
             dup = next(i for i in self.ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
-            raise DataError(
-                f"{self.source or 'Records'}: id {dup!r} occurs more than once; ids must be unique."
-            )
+            raise DataError(f"{self.source or 'Records'}: id {dup!r} occurs more than once; ids must be unique.")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -99,9 +95,7 @@ class Records:
         names = list(self.fields) if fields is None else list(fields)
         for name in names:
             if name not in self.fields:
-                raise DataError(
-                    f"{self.source or 'Records'}: no field {name!r}; fields are {', '.join(self.fields)}."
-                )
+                raise DataError(f"{self.source or 'Records'}: no field {name!r}; fields are {', '.join(self.fields)}.")
         columns = [self.fields[name] for name in names]
         return [sep.join(v for v in values if v) for values in zip(*columns)] if columns else [""] * len(self)
 
@@ -204,9 +198,7 @@ def read_records(
         fields = list(fields)
         missing = [f for f in fields if f not in columns]
         if missing:
-            raise DataError(
-                f"{path}: field(s) {', '.join(missing)} not found; columns found: {', '.join(columns)}."
-            )
+            raise DataError(f"{path}: field(s) {', '.join(missing)} not found; columns found: {', '.join(columns)}.")
     ids: list[str] = []
     values: dict[str, list[str]] = {f: [] for f in fields}
     groups: list[str] | None = None if group_field is None else []
@@ -243,9 +235,7 @@ def _csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         lineno = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{lineno}: not valid UTF-8 ({e.reason}); re-encode the file as UTF-8."
-        ) from None
+        raise DataError(f"{path}:{lineno}: not valid UTF-8 ({e.reason}); re-encode the file as UTF-8.") from None
     reader = csv.reader(io.StringIO(text, newline=""))
     rows: list[tuple[int, dict[str, str]]] = []
     prev = 0
@@ -363,9 +353,7 @@ def read_deepmatcher(folder: str | Path) -> MatchingDataset:
 def _read_tables_and_pairs(folder: Path, pair_files: dict[str, Path], files: list[str]) -> MatchingDataset:
     for path in [folder / TABLE_A, folder / TABLE_B, *pair_files.values()]:
         if not path.is_file():
-            raise DataError(
-                f"{folder}: missing {path.relative_to(folder)}; the layout needs {', '.join(files)}."
-            )
+            raise DataError(f"{folder}: missing {path.relative_to(folder)}; the layout needs {', '.join(files)}.")
     left = read_records(folder / TABLE_A)
     right = read_records(folder / TABLE_B)
     pairs = {s: _read_pairs(p, s, left, right, TABLE_A, TABLE_B) for s, p in pair_files.items()}
@@ -486,9 +474,7 @@ def groups_from_pairs(data: MatchingDataset, splits: Sequence[str] = SPLITS) -> 
     for split in splits:
         pairs = data.pairs.get(split)
         if pairs is None:
-            raise DataError(
-                f"{data.source}: no split {split!r}; splits are {', '.join(data.pairs) or '(none)'}."
-            )
+            raise DataError(f"{data.source}: no split {split!r}; splits are {', '.join(data.pairs) or '(none)'}.")
         for lid, rid, label in zip(pairs.left_ids, pairs.right_ids, pairs.labels):
             if label == 1:
                 a, b = root(data.left.position[lid]), root(offset + data.right.position[rid])
@@ -518,9 +504,7 @@ def _check_meta(meta_path: Path) -> None:
 # ---------------------------------------------------------------- splits
 
 
-def group_split(
-    groups: Sequence[str], val_ratio: float, test_ratio: float, seed: int
-) -> dict[str, list[int]]:
+def group_split(groups: Sequence[str], val_ratio: float, test_ratio: float, seed: int) -> dict[str, list[int]]:
     """Split record indices into train/val/test so that no group is on two sides.
 
     Target sizes are `round(n * test_ratio)` and `round(n * val_ratio)` records, train gets the
@@ -549,8 +533,7 @@ def group_split(
             raise ConfigError(f"{name}={value!r} must be a number in [0, 1).")
     if val_ratio + test_ratio >= 1:
         raise ConfigError(
-            f"val_ratio={val_ratio} + test_ratio={test_ratio} leave nothing for training; "
-            "their sum must be < 1."
+            f"val_ratio={val_ratio} + test_ratio={test_ratio} leave nothing for training; their sum must be < 1."
         )
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups):

@@ -61,9 +61,7 @@ def mine_bm25(pairs: TrainingPairs, cfg: HardNegativesConfig) -> MinedPairs:
         cands = [c for c in ranked[a][cfg.range_min :] if c not in positives_of[a]][: cfg.num]
         if len(cands) == cfg.num:
             rows.append((a, pairs.doc_texts[d], [pairs.doc_texts[c] for c in cands]))
-    return MinedPairs(
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], len(pairs.anchors) - len(rows)
-    )
+    return MinedPairs([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], len(pairs.anchors) - len(rows))
 
 
 def mine_model(pairs: TrainingPairs, cfg: HardNegativesConfig, model: SentenceTransformer) -> MinedPairs:

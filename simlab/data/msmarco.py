@@ -39,9 +39,7 @@ def read_msmarco(path: Path) -> Collection:
     seen: dict[str, int] = {}
     for where, lineno, pid, text in _iter_id_text(path / COLLECTION_FILE, "pid"):
         if pid in seen:
-            raise DataError(
-                f"{where}: passage id {pid!r} already appeared on line {seen[pid]}; ids must be unique."
-            )
+            raise DataError(f"{where}: passage id {pid!r} already appeared on line {seen[pid]}; ids must be unique.")
         seen[pid] = lineno
         ids.append(pid)
         texts.append(text)
@@ -108,9 +106,7 @@ def _iter_id_text(path: Path, id_name: str) -> Iterator[tuple[str, int, str, str
         fields = line.split("\t", 1)
         where = f"{path}:{lineno}"
         if len(fields) != 2:
-            raise DataError(
-                f"{where}: expected 2 tab-separated fields `{id_name}<TAB>text`, got {len(fields)}."
-            )
+            raise DataError(f"{where}: expected 2 tab-separated fields `{id_name}<TAB>text`, got {len(fields)}.")
         if not fields[0].strip():
             raise DataError(f"{where}: empty {id_name} in the first column of `{id_name}<TAB>text`.")
         yield where, lineno, fields[0].strip(), fields[1]

@@ -68,14 +68,10 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         ratio = self.pos_neg_ratio
         if not _is_number(ratio) or not (math.isfinite(ratio) and ratio >= 0):
-            raise ConfigError(
-                f"pos_neg_ratio={ratio!r} must be a number >= 0 (1.0: one negative per positive)."
-            )
+            raise ConfigError(f"pos_neg_ratio={ratio!r} must be a number >= 0 (1.0: one negative per positive).")
         share = self.hard_soft_ratio
         if not _is_number(share) or not 0 <= share <= 1:
-            raise ConfigError(
-                f"hard_soft_ratio={share!r} must be a number in [0, 1] (the share of hard negatives)."
-            )
+            raise ConfigError(f"hard_soft_ratio={share!r} must be a number in [0, 1] (the share of hard negatives).")
         for name in ("limit_pos_pairs_per_query", "limit_queries"):
             _check_limit(name, getattr(self, name))
         if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral):
@@ -244,9 +240,7 @@ def _mine(
     query_ids = [q for q, _ in wanted]
     ranked = hard_miner(query_ids, pool, k)
     if len(ranked) != len(query_ids):
-        raise ValueError(
-            f"the hard-negative miner returned {len(ranked)} lists for {len(query_ids)} queries."
-        )
+        raise ValueError(f"the hard-negative miner returned {len(ranked)} lists for {len(query_ids)} queries.")
     in_pool = set(pool)
     out = {}
     for q, cands in zip(query_ids, ranked):

@@ -52,9 +52,7 @@ def parse_grade(token: str, where: str) -> int:
     raise DataError(f"{where}: expected an integer relevance grade, got {token!r}.")
 
 
-def add_judgement(
-    judgements: dict[str, dict[str, int]], qid: str, docid: str, grade: int, where: str
-) -> None:
+def add_judgement(judgements: dict[str, dict[str, int]], qid: str, docid: str, grade: int, where: str) -> None:
     """Add one judgement; an exact repeat is ignored, a conflicting one is an error.
 
     Raises:
@@ -156,9 +154,7 @@ def read_trec_qrels(path: Path) -> Qrels:
             continue
         where = f"{path}:{lineno}"
         if len(fields) != 4:
-            raise DataError(
-                f"{where}: expected 4 whitespace-separated fields {QRELS_FIELDS}, got {len(fields)}."
-            )
+            raise DataError(f"{where}: expected 4 whitespace-separated fields {QRELS_FIELDS}, got {len(fields)}.")
         qid, _, docid, rel = fields
         add_judgement(judgements, qid, docid, parse_grade(rel, where), where)
     return Qrels(judgements)
@@ -205,9 +201,7 @@ def read_trec_run(path: Path, name: str | None = None) -> Run:
             continue
         where = f"{path}:{lineno}"
         if len(fields) != 6:
-            raise DataError(
-                f"{where}: expected 6 whitespace-separated fields {RUN_FIELDS}, got {len(fields)}."
-            )
+            raise DataError(f"{where}: expected 6 whitespace-separated fields {RUN_FIELDS}, got {len(fields)}.")
         qid, _, docid, rank, score, line_tag = fields
         try:
             int(rank)

@@ -34,9 +34,7 @@ def _arrays(scores: Any, labels: Any) -> tuple[Any, Any]:
     if s.size == 0:
         raise DataError("no pairs to evaluate (empty scores and labels).")
     if not np.isfinite(s).all():
-        raise DataError(
-            f"{int((~np.isfinite(s)).sum())} scores are NaN or infinite; check the model's outputs."
-        )
+        raise DataError(f"{int((~np.isfinite(s)).sum())} scores are NaN or infinite; check the model's outputs.")
     if not np.isin(y, (0, 1)).all():
         bad = y[~np.isin(y, (0, 1))][0].item()
         raise DataError(f"label {bad!r} is not 0 or 1.")

@@ -205,8 +205,7 @@ def load_systems(
             if not hits:
                 where = str(folders[0]) if single else f"any of {', '.join(map(str, folders))}"
                 raise RunFolderError(
-                    f"System {wanted!r} is not in {where}; available: "
-                    f"{', '.join(name(e[0], e[1]) for e in loaded)}."
+                    f"System {wanted!r} is not in {where}; available: {', '.join(name(e[0], e[1]) for e in loaded)}."
                 )
             chosen += [e for e in hits if id(e) not in seen]
             seen.update(id(e) for e in hits)
@@ -234,8 +233,6 @@ def _find_key(mapping: dict[str, Any], key: str) -> str | None:
         return key
     folded = key.strip().lower()
     return next((k for k in mapping if k.lower() == folded), None)
-
-
 
 
 def _test_kwargs(test_fn: Callable[..., float], seed: int, n_resamples: int) -> dict[str, int]:

@@ -73,7 +73,12 @@ def dense_systems(
     for kind in kinds:
         name = f"{prefix}.{kind}"
         index = INDEX_TYPES[kind].build(
-            docs, corpus.ids, metric="ip", model_id=model_id, normalized=normalized, **_index_params(kind, cfg)
+            docs,
+            corpus.ids,
+            metric="ip",
+            model_id=model_id,
+            normalized=normalized,
+            **_index_params(kind, cfg),
         )
         ids, scores = index.search(qs, k)
         out.runs[name] = Run.from_topk(name, queries.ids, ids, scores)

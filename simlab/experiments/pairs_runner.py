@@ -74,9 +74,11 @@ def _sampled_set(records: Records, indices, cfg: PairsConfig, split: str, fields
 
     s = cfg.sampling
     scfg = SamplingConfig(
-        pos_neg_ratio=s.pos_neg_ratio, hard_soft_ratio=s.hard_soft_ratio,
+        pos_neg_ratio=s.pos_neg_ratio,
+        hard_soft_ratio=s.hard_soft_ratio,
         limit_pos_pairs_per_query=getattr(s.limit_pos_pairs_per_query, split),
-        limit_queries=s.limit_queries if split == "train" else None, seed=cfg.train.seed,
+        limit_queries=s.limit_queries if split == "train" else None,
+        seed=cfg.train.seed,
     )
     miner = bm25_miner(records, fields) if s.hard_soft_ratio > 0 else None
     sampled = sample_pairs(records, indices, scfg, miner)
@@ -88,7 +90,9 @@ def _sampled_set(records: Records, indices, cfg: PairsConfig, split: str, fields
     )
     texts = [record_text(records, i, fields) for i in range(len(records))]
     return PairSet(
-        [texts[i] for i in sampled.left_idx], [texts[i] for i in sampled.right_idx], list(sampled.labels),
+        [texts[i] for i in sampled.left_idx],
+        [texts[i] for i in sampled.right_idx],
+        list(sampled.labels),
         [f"{records.ids[a]}|{records.ids[b]}" for a, b in zip(sampled.left_idx, sampled.right_idx)],
     )
 
@@ -107,8 +111,10 @@ def build_pair_sets(cfg: PairsConfig, data: MatchingDataset, notes: list[str]) -
         else:
             records = groups_from_pairs(data, splits=("train",))
             train_pairs = data.pairs["train"]
-            pool = sorted({records.position[f"A:{i}"] for i in train_pairs.left_ids}
-                          | {records.position[f"B:{i}"] for i in train_pairs.right_ids})
+            pool = sorted(
+                {records.position[f"A:{i}"] for i in train_pairs.left_ids}
+                | {records.position[f"B:{i}"] for i in train_pairs.right_ids}
+            )
             sets["train"] = _sampled_set(records, pool, cfg, "train", fields, notes)
         notes.append("val and test pairs: the given labelled pairs of the dataset.")
         return sets
@@ -124,8 +130,15 @@ def _system(scores_val: np.ndarray, scores_test: np.ndarray, val: PairSet, test:
     thr, _ = best_threshold(scores_val, val.labels)
     val_m = pair_metrics(scores_val, val.labels, thr)
     test_m = pair_metrics(scores_test, test.labels, thr)  # val's threshold, frozen
-    return {**{k: float(test_m[k]) for k in REPORTED}, "threshold": float(thr),
-            **{f"val_{k}": float(val_m[k]) for k in REPORTED}}, scores_test, test_m
+    return (
+        {
+            **{k: float(test_m[k]) for k in REPORTED},
+            "threshold": float(thr),
+            **{f"val_{k}": float(val_m[k]) for k in REPORTED},
+        },
+        scores_test,
+        test_m,
+    )
 
 
 def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummary:
@@ -150,15 +163,19 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
         fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
         summary.metrics["overlap"], per_item["overlap"], _ = _system(token_overlap(val), token_overlap(test), val, test)
-        model_cfg = ModelConfig(name=cfg.model.preload or cfg.model.name, max_length=cfg.model.max_length,
-                                normalize=cfg.model.normalize)
+        model_cfg = ModelConfig(
+            name=cfg.model.preload or cfg.model.name,
+            max_length=cfg.model.max_length,
+            normalize=cfg.model.normalize,
+        )
         model = load_model(model_cfg)
         if cfg.model.dropout:
             from sentence_transformers import SentenceTransformer
             from sentence_transformers.sentence_transformer.modules import Dropout
 
-            model = SentenceTransformer(modules=[*list(model)[:1], Dropout(cfg.model.dropout), *list(model)[1:]],
-                                        device="cpu")
+            model = SentenceTransformer(
+                modules=[*list(model)[:1], Dropout(cfg.model.dropout), *list(model)[1:]], device="cpu"
+            )
         d = cfg.train.distance
         summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test
@@ -174,7 +191,8 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         summary.notes.append(
             f"Best epoch by val {cfg.train.best_by}: {result.best_epoch}; test scored once with its weights "
             f"and val's threshold {summary.metrics['trained']['threshold']:.3f}, frozen "
-            f"(both thresholds come from val): {epoch_line('test', result.best_epoch or 0, None, test_m, test_m['threshold'], optimised=False)}."
+            f"(both thresholds come from val): "
+            f"{epoch_line('test', result.best_epoch or 0, None, test_m, test_m['threshold'], optimised=False)}."
         )
         summary.notes.append(
             f"{len(sets['train'])} training pairs, {cfg.train.epochs} epochs, {result.seconds:.1f} s "
@@ -192,10 +210,18 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         fsutil.write_text(tmp / "perquery.tsv", "".join(rows))
         fsutil.write_json(tmp / "metrics.json", summary.metrics)
         summary.seconds = time.perf_counter() - t0
-        fsutil.write_json(tmp / "meta.json", RUN_FORMAT | {
-            "name": cfg.name, "task": "pairs", "data": str(Path(cfg.data.path).resolve()),
-            "n_test_pairs": len(test), "seconds": round(summary.seconds, 2), "notes": summary.notes,
-        })
+        fsutil.write_json(
+            tmp / "meta.json",
+            RUN_FORMAT
+            | {
+                "name": cfg.name,
+                "task": "pairs",
+                "data": str(Path(cfg.data.path).resolve()),
+                "n_test_pairs": len(test),
+                "seconds": round(summary.seconds, 2),
+                "notes": summary.notes,
+            },
+        )
         fsutil.write_text(tmp / "report.md", render_markdown(summary))
         shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)
     if cfg.tracking.mlflow:
@@ -203,4 +229,3 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
 
         log_run(summary)
     return summary
-

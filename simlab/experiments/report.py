@@ -46,9 +46,17 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-PAIR_COLUMNS = [("f1", "F1"), ("pos_acc", "P Acc"), ("neg_acc", "N Acc"), ("avg_acc", "Avg Acc"),
-                ("precision", "precision"), ("recall", "recall"), ("ap", "AP"), ("threshold", "thr (val)"),
-                ("val_f1", "val F1")]
+PAIR_COLUMNS = [
+    ("f1", "F1"),
+    ("pos_acc", "P Acc"),
+    ("neg_acc", "N Acc"),
+    ("avg_acc", "Avg Acc"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("ap", "AP"),
+    ("threshold", "thr (val)"),
+    ("val_f1", "val F1"),
+]
 
 
 def pair_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
@@ -59,8 +67,12 @@ def pair_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
 def _tables(summary: RunSummary) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
     """(title, (header, rows)) of every table of a run, by task."""
     if summary.config.task == "pairs":
-        return [(f"{summary.config.name}: {summary.n_test_queries} test pairs (threshold tuned on val, frozen)",
-                 pair_rows(summary))]
+        return [
+            (
+                f"{summary.config.name}: {summary.n_test_queries} test pairs (threshold tuned on val, frozen)",
+                pair_rows(summary),
+            )
+        ]
     return [
         (f"{summary.config.name}: {summary.n_test_queries} test queries", quality_rows(summary)),
         ("exact vs approximate search", speed_rows(summary)),
@@ -116,8 +128,14 @@ def _render_pairs(summary: RunSummary) -> str:
     if summary.history:
         keys = ["train_loss", "val_loss", "val_f1", "val_pos_acc", "val_neg_acc", "val_threshold", "seconds"]
         rows = [[str(h.get("epoch"))] + [_fmt(h.get(k)) for k in keys] for h in summary.history]
-        parts += ["", "## Training (val every epoch)", "", _md_table(["epoch", *keys], rows), "",
-                  "![learning curves](curves.png)"]
+        parts += [
+            "",
+            "## Training (val every epoch)",
+            "",
+            _md_table(["epoch", *keys], rows),
+            "",
+            "![learning curves](curves.png)",
+        ]
     parts += ["", "## Notes", ""] + [f"- {n}" for n in summary.notes]
     parts += ["", f"Run time: {summary.seconds:.1f} s.", ""]
     return "\n".join(parts)

@@ -59,9 +59,7 @@ def _train(cfg: ExperimentConfig, collection: Collection, folder: Path, summary:
     from simlab.training.dense import train_dense
 
     model = load_model(cfg.model)
-    pairs = build_pairs(
-        collection, cfg.data.train_split, cfg.data.dev_split, cfg.train.seed, cfg.data.max_train_pairs
-    )
+    pairs = build_pairs(collection, cfg.data.train_split, cfg.data.dev_split, cfg.train.seed, cfg.data.max_train_pairs)
     mined = mine(pairs, cfg.train.hard_negatives, model)
     summary.notes.append(f"Training pairs: {pairs.source}.")
     summary.notes.append(f"Per-epoch evaluation: {pairs.dev.source}.")
@@ -124,8 +122,17 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
             from simlab.models import load_model
 
             log.info("zero-shot model %s", cfg.model.name)
-            zs = dense_systems("zeroshot", load_model(cfg.model), cfg.model.name, cfg.model.normalize,
-                               collection.corpus, queries, k, cfg.index, None)
+            zs = dense_systems(
+                "zeroshot",
+                load_model(cfg.model),
+                cfg.model.name,
+                cfg.model.normalize,
+                collection.corpus,
+                queries,
+                k,
+                cfg.index,
+                None,
+            )
             runs |= zs.runs
             summary.speed |= zs.speed
             summary.notes.extend(zs.notes)
@@ -133,8 +140,17 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
         if "trained" in systems and cfg.train.enabled:
             log.info("training %s", cfg.model.name)
             model = _train(cfg, collection, tmp, summary)
-            tr = dense_systems("trained", model, f"{cfg.model.name}+trained:{out.name}", cfg.model.normalize,
-                               collection.corpus, queries, k, cfg.index, tmp / "indexes")
+            tr = dense_systems(
+                "trained",
+                model,
+                f"{cfg.model.name}+trained:{out.name}",
+                cfg.model.normalize,
+                collection.corpus,
+                queries,
+                k,
+                cfg.index,
+                tmp / "indexes",
+            )
             runs |= tr.runs
             summary.speed |= tr.speed
             summary.notes.extend(tr.notes)
@@ -168,10 +184,17 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
         fsutil.write_json(tmp / "metrics.json", summary.metrics)
         fsutil.write_json(tmp / "speed.json", summary.speed)
         summary.seconds = time.perf_counter() - t0
-        fsutil.write_json(tmp / "meta.json", RUN_FORMAT | {
-            "name": cfg.name, "data": str(Path(cfg.data.path).resolve()), "n_test_queries": len(queries),
-            "seconds": round(summary.seconds, 2), "notes": summary.notes,
-        })
+        fsutil.write_json(
+            tmp / "meta.json",
+            RUN_FORMAT
+            | {
+                "name": cfg.name,
+                "data": str(Path(cfg.data.path).resolve()),
+                "n_test_queries": len(queries),
+                "seconds": round(summary.seconds, 2),
+                "notes": summary.notes,
+            },
+        )
         fsutil.write_text(tmp / "report.md", render_markdown(summary))
         import shutil
 

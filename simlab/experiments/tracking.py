@@ -49,9 +49,9 @@ def log_run(summary: RunSummary) -> str:
             mlflow.log_metrics(
                 {_metric_key(k): float(v) for k, v in h.items() if k != "epoch" and v is not None}, step=step
             )
-        mlflow.log_metrics({
-            _metric_key(f"{system}.{m}"): v for system, ms in summary.metrics.items() for m, v in ms.items()
-        })
+        mlflow.log_metrics(
+            {_metric_key(f"{system}.{m}"): v for system, ms in summary.metrics.items() for m, v in ms.items()}
+        )
         for name in ("report.md", "metrics.json", "config.yaml", "speed.json", "history.jsonl", "curves.png"):
             path = summary.folder / name
             if path.exists():

@@ -31,8 +31,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from simlab.errors import ConfigError, DataError, IndexMismatchError, RunFolderError
-from simlab.fsutil import staged_dir, write_json
+from simlab.errors import ConfigError, DataError, RunFolderError
+from simlab.fsutil import read_meta, staged_dir, write_json
 from simlab.records import Corpus, Queries, Run
 
 FORMAT_NAME = "simlab-bm25"
@@ -94,8 +94,7 @@ def _make_stemmer(name: str | None) -> Any:
         return Stemmer.Stemmer(name)
     except KeyError:
         raise ConfigError(
-            f"stemmer={name!r} is not a PyStemmer algorithm; choose one of "
-            f"{', '.join(sorted(Stemmer.algorithms()))}."
+            f"stemmer={name!r} is not a PyStemmer algorithm; choose one of {', '.join(sorted(Stemmer.algorithms()))}."
         ) from None
 
 
@@ -241,7 +240,7 @@ class BM25Retriever:
             write_json(tmp / "doc_ids.json", self.doc_ids)
             meta = {
                 "format": FORMAT_NAME,
-                "version": FORMAT_VERSION,
+                "format_version": FORMAT_VERSION,
                 "params": asdict(self.params),
                 "n_docs": len(self.doc_ids),
                 "bm25s_version": bm25s.__version__,
@@ -260,23 +259,7 @@ class BM25Retriever:
         bm25s = _bm25s()
 
         folder = Path(folder)
-        meta_path = folder / "meta.json"
-        try:
-            meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(
-                f"{meta_path} not found: {folder} is not a saved BM25 index "
-                "(write one with BM25Retriever.build(corpus).save(folder))."
-            ) from None
-        except json.JSONDecodeError as e:
-            raise DataError(f"{meta_path}:{e.lineno}: invalid JSON ({e.msg}).") from None
-        if meta.get("format") != FORMAT_NAME:
-            raise DataError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT_NAME!r}.")
-        if meta.get("version") != FORMAT_VERSION:
-            raise IndexMismatchError(
-                f"{meta_path}: format version {meta.get('version')!r}, this simlab reads version "
-                f"{FORMAT_VERSION}; rebuild the index or use the simlab that wrote it."
-            )
+        meta = read_meta(folder, FORMAT_NAME, FORMAT_VERSION, "write one with BM25Retriever.build(corpus).save(folder)")
         params = BM25Params(**meta["params"])
         doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
         model = bm25s.BM25.load(folder, show_progress=False)

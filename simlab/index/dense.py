@@ -55,7 +55,7 @@ import faiss
 import numpy as np
 
 from simlab.errors import ConfigError, DataError, IndexMismatchError, RunFolderError
-from simlab.fsutil import staged_dir, write_json
+from simlab.fsutil import read_meta, staged_dir, write_json
 
 logger = logging.getLogger("simlab.index")
 
@@ -76,9 +76,7 @@ class _Registry(dict):
     """`dict[str, type[DenseIndex]]` whose missing keys raise `UnknownIndexTypeError`."""
 
     def __missing__(self, key: str):
-        raise UnknownIndexTypeError(
-            f"unknown dense index type {key!r}; valid types: {', '.join(sorted(self))}."
-        )
+        raise UnknownIndexTypeError(f"unknown dense index type {key!r}; valid types: {', '.join(sorted(self))}.")
 
 
 INDEX_TYPES: dict[str, type[DenseIndex]] = _Registry()
@@ -276,9 +274,7 @@ class DenseIndex:
             f"model_id={self.model_id!r}, params={self.params})"
         )
 
-    def search(
-        self, queries: np.ndarray, k: int, *, threads: int | None = None
-    ) -> tuple[list[list[str]], np.ndarray]:
+    def search(self, queries: np.ndarray, k: int, *, threads: int | None = None) -> tuple[list[list[str]], np.ndarray]:
         """The best `k` vectors per query, best first.
 
         Args:
@@ -472,8 +468,9 @@ class IVFIndex(DenseIndex):
         index.cp.min_points_per_centroid = 1  # faiss only prints a warning below 39; we log it once
         if params["train_size"] < 39 * params["nlist"]:
             logger.warning(
-                "ivf: %d training points for nlist=%d (faiss suggests >= 39 per list); fewer lists "
-                "train better", params["train_size"], params["nlist"],
+                "ivf: %d training points for nlist=%d (faiss suggests >= 39 per list); fewer lists train better",
+                params["train_size"],
+                params["nlist"],
             )
         index.cp.spherical = metric == faiss.METRIC_INNER_PRODUCT
         rng = np.random.default_rng(params["seed"])
@@ -511,9 +508,7 @@ def index_class(name: str) -> type[DenseIndex]:
     return INDEX_TYPES[name]
 
 
-def load(
-    folder: str | Path, *, expect_model_id: str | None = None, expect_dim: int | None = None
-) -> DenseIndex:
+def load(folder: str | Path, *, expect_model_id: str | None = None, expect_dim: int | None = None) -> DenseIndex:
     """Open an index written by `DenseIndex.save`, checking it before it answers queries.
 
     Args:
@@ -527,26 +522,12 @@ def load(
         UnknownIndexTypeError: `meta.json` names a type this simlab does not know.
     """
     folder = Path(folder)
-    meta_path = folder / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(
-            f"{folder} is not a simlab dense index (no meta.json); build one with "
-            "INDEX_TYPES[type].build(vectors, ids, ...).save(folder)."
-        ) from None
-    except json.JSONDecodeError as e:
-        raise DataError(f"{meta_path}:{e.lineno}: invalid JSON ({e.msg}).") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        got = meta.get("format") if isinstance(meta, dict) else None
-        raise DataError(
-            f"{meta_path}: format is {got!r}, expected {FORMAT_NAME!r}; not a simlab dense index."
-        )
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"{meta_path}: format version {meta.get('format_version')!r}, this simlab reads version "
-            f"{FORMAT_VERSION}; rebuild the index or use the simlab that wrote it."
-        )
+    meta = read_meta(
+        folder,
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        "build one with INDEX_TYPES[type].build(vectors, ids, ...).save(folder)",
+    )
     cls = index_class(meta.get("type"))
     if expect_model_id is not None and meta.get("model_id") != expect_model_id:
         raise IndexMismatchError(

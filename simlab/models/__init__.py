@@ -94,7 +94,10 @@ def load_model(cfg: ModelConfig) -> SentenceTransformer:
     if cfg.towers == "separate" and not any(isinstance(m, Router) for m in modules):
         trailing = [m for m in modules if isinstance(m, Normalize)]
         body = [m for m in modules if not isinstance(m, Normalize)]
-        modules = [Router.for_query_document(query_modules=copy.deepcopy(body), document_modules=body), *trailing]
+        modules = [
+            Router.for_query_document(query_modules=copy.deepcopy(body), document_modules=body),
+            *trailing,
+        ]
     if cfg.normalize and not isinstance(modules[-1], Normalize):
         modules.append(Normalize())
     if modules == list(model):

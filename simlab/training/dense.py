@@ -25,8 +25,13 @@ if TYPE_CHECKING:
     from simlab.config import TrainConfig
 
 # simlab metric family -> the key InformationRetrievalEvaluator reports it under
-_EVALUATOR_KEYS = {"ndcg": "ndcg@{k}", "mrr": "mrr@{k}", "recall": "recall@{k}", "precision": "precision@{k}",
-                   "map": "map@{k}"}
+_EVALUATOR_KEYS = {
+    "ndcg": "ndcg@{k}",
+    "mrr": "mrr@{k}",
+    "recall": "recall@{k}",
+    "precision": "precision@{k}",
+    "map": "map@{k}",
+}
 
 
 @dataclass
@@ -79,9 +84,18 @@ def _make_evaluator(dev: DevSet, metric: str):
     _, k = _family_and_k(metric)
     ks = sorted({10, k or 10})
     return InformationRetrievalEvaluator(
-        dev.queries, dev.corpus, dev.relevant, name="dev", ndcg_at_k=ks, mrr_at_k=ks, accuracy_at_k=[1],
-        precision_recall_at_k=sorted({*ks, 100}), map_at_k=sorted({100, k or 100}), batch_size=256,
-        write_csv=False, score_functions=None,
+        dev.queries,
+        dev.corpus,
+        dev.relevant,
+        name="dev",
+        ndcg_at_k=ks,
+        mrr_at_k=ks,
+        accuracy_at_k=[1],
+        precision_recall_at_k=sorted({*ks, 100}),
+        map_at_k=sorted({100, k or 100}),
+        batch_size=256,
+        write_csv=False,
+        score_functions=None,
     )
 
 
@@ -131,17 +145,19 @@ def train_dense(
                 self.losses.append(float(logs["loss"]))
 
         def on_epoch_end(self, args, state, control, **kw):
-            result.history.append({
-                "epoch": round(state.epoch or 0),
-                "train_loss": sum(self.losses) / len(self.losses) if self.losses else None,
-                "seconds": round(time.perf_counter() - self.t0, 3),
-            })
+            result.history.append(
+                {
+                    "epoch": round(state.epoch or 0),
+                    "train_loss": sum(self.losses) / len(self.losses) if self.losses else None,
+                    "seconds": round(time.perf_counter() - self.t0, 3),
+                }
+            )
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if result.history and metrics:
                 prefix = "eval_dev_cosine_"
                 result.history[-1].update(
-                    {f"dev_{k[len(prefix):]}": float(v) for k, v in metrics.items() if k.startswith(prefix)}
+                    {f"dev_{k[len(prefix) :]}": float(v) for k, v in metrics.items() if k.startswith(prefix)}
                 )
 
     args = SentenceTransformerTrainingArguments(
@@ -163,9 +179,10 @@ def train_dense(
         report_to="none",
         use_cpu=True,
         dataloader_drop_last=False,
-        router_mapping={"anchor": "query", "positive": "document"} | {
-            c: "document" for c in dataset.column_names if c.startswith("negative")
-        } if routed else {},
+        router_mapping={"anchor": "query", "positive": "document"}
+        | {c: "document" for c in dataset.column_names if c.startswith("negative")}
+        if routed
+        else {},
     )
     trainer = SentenceTransformerTrainer(
         model=model,
@@ -181,7 +198,7 @@ def train_dense(
     trainer.train()
     result.seconds = time.perf_counter() - t0
     if has_dev and result.history:
-        key = "dev_" + evaluator_key(cfg.best_metric)[len("dev_cosine_"):]
+        key = "dev_" + evaluator_key(cfg.best_metric)[len("dev_cosine_") :]
         scored = [h for h in result.history if key in h]
         if scored:
             result.best_epoch = max(scored, key=lambda h: h[key])["epoch"]

@@ -90,7 +90,11 @@ def _evaluator(val: PairSet, cfg: PairTrainConfig, result: PairTrainResult):
 
 
 def train_pairs(
-    model: SentenceTransformer, train: PairSet, val: PairSet, cfg: PairTrainConfig, work_dir: Path,
+    model: SentenceTransformer,
+    train: PairSet,
+    val: PairSet,
+    cfg: PairTrainConfig,
+    work_dir: Path,
     keep_dir: Path | None = None,
 ) -> PairTrainResult:
     """Train `model` in place and keep the best epoch's weights; see the module docstring."""
@@ -122,7 +126,10 @@ def train_pairs(
             rec["val_loss"] = float(metrics["eval_loss"]) if metrics and "eval_loss" in metrics else None
             rec["seconds"] = round(time.perf_counter() - self.t0, 3)
             line = epoch_line(
-                "val", rec["epoch"], rec["val_loss"], {k[4:]: v for k, v in rec.items() if k.startswith("val_")},
+                "val",
+                rec["epoch"],
+                rec["val_loss"],
+                {k[4:]: v for k, v in rec.items() if k.startswith("val_")},
                 rec["val_threshold"],
             )
             (self.training_bar.write if self.training_bar is not None else print)(f"{line}, {rec['seconds']:.1f} s")
