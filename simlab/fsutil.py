@@ -59,7 +59,7 @@ def staged_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
         os.replace(tmp, final)
 
 
-def read_meta(folder: Path, fmt: str, version: int, how_to_make: str) -> dict[str, Any]:
+def read_meta(folder: Path, fmt: str, version: int, what: str, how_to_make: str) -> dict[str, Any]:
     """`folder/meta.json` of a saved artifact, checked before anything else is read.
 
     Raises:
@@ -74,12 +74,12 @@ def read_meta(folder: Path, fmt: str, version: int, how_to_make: str) -> dict[st
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise DataError(f"{folder} is not a {fmt} folder (no meta.json); {how_to_make}.") from None
+        raise DataError(f"{folder} is not a {what} (no meta.json); {how_to_make}.") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{meta_path}:{e.lineno}: invalid JSON ({e.msg}).") from None
     got = meta.get("format") if isinstance(meta, dict) else None
     if got != fmt:
-        raise DataError(f"{meta_path}: format is {got!r}, expected {fmt!r}; {how_to_make}.")
+        raise DataError(f"{meta_path}: format is {got!r}, expected {fmt!r}: not a {what}; {how_to_make}.")
     if meta.get("format_version") != version:
         raise IndexMismatchError(
             f"{meta_path}: format version {meta.get('format_version')!r}, this simlab reads version "

@@ -259,7 +259,13 @@ class BM25Retriever:
         bm25s = _bm25s()
 
         folder = Path(folder)
-        meta = read_meta(folder, FORMAT_NAME, FORMAT_VERSION, "write one with BM25Retriever.build(corpus).save(folder)")
+        meta = read_meta(
+            folder,
+            FORMAT_NAME,
+            FORMAT_VERSION,
+            "saved BM25 index",
+            "write one with BM25Retriever.build(corpus).save(folder)",
+        )
         params = BM25Params(**meta["params"])
         doc_ids = json.loads((folder / "doc_ids.json").read_text(encoding="utf-8"))
         model = bm25s.BM25.load(folder, show_progress=False)

@@ -526,6 +526,7 @@ def load(folder: str | Path, *, expect_model_id: str | None = None, expect_dim: 
         folder,
         FORMAT_NAME,
         FORMAT_VERSION,
+        "simlab dense index",
         "build one with INDEX_TYPES[type].build(vectors, ids, ...).save(folder)",
     )
     cls = index_class(meta.get("type"))
