@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-all bench venv clean
+.PHONY: demo test test-all lint bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -22,8 +22,11 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(VENV)/bin/simlab demo --out runs/demo
 
-test: venv
+test: venv lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
+
+lint: venv
+	$(VENV)/bin/ruff check simlab tests benchmarks
 
 test-all: venv
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -m "slow or not slow"
