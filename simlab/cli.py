@@ -46,15 +46,33 @@ def _prepare_runtime() -> None:
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment YAML (see examples/dense.yaml).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create.")] = Path("runs/run"),
-    set_: Annotated[list[str], typer.Option("--set", help="Override a field: --set train.epochs=2 (repeatable).")] = [],  # noqa: B006 - typer needs a literal default
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder.")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (a sweep: folder of run folders).")] = Path(
+        "runs/run"
+    ),
+    set_: Annotated[
+        list[str],
+        typer.Option("--set", help="Override a field: --set train.epochs=2; a list sweeps: train.epochs=[1,2]."),
+    ] = [],  # noqa: B006 - typer needs a literal default
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder; a sweep re-runs all.")] = False,
 ) -> None:
-    """Run an experiment: data, BM25, zero-shot model, training, exact/approximate search, report."""
-    from simlab.config import load_config
+    """Run an experiment: data, BM25, zero-shot model, training, exact/approximate search, report.
 
-    cfg = load_config(config, set_)  # validated before any work
+    A list where the config expects a value is a sweep: one run per grid point under OUT,
+    resumed (finished runs skipped) when run again.
+    """
+    from simlab.config import load_sweep
+
+    points = load_sweep(config, set_)  # every grid point validated before any work
     _prepare_runtime()
+    if points[0][0]:  # named grid points: a sweep
+        from simlab.experiments.sweep import render_sweep, run_sweep
+
+        run_sweep(points, out, overwrite=overwrite)
+        typer.echo(render_sweep(out))
+        typer.echo(f"Sweep folder: {out} (sweep.json, one run folder per line above)")
+        typer.echo(f"Compare runs: simlab compare {out}")
+        return
+    cfg = points[0][1]
     from simlab.experiments.report import print_tables
     from simlab.experiments.runner import run_experiment
 

@@ -1,10 +1,11 @@
 """The experiment config: a typed schema, validated at the edge.
 
 `load_config(path, overrides)` reads a YAML file, applies `--set dotted.key=value`
-overrides, and validates the result against `ExperimentConfig`. Any problem (an unknown
-field, a wrong type, a value outside the allowed set) raises one `ConfigError` naming the
-file, the dotted field and what is allowed, before any work starts. The resolved config
-(`to_yaml`) is written into every run folder.
+overrides, and validates the result against the task's schema (`TASKS`). Any problem (an
+unknown field, a wrong type, a value outside the allowed set) raises one `ConfigError` naming
+the file, the dotted field and what is allowed, before any work starts. The resolved config
+(`to_yaml`) is written into every run folder. `load_sweep` does the same for a config with
+sweep axes (`--set train.epochs=[1,2]`): one validated config per grid point.
 """
 
 from __future__ import annotations
@@ -167,6 +168,9 @@ class PairTrainConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
     patience: int = Field(2, ge=0, description="ReduceLROnPlateau: epochs without val improvement.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    loss: Literal["contrastive", "online_contrastive", "cosent"] = Field(
+        "contrastive", description="sentence-transformers pair loss (see simlab.training.pairs.LOSSES)."
+    )
     margin: float = Field(0.5, gt=0, description="Contrastive loss margin on the distance.")
     distance: Literal["cosine", "euclidean"] = "cosine"
     best_by: Literal["f1", "pos_acc"] = "f1"
@@ -246,8 +250,8 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return out
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experiment:
-    """Read, override and validate an experiment config; raise `ConfigError` on any problem."""
+def _read_raw(path: str | Path | None, overrides: list[str]) -> tuple[str, dict]:
+    """The config file as a plain dict with the overrides applied, and its name for messages."""
     raw: dict = {}
     source = "<defaults>"
     if path is not None:
@@ -263,11 +267,18 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experimen
             raise ConfigError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections (data:, model:, ...)")
-    raw = apply_overrides(raw, list(overrides))
+    return source, apply_overrides(raw, list(overrides))
+
+
+def _schema_of(source: str, raw: dict) -> type[Experiment]:
     task = raw.get("task", "retrieval")
-    if task not in TASKS:
-        raise ConfigError(f"{source}: task: {task!r} is not a task; choose one of: {', '.join(sorted(TASKS))}")
-    schema = TASKS[task]
+    if not isinstance(task, str) or task not in TASKS:
+        hint = " (a sweep runs one task)" if isinstance(task, list) else ""
+        raise ConfigError(f"{source}: task: {task!r} is not a task{hint}; choose one of: {', '.join(sorted(TASKS))}")
+    return TASKS[task]
+
+
+def _validate(source: str, raw: dict, schema: type[Experiment]) -> Experiment:
     try:
         cfg = schema.model_validate(raw)
     except ValidationError as err:
@@ -275,6 +286,49 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experimen
     if isinstance(cfg, ExperimentConfig):
         _check_metrics(source, cfg)
     return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> Experiment:
+    """Read, override and validate an experiment config; raise `ConfigError` on any problem.
+
+    A config with sweep axes (a list where a value belongs) is refused here: see `load_sweep`.
+    """
+    from simlab.experiments.sweep import sweep_axes
+
+    source, raw = _read_raw(path, overrides)
+    schema = _schema_of(source, raw)
+    axes = sweep_axes(raw, schema)
+    if axes:
+        raise ConfigError(
+            f"{source}: {', '.join(axes)}: a list of values makes this config a sweep; "
+            "run it with `simlab run` (library: load_sweep + run_sweep) or give one value"
+        )
+    return _validate(source, raw, schema)
+
+
+def load_sweep(path: str | Path | None, overrides: list[str] = ()) -> list[tuple[str, Experiment]]:
+    """Read, override, expand and validate a config that may be a sweep.
+
+    Every grid point is validated like a single config before this returns, so a bad value
+    anywhere fails before any run starts; its message names the file, the grid point and
+    the dotted field (`exp.yaml [batch_size=1]: train.batch_size: ...`).
+
+    Returns:
+        (run name, config) per grid point, in the order of `simlab.experiments.sweep.expand`;
+        a config without sweep axes gives one item named "".
+
+    Raises:
+        ConfigError: as `load_config`, for any grid point, or an empty or duplicated sweep value.
+    """
+    from simlab.experiments.sweep import expand
+
+    source, raw = _read_raw(path, overrides)
+    schema = _schema_of(source, raw)
+    try:
+        points = expand(raw, schema)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return [(name, _validate(f"{source} [{name}]" if name else source, point, schema)) for name, point in points]
 
 
 def _check_metrics(source: str, cfg: ExperimentConfig) -> None:

@@ -170,3 +170,12 @@ def test_deepmatcher_folder_given_pairs_and_sgd(tmp_path):
 def test_token_overlap_is_jaccard():
     pairs = PairSet(["a b c", "x"], ["b c d", "y"], [1, 0], ["1", "2"])
     assert list(token_overlap(pairs)) == pytest.approx([2 / 4, 0.0])
+
+
+def test_every_configured_loss_has_a_builder():
+    import typing
+
+    from simlab.config import PairTrainConfig
+    from simlab.training.pairs import LOSSES
+
+    assert set(LOSSES) == set(typing.get_args(PairTrainConfig.model_fields["loss"].annotation))

@@ -4,7 +4,7 @@ Logged from the finished run folder: the resolved config as flattened params, pe
 dev metrics with the epoch as step, final metrics as `<system>.<metric>`, and the run
 folder's report, metrics and config as artifacts. The store is `tracking.uri`
 (`sqlite:///mlflow.db` by default; MLflow 3's plain `./mlruns` file store needs
-`MLFLOW_ALLOW_FILE_STORE=true`).
+`MLFLOW_ALLOW_FILE_STORE=true`). The runs of a sweep are children of the sweep's run.
 """
 
 from __future__ import annotations
@@ -33,15 +33,22 @@ def _metric_key(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z_\-. /]", "_", text)  # MLflow forbids '@' in metric names
 
 
-def log_run(summary: RunSummary) -> str:
-    """Log the run to MLflow and return the MLflow run id."""
+def log_run(summary: RunSummary, parent_run_id: str | None = None) -> str:
+    """Log the run to MLflow and return the MLflow run id.
+
+    Args:
+        summary: The finished run.
+        parent_run_id: Log the run as a child of this MLflow run. Default: a child of the
+            active MLflow run if there is one (a sweep keeps its parent run active while its
+            runs log themselves), else a top-level run.
+    """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
     cfg = summary.config
     mlflow.set_tracking_uri(cfg.tracking.uri)
     mlflow.set_experiment(cfg.tracking.experiment)
-    with mlflow.start_run(run_name=summary.folder.name) as run:
+    with mlflow.start_run(run_name=summary.folder.name, nested=True, parent_run_id=parent_run_id) as run:
         mlflow.log_params(flatten(cfg.model_dump(mode="json")))
         mlflow.set_tag("simlab.run_folder", str(summary.folder.resolve()))
         for h in summary.history:

@@ -27,6 +27,37 @@ if TYPE_CHECKING:
 REPORTED = ("f1", "pos_acc", "neg_acc", "avg_acc", "precision", "recall", "ap")
 
 
+def _distance(cfg: PairTrainConfig):
+    from sentence_transformers.sentence_transformer.losses import SiameseDistanceMetric
+
+    return {"cosine": SiameseDistanceMetric.COSINE_DISTANCE, "euclidean": SiameseDistanceMetric.EUCLIDEAN}[cfg.distance]
+
+
+def _contrastive(model, cfg: PairTrainConfig):
+    """Hadsell et al. 2006: pull matches together, push non-matches past `margin`."""
+    from sentence_transformers.sentence_transformer.losses import ContrastiveLoss
+
+    return ContrastiveLoss(model, distance_metric=_distance(cfg), margin=cfg.margin)
+
+
+def _online_contrastive(model, cfg: PairTrainConfig):
+    """The contrastive loss on each batch's hard pairs only (far positives, close negatives)."""
+    from sentence_transformers.sentence_transformer.losses import OnlineContrastiveLoss
+
+    return OnlineContrastiveLoss(model, distance_metric=_distance(cfg), margin=cfg.margin)
+
+
+def _cosent(model, cfg: PairTrainConfig):
+    """Su 2022: a ranking loss on cosine scores; every match should outscore every non-match."""
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    return CoSENTLoss(model)
+
+
+LOSSES = {"contrastive": _contrastive, "online_contrastive": _online_contrastive, "cosent": _cosent}
+"""`train.loss` name -> builder(model, cfg) of a sentence-transformers pair loss."""
+
+
 @dataclass(frozen=True)
 class PairSet:
     """Pairs of record texts with 0/1 labels; `ids` name each pair (for per-item scores)."""
@@ -100,13 +131,11 @@ def train_pairs(
     """Train `model` in place and keep the best epoch's weights; see the module docstring."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import ContrastiveLoss, SiameseDistanceMetric
     from transformers.trainer_callback import ProgressCallback
 
     result = PairTrainResult()
     dataset = Dataset.from_dict({"sentence1": train.left, "sentence2": train.right, "label": train.labels})
     val_dataset = Dataset.from_dict({"sentence1": val.left, "sentence2": val.right, "label": val.labels})
-    metric = {"cosine": SiameseDistanceMetric.COSINE_DISTANCE, "euclidean": SiameseDistanceMetric.EUCLIDEAN}
 
     class Epochs(ProgressCallback):
         """The progress bar, one `[val] Epoch ...` line per epoch, timing, and `save_every` copies."""
@@ -166,7 +195,7 @@ def train_pairs(
         args=args,
         train_dataset=dataset,
         eval_dataset=val_dataset,
-        loss=ContrastiveLoss(model, distance_metric=metric[cfg.distance], margin=cfg.margin),
+        loss=LOSSES[cfg.loss](model, cfg),
         evaluator=_evaluator(val, cfg, result),
     )
     trainer.remove_callback(ProgressCallback)
