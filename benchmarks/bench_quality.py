@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> str:
         )
         worst = min((st.get("delta_ndcg@10", 0.0) for st in summary.speed.values()), default=0.0)
         checks.append(
-            f"- {name}: largest nDCG@10 loss of an approximate index vs exact: {-worst:.4f} "
+            f"- {name}: largest nDCG@10 loss of an approximate index vs exact: {max(0.0, -worst):.4f} "
             f"(target <= 0.005): {'PASS' if worst >= -0.005 else 'FAIL'}"
         )
         checks.extend(f"  - note: {n}" for n in summary.notes if "pairs" in n or "hybrid" in n)
