@@ -117,6 +117,37 @@ def demo(
     typer.echo(f'Run folder: {out}. Try: simlab search {out} "how do I fix a flat tyre" -k 5')
 
 
+@app.command()
+def match(
+    run_dir: Annotated[Path, typer.Argument(help="A `task: pairs` run folder made by `simlab run`.")],
+    left: Annotated[Path, typer.Option("--left", help="Left table (CSV or JSONL with the run's id column).")],
+    right: Annotated[Path, typer.Option("--right", help="Right table (same columns); it is the one indexed.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV to write: left_id,right_id,score.")] = Path(
+        "matches.csv"
+    ),
+    k: Annotated[int, typer.Option("-k", help="Candidates per left record (the blocking step).")] = 10,
+    index: Annotated[str, typer.Option(help="Blocking index: hnsw (approximate) or flat (exact).")] = "hnsw",
+    threshold: Annotated[
+        float | None, typer.Option(help="Match threshold; default: the run's frozen val threshold (trained).")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Labelled pairs CSV ltable_id,rtable_id,label: report blocking recall, P/R/F1.")
+    ] = None,
+    fields: Annotated[
+        str | None, typer.Option(help="Comma-separated text fields; default: the run's data.fields, or all but the id.")
+    ] = None,
+) -> None:
+    """Match two tables with a pairs run: embed, take top-k candidates, keep those at or above the threshold."""
+    _prepare_runtime()
+    from simlab.experiments.match import match_tables
+
+    names = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    report = match_tables(
+        run_dir, left, right, out, k=k, index=index, threshold=threshold, labels_path=labels, fields=names
+    )
+    typer.echo(report.summary())
+
+
 @app.command("compare")
 def compare_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Run folders, or sweep folders holding run folders.")],
@@ -159,19 +190,18 @@ def compare_cmd(
 
 @data_app.command("convert")
 def data_convert(
-    kind: Annotated[str, typer.Argument(help="Source layout, e.g. glasgow (Cranfield, CISI, CACM, MED).")],
+    kind: Annotated[
+        str, typer.Argument(help="Source layout: glasgow (Cranfield, CISI, CACM, MED) or deepmatcher (tableA/tableB).")
+    ],
     src: Annotated[Path, typer.Argument(help="Folder with the source files.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (BEIR layout).")],
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Convert a dataset to the BEIR layout (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)."""
-    from simlab.data.loader import convert
+    """Convert a dataset: glasgow -> BEIR layout (corpus.jsonl, queries.jsonl, qrels/); deepmatcher -> pairs layout."""
+    from simlab.data.loader import convert, describe
 
-    collection = convert(kind, src, out, overwrite)
-    n_qrels = {s: len(q) for s, q in collection.qrels.items()}
-    typer.echo(f"{out}: {len(collection.corpus)} documents, {len(collection.queries)} queries, qrels {n_qrels}")
-    for note in collection.notes:
-        typer.echo(f"note: {note}")
+    for i, line in enumerate(describe(convert(kind, src, out, overwrite))):
+        typer.echo(f"{out}: {line}" if i == 0 else line)
 
 
 def main() -> None:

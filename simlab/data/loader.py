@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from simlab.data.beir import CORPUS_FILE, read_beir
 from simlab.data.glasgow import SPECS, convert_glasgow, detect_glasgow, read_glasgow
@@ -44,7 +45,27 @@ LAYOUTS: tuple[Layout, ...] = (
     ),
 )
 
-CONVERTERS: dict[str, Callable[[Path, Path, bool], Collection]] = {"glasgow": convert_glasgow}
+
+def _convert_deepmatcher(src: Path, out: Path, overwrite: bool):
+    from simlab.data.matching import convert_deepmatcher
+
+    return convert_deepmatcher(src, out, overwrite)
+
+
+CONVERTERS: dict[str, Callable[[Path, Path, bool], Any]] = {
+    "glasgow": convert_glasgow,  # SMART test collections -> BEIR retrieval layout
+    "deepmatcher": _convert_deepmatcher,  # tableA/tableB + labelled pair files -> simlab matching layout
+}
+
+
+def describe(dataset: Any) -> list[str]:
+    """Lines summarising a converted dataset (a retrieval `Collection` or a `MatchingDataset`)."""
+    if isinstance(dataset, Collection):
+        qrels = {s: len(q) for s, q in dataset.qrels.items()}
+        lines = [f"{len(dataset.corpus)} documents, {len(dataset.queries)} queries, qrels {qrels}"]
+        return lines + [f"note: {n}" for n in dataset.notes]
+    pairs = {s: p.counts() for s, p in dataset.pairs.items()}
+    return [f"tables {len(dataset.left)} x {len(dataset.right)} records; pairs {pairs}"]
 
 
 def load_collection(path: Path) -> Collection:
@@ -64,7 +85,7 @@ def load_collection(path: Path) -> Collection:
     raise DataError(f"{path}: no known dataset layout; looked for {looked_for}.")
 
 
-def convert(kind: str, src: Path, out: Path, overwrite: bool = False) -> Collection:
+def convert(kind: str, src: Path, out: Path, overwrite: bool = False) -> Any:
     """Convert the raw dataset in `src` to the BEIR layout in `out` with converter `kind`.
 
     Raises:
