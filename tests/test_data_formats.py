@@ -323,6 +323,6 @@ def test_load_collection_unknown_layout(tmp_path: Path) -> None:
 
 
 def test_convert_unknown_kind_lists_converters(tmp_path: Path) -> None:
-    assert sorted(CONVERTERS) == ["glasgow"]
-    with pytest.raises(ConfigError, match=r"unknown converter 'trec'; choose one of: glasgow\."):
+    assert sorted(CONVERTERS) == ["deepmatcher", "glasgow"]
+    with pytest.raises(ConfigError, match=r"unknown converter 'trec'; choose one of: deepmatcher, glasgow\."):
         convert("trec", tmp_path, tmp_path / "out")
