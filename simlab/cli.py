@@ -31,6 +31,7 @@ app.add_typer(data_app, name="data")
 def _prepare_runtime() -> None:
     """Quiet, offline-safe defaults for the heavy libraries, set before any of them is imported."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its own level at import
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from simlab.models import hub_reachable
 
