@@ -149,6 +149,20 @@ def match(
     typer.echo(report.summary())
 
 
+@app.command()
+def ui(
+    uri: Annotated[str, typer.Option(help="MLflow tracking store (the runs' tracking.uri).")] = "sqlite:///mlflow.db",
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Open the MLflow UI on the local store, on loopback only (http://127.0.0.1:PORT)."""
+    import subprocess
+
+    from simlab.experiments.tracking import ui_command
+
+    typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)")
+    sys.exit(subprocess.call(ui_command(uri, port), env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"}))
+
+
 @app.command("compare")
 def compare_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Run folders, or sweep folders holding run folders.")],

@@ -168,6 +168,10 @@ def test_mlflow_run_was_logged(finished_run):
     assert run.data.params["train.epochs"] == "2"
     assert run.data.metrics["trained.flat.ndcg_10"] == pytest.approx(summary.metrics["trained.flat"]["ndcg@10"])
     assert len(client.get_metric_history(run.info.run_id, "dev_ndcg_10")) == 2
+    from simlab.experiments.tracking import data_checksum
+
+    assert run.data.tags["simlab.data_checksum"] == data_checksum(Path(summary.config.data.path))
+    assert run.data.tags["simlab.git_commit"]  # a sha, or "unknown" outside a git checkout
 
 
 def test_search_prints_ranked_documents(finished_run):

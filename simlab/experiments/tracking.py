@@ -9,8 +9,11 @@ folder's report, metrics and config as artifacts. The store is `tracking.uri`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,6 +30,37 @@ def flatten(d: dict, prefix: str = "") -> dict[str, str]:
         else:
             out[key] = str(v)
     return out
+
+
+def git_commit(folder: Path) -> str:
+    """The git commit checked out in `folder` (with `+dirty` for uncommitted changes), or "unknown"."""
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def data_checksum(path: Path) -> str:
+    """sha256 over the relative paths and contents of every file under `path` (or of the file itself)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _metric_key(text: str) -> str:
@@ -50,7 +84,13 @@ def log_run(summary: RunSummary, parent_run_id: str | None = None) -> str:
     mlflow.set_experiment(cfg.tracking.experiment)
     with mlflow.start_run(run_name=summary.folder.name, nested=True, parent_run_id=parent_run_id) as run:
         mlflow.log_params(flatten(cfg.model_dump(mode="json")))
-        mlflow.set_tag("simlab.run_folder", str(summary.folder.resolve()))
+        mlflow.set_tags(
+            {
+                "simlab.run_folder": str(summary.folder.resolve()),
+                "simlab.git_commit": git_commit(Path(__file__).resolve().parent),
+                "simlab.data_checksum": data_checksum(Path(cfg.data.path)),
+            }
+        )
         for h in summary.history:
             step = int(h["epoch"])
             mlflow.log_metrics(
@@ -64,3 +104,21 @@ def log_run(summary: RunSummary, parent_run_id: str | None = None) -> str:
             if path.exists():
                 mlflow.log_artifact(str(path))
         return run.info.run_id
+
+
+def ui_command(uri: str, port: int) -> list[str]:
+    """The `mlflow ui` command line for `simlab ui`: the given store, bound to loopback only."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
