@@ -175,7 +175,11 @@ class PairTrainConfig(Section):
     distance: Literal["cosine", "euclidean"] = "cosine"
     best_by: Literal["f1", "pos_acc"] = "f1"
     save_every: int | None = Field(None, ge=1, description="Also keep the model every N epochs.")
-    resume: str | None = Field(None, description="Trainer checkpoint folder to resume from.")
+    resume: bool | str = Field(
+        False,
+        description="true: continue from the last checkpoint an interrupted run to the same --out left; "
+        "or a trainer checkpoint folder.",
+    )
     seed: int = 42
 
 

@@ -179,3 +179,41 @@ def test_every_configured_loss_has_a_builder():
     from simlab.training.pairs import LOSSES
 
     assert set(LOSSES) == set(typing.get_args(PairTrainConfig.model_fields["loss"].annotation))
+
+
+def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    import simlab.training.pairs as pairs_module
+    from simlab.errors import ConfigError
+    from simlab.experiments.runner import checkpoint_dir, run_experiment
+
+    write_records(tmp_path / "records.csv")
+    base = [
+        "task=pairs",
+        f"data.path={tmp_path / 'records.csv'}",
+        "data.fields=[name]",
+        "data.val_ratio=0.25",
+        "data.test_ratio=0.25",
+        "train.batch_size=16",
+        "tracking.mlflow=false",
+    ]
+    out = tmp_path / "run"
+    real_scores = pairs_module.pair_scores
+    calls = {"n": 0}
+
+    def crash_after_training(*args, **kwargs):  # zero-shot val + test, then val after each of 2 epochs
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise KeyboardInterrupt
+        return real_scores(*args, **kwargs)
+
+    monkeypatch.setattr(pairs_module, "pair_scores", crash_after_training)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(load_config(None, [*base, "train.epochs=2"]), out)
+    assert not out.exists() and any(checkpoint_dir(out).glob("checkpoint-*"))
+    monkeypatch.setattr(pairs_module, "pair_scores", real_scores)
+
+    summary = run_experiment(load_config(None, [*base, "train.epochs=3", "train.resume=true"]), out)
+    assert [h["epoch"] for h in summary.history] == [3]  # epochs 1-2 came from the checkpoint
+    assert not checkpoint_dir(out).exists()
+    with pytest.raises(ConfigError, match="holds no checkpoint"):
+        run_experiment(load_config(None, [*base, "train.resume=true"]), tmp_path / "other")

@@ -22,7 +22,7 @@ from simlab import fsutil
 from simlab.config import PairsConfig
 from simlab.data.matching import MatchingDataset, Records
 from simlab.errors import RunFolderError
-from simlab.experiments.runner import RUN_FORMAT, RunSummary
+from simlab.experiments.runner import RUN_FORMAT, RunSummary, checkpoint_dir
 from simlab.training.pairs import REPORTED, PairSet
 
 
@@ -180,7 +180,8 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test
         )
-        result = train_pairs(model, sets["train"], val, cfg.train, tmp / ".checkpoints", tmp / "checkpoints")
+        ckpt = checkpoint_dir(out)
+        result = train_pairs(model, sets["train"], val, cfg.train, ckpt, tmp / "checkpoints")
         summary.history = result.history
         model.eval()
         summary.metrics["trained"], per_item["trained"], test_m = _system(
@@ -223,7 +224,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
             },
         )
         fsutil.write_text(tmp / "report.md", render_markdown(summary))
-        shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)
+    shutil.rmtree(ckpt, ignore_errors=True)
     if cfg.tracking.mlflow:
         from simlab.experiments.tracking import log_run
 

@@ -25,6 +25,13 @@ log = logging.getLogger("simlab")
 RUN_FORMAT = {"format": "simlab.run", "format_version": 1}
 
 
+def checkpoint_dir(out: Path) -> Path:
+    """Where the trainer checkpoints a run to `out`: beside it, so they outlive a failed or
+    interrupted run (which leaves no run folder) and `train.resume: true` can continue; a
+    finished run deletes them."""
+    return out.parent / f".{out.name}.checkpoints"
+
+
 @dataclass
 class RunSummary:
     """What a run produced, as written to the run folder; `report.md` renders it."""

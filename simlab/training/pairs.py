@@ -120,6 +120,25 @@ def _evaluator(val: PairSet, cfg: PairTrainConfig, result: PairTrainResult):
     return PairEvaluator()
 
 
+def _resume_from(resume: bool | str, work_dir: Path) -> str | None:
+    """`train.resume` as the trainer wants it: a checkpoint folder, or None to start afresh."""
+    if resume is False:
+        return None
+    if resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+        if last is None:
+            from simlab.errors import ConfigError
+
+            raise ConfigError(
+                f"train.resume: true, but {work_dir} holds no checkpoint (the run to this --out finished, or "
+                "never trained); set train.resume: false to start afresh"
+            )
+        return last
+    return str(resume)
+
+
 def train_pairs(
     model: SentenceTransformer,
     train: PairSet,
@@ -201,7 +220,7 @@ def train_pairs(
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(Epochs())
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=cfg.resume)
+    trainer.train(resume_from_checkpoint=_resume_from(cfg.resume, work_dir))
     result.seconds = time.perf_counter() - t0
     scored = [h for h in result.history if "epoch" in h]
     if scored:
