@@ -147,6 +147,9 @@ class PairSamplingConfig(Section):
     pos_neg_ratio: float = Field(2.0, ge=0, description="Negatives per positive pair.")
     hard_soft_ratio: float = Field(0.5, ge=0, le=1, description="Share of negatives that are hard (mined).")
     hard_miner: Literal["bm25", "model"] = "bm25"
+    remine_every: int | None = Field(
+        None, ge=1, description="Re-mine hard negatives with the current model every N epochs (hard_miner: model)."
+    )
     limit_pos_pairs_per_query: PerSplitLimit = PerSplitLimit()
     limit_queries: int | None = Field(None, ge=1)
 

@@ -209,7 +209,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setattr(pairs_module, "pair_scores", crash_after_training)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(load_config(None, [*base, "train.epochs=2"]), out)
-    assert not out.exists() and any(checkpoint_dir(out).glob("checkpoint-*"))
+    assert not out.exists() and any(checkpoint_dir(out).rglob("checkpoint-*"))
     monkeypatch.setattr(pairs_module, "pair_scores", real_scores)
 
     summary = run_experiment(load_config(None, [*base, "train.epochs=3", "train.resume=true"]), out)
@@ -217,3 +217,60 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
     assert not checkpoint_dir(out).exists()
     with pytest.raises(ConfigError, match="holds no checkpoint"):
         run_experiment(load_config(None, [*base, "train.resume=true"]), tmp_path / "other")
+
+
+def test_model_mined_negatives_are_re_mined_every_epoch(tmp_path):
+    from simlab.experiments.runner import run_experiment
+
+    write_records(tmp_path / "records.csv")
+    cfg = load_config(
+        None,
+        [
+            "task=pairs",
+            f"data.path={tmp_path / 'records.csv'}",
+            "data.fields=[name]",
+            "data.val_ratio=0.25",
+            "data.test_ratio=0.25",
+            "train.batch_size=16",
+            "train.epochs=2",
+            "tracking.mlflow=false",
+            "sampling.hard_miner=model",
+            "sampling.remine_every=1",
+            "sampling.hard_soft_ratio=1.0",
+        ],
+    )
+    summary = run_experiment(cfg, tmp_path / "run")
+    assert [h["epoch"] for h in summary.history] == [1, 2]
+    train_notes = [n for n in summary.notes if n.startswith("train pairs sampled")]
+    assert len(train_notes) == 2 and all("hard negatives (model)" in n for n in train_notes)
+    assert any("re-mined by the model every 1 epochs" in n for n in summary.notes)
+
+
+def test_remine_needs_the_model_miner(tmp_path):
+    from simlab.errors import ConfigError
+    from simlab.experiments.runner import run_experiment
+
+    write_records(tmp_path / "records.csv")
+    cfg = load_config(None, ["task=pairs", f"data.path={tmp_path / 'records.csv'}", "sampling.remine_every=1"])
+    with pytest.raises(ConfigError, match="remine_every.*hard_miner: model"):
+        run_experiment(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_model_miner_ranks_like_brute_force():
+    import numpy as np
+
+    from simlab.config import ModelConfig
+    from simlab.data.matching import Records
+    from simlab.data.sampling import model_miner
+    from simlab.models import load_model
+
+    names = ["acme laptop x1", "acme laptop x2", "globex printer", "hooli camera", "acme notebook x1", "stark router"]
+    records = Records([f"r{i}" for i in range(6)], {"name": names}, [f"g{i}" for i in range(6)])
+    model = load_model(ModelConfig())
+    miner = model_miner(records, model, ["name"])
+    emb = model.encode(names, normalize_embeddings=True)
+    pool = [1, 2, 3, 4, 5]
+    got = miner([0], pool, 3)[0]
+    expected = [pool[j] for j in np.argsort(-(emb[pool] @ emb[0]), kind="stable")[:3]]
+    assert got == expected

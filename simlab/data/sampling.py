@@ -355,3 +355,33 @@ def limit_labelled_pairs(
         pairs.split,
         pairs.source,
     )
+
+
+def model_miner(records: Records, model, text_fields: Sequence[str] | None = None) -> HardMiner:
+    """A `HardMiner` ranking by the cosine similarity of `model`'s embeddings of the records' text.
+
+    The records are encoded once, when the miner is made, so a miner made from the current
+    model mines that model's hard negatives (make a new one to re-mine after training).
+    """
+    import numpy as np
+
+    emb = model.encode(records.texts(text_fields), batch_size=256, convert_to_numpy=True, normalize_embeddings=True)
+
+    def miner(queries: Sequence[int], pool: Sequence[int], k: int) -> list[list[int]]:
+        pool_idx = np.asarray(pool)
+        out = []
+        for start in range(0, len(queries), 1024):  # bounded memory: 1024 x len(pool) scores at a time
+            chunk = np.asarray(queries[start : start + 1024])
+            sims = emb[chunk] @ emb[pool_idx].T  # (chunk, pool)
+            kk = min(k, len(pool_idx))
+            top = (
+                np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+                if kk < len(pool_idx)
+                else np.tile(np.arange(len(pool_idx)), (len(chunk), 1))
+            )
+            for row, cand in zip(sims, top):
+                order = cand[np.argsort(-row[cand], kind="stable")]
+                out.append([int(pool_idx[j]) for j in order])
+        return out
+
+    return miner

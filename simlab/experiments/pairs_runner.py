@@ -21,7 +21,7 @@ import numpy as np
 from simlab import fsutil
 from simlab.config import PairsConfig
 from simlab.data.matching import MatchingDataset, Records
-from simlab.errors import RunFolderError
+from simlab.errors import ConfigError, RunFolderError
 from simlab.experiments.runner import RUN_FORMAT, RunSummary, checkpoint_dir
 from simlab.training.pairs import REPORTED, PairSet
 
@@ -45,8 +45,6 @@ def token_overlap(pairs: PairSet) -> np.ndarray:
 
 
 def _fields(cfg: PairsConfig, records: Records) -> list[str]:
-    from simlab.errors import ConfigError
-
     names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field]
     missing = [f for f in names if f not in records.fields]
     if missing:
@@ -69,8 +67,10 @@ def _labelled_set(data: MatchingDataset, split: str, limit: int | None, seed: in
     )
 
 
-def _sampled_set(records: Records, indices, cfg: PairsConfig, split: str, fields: list[str], notes: list[str]):
-    from simlab.data.sampling import SamplingConfig, bm25_miner, sample_pairs
+def _sampled_set(
+    records: Records, indices, cfg: PairsConfig, split: str, fields: list[str], notes: list[str], model=None
+):
+    from simlab.data.sampling import SamplingConfig, bm25_miner, model_miner, sample_pairs
 
     s = cfg.sampling
     scfg = SamplingConfig(
@@ -80,11 +80,13 @@ def _sampled_set(records: Records, indices, cfg: PairsConfig, split: str, fields
         limit_queries=s.limit_queries if split == "train" else None,
         seed=cfg.train.seed,
     )
-    miner = bm25_miner(records, fields) if s.hard_soft_ratio > 0 else None
+    miner = None
+    if s.hard_soft_ratio > 0:
+        miner = model_miner(records, model, fields) if s.hard_miner == "model" else bm25_miner(records, fields)
     sampled = sample_pairs(records, indices, scfg, miner)
     counts = sampled.counts()
     notes.append(
-        f"{split} pairs sampled: {counts['pos']} positive, {counts['hard']} hard negatives (bm25), "
+        f"{split} pairs sampled: {counts['pos']} positive, {counts['hard']} hard negatives ({s.hard_miner}), "
         f"{counts['random']} random negatives; {counts['false_negatives_skipped']} mined candidates were in "
         f"fact matches and were skipped (false negatives avoided)."
     )
@@ -97,31 +99,63 @@ def _sampled_set(records: Records, indices, cfg: PairsConfig, split: str, fields
     )
 
 
-def build_pair_sets(cfg: PairsConfig, data: MatchingDataset, notes: list[str]) -> dict[str, PairSet]:
-    """Train, val and test `PairSet`s following the module docstring."""
+def build_pair_sets(
+    cfg: PairsConfig, data: MatchingDataset, notes: list[str], model=None, splits=("train", "val", "test")
+) -> dict[str, PairSet]:
+    """The `PairSet`s of `splits` following the module docstring (`model` mines when hard_miner: model)."""
     from simlab.data.matching import group_split, groups_from_pairs
 
     limits = cfg.sampling.limit_pos_pairs_per_query
+    sets: dict[str, PairSet] = {}
     if data.kind == "pairs":
         fields = _fields(cfg, data.left)
-        sets = {s: _labelled_set(data, s, getattr(limits, s), cfg.train.seed, fields) for s in ("val", "test")}
-        if cfg.sampling.mode == "given":
-            sets["train"] = _labelled_set(data, "train", limits.train, cfg.train.seed, fields)
-            notes.append(f"train pairs: the {len(sets['train'])} given labelled pairs (sampling.mode: given).")
-        else:
-            records = groups_from_pairs(data, splits=("train",))
-            train_pairs = data.pairs["train"]
-            pool = sorted(
-                {records.position[f"A:{i}"] for i in train_pairs.left_ids}
-                | {records.position[f"B:{i}"] for i in train_pairs.right_ids}
-            )
-            sets["train"] = _sampled_set(records, pool, cfg, "train", fields, notes)
-        notes.append("val and test pairs: the given labelled pairs of the dataset.")
+        for s in splits:
+            if s != "train":
+                sets[s] = _labelled_set(data, s, getattr(limits, s), cfg.train.seed, fields)
+            elif cfg.sampling.mode == "given":
+                sets[s] = _labelled_set(data, "train", limits.train, cfg.train.seed, fields)
+                notes.append(f"train pairs: the {len(sets['train'])} given labelled pairs (sampling.mode: given).")
+            else:
+                records = groups_from_pairs(data, splits=("train",))
+                train_pairs = data.pairs["train"]
+                pool = sorted(
+                    {records.position[f"A:{i}"] for i in train_pairs.left_ids}
+                    | {records.position[f"B:{i}"] for i in train_pairs.right_ids}
+                )
+                sets[s] = _sampled_set(records, pool, cfg, "train", fields, notes, model)
+        if set(splits) - {"train"}:
+            notes.append("val and test pairs: the given labelled pairs of the dataset.")
         return sets
     records = data.left
     fields = _fields(cfg, records)
     split = group_split(records.groups, cfg.data.val_ratio, cfg.data.test_ratio, cfg.data.seed)
-    return {name: _sampled_set(records, split[name], cfg, name, fields, notes) for name in ("train", "val", "test")}
+    return {name: _sampled_set(records, split[name], cfg, name, fields, notes, model) for name in splits}
+
+
+def _pair_model(cfg: PairsConfig):
+    """The model to train: `model.preload` or `model.name`, with a Dropout module when configured."""
+    from simlab.config import ModelConfig
+    from simlab.models import load_model
+
+    model = load_model(
+        ModelConfig(
+            name=cfg.model.preload or cfg.model.name, max_length=cfg.model.max_length, normalize=cfg.model.normalize
+        )
+    )
+    if not cfg.model.dropout:
+        return model
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Dropout
+
+    return SentenceTransformer(modules=[*list(model)[:1], Dropout(cfg.model.dropout), *list(model)[1:]], device="cpu")
+
+
+def _rounds(cfg: PairsConfig) -> list[int]:
+    """Epochs per training round: one round, or `remine_every` epochs between re-minings."""
+    every = cfg.sampling.remine_every
+    if not every:
+        return [cfg.train.epochs]
+    return [min(every, cfg.train.epochs - start) for start in range(0, cfg.train.epochs, every)]
 
 
 def _system(scores_val: np.ndarray, scores_test: np.ndarray, val: PairSet, test: PairSet):
@@ -143,46 +177,50 @@ def _system(scores_val: np.ndarray, scores_test: np.ndarray, val: PairSet, test:
 
 def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummary:
     """Run a pair-matching experiment into `out`; see the module docstring."""
-    from simlab.config import ModelConfig
     from simlab.data.matching import read_matching
     from simlab.experiments.plots import learning_curves
     from simlab.experiments.report import render_markdown
-    from simlab.models import load_model
     from simlab.training.pairs import pair_scores, train_pairs
 
     out = Path(out)
+    if cfg.sampling.remine_every and (cfg.sampling.hard_miner != "model" or cfg.sampling.mode != "sampled"):
+        raise ConfigError(
+            "sampling.remine_every re-mines with the model being trained: it needs sampling.hard_miner: model "
+            "and sampling.mode: sampled"
+        )
+    if cfg.sampling.remine_every and cfg.train.resume is not False:
+        raise ConfigError("train.resume cannot continue a run with sampling.remine_every; start it afresh")
     if out.exists() and not overwrite:
         raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
     t0 = time.perf_counter()
     data = read_matching(Path(cfg.data.path), id_field=cfg.data.id_field, group_field=cfg.data.group_field)
     summary = RunSummary(folder=out, config=cfg)
-    sets = build_pair_sets(cfg, data, summary.notes)
+    model = _pair_model(cfg)
+    sets = build_pair_sets(cfg, data, summary.notes, model)
     val, test = sets["val"], sets["test"]
     summary.n_test_queries = len(test)
     per_item: dict[str, np.ndarray] = {}
     with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
         fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
         summary.metrics["overlap"], per_item["overlap"], _ = _system(token_overlap(val), token_overlap(test), val, test)
-        model_cfg = ModelConfig(
-            name=cfg.model.preload or cfg.model.name,
-            max_length=cfg.model.max_length,
-            normalize=cfg.model.normalize,
-        )
-        model = load_model(model_cfg)
-        if cfg.model.dropout:
-            from sentence_transformers import SentenceTransformer
-            from sentence_transformers.sentence_transformer.modules import Dropout
-
-            model = SentenceTransformer(
-                modules=[*list(model)[:1], Dropout(cfg.model.dropout), *list(model)[1:]], device="cpu"
-            )
         d = cfg.train.distance
         summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test
         )
         ckpt = checkpoint_dir(out)
-        result = train_pairs(model, sets["train"], val, cfg.train, ckpt, tmp / "checkpoints")
-        summary.history = result.history
+        done = 0
+        for r, epochs in enumerate(_rounds(cfg)):
+            if r > 0:  # re-mine the train pairs with the model as it is now
+                sets["train"] = build_pair_sets(cfg, data, summary.notes, model, splits=("train",))["train"]
+            round_cfg = cfg.train.model_copy(update={"epochs": epochs})
+            result = train_pairs(model, sets["train"], val, round_cfg, ckpt / f"round-{r}", tmp / "checkpoints", done)
+            summary.history += result.history
+            done += epochs
+        if len(_rounds(cfg)) > 1:
+            summary.notes.append(
+                f"Hard negatives re-mined by the model every {cfg.sampling.remine_every} epochs; the weights kept "
+                "are the best epoch of the last round."
+            )
         model.eval()
         summary.metrics["trained"], per_item["trained"], test_m = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test

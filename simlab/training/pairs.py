@@ -146,6 +146,7 @@ def train_pairs(
     cfg: PairTrainConfig,
     work_dir: Path,
     keep_dir: Path | None = None,
+    epoch_offset: int = 0,
 ) -> PairTrainResult:
     """Train `model` in place and keep the best epoch's weights; see the module docstring."""
     from datasets import Dataset
@@ -169,7 +170,7 @@ def train_pairs(
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             super().on_evaluate(args, state, control, **kw)
             rec = result.history[-1]
-            rec["epoch"] = round(state.epoch or 0)
+            rec["epoch"] = round(state.epoch or 0) + epoch_offset
             rec["train_loss"] = sum(self.losses) / len(self.losses) if self.losses else None
             rec["val_loss"] = float(metrics["eval_loss"]) if metrics and "eval_loss" in metrics else None
             rec["seconds"] = round(time.perf_counter() - self.t0, 3)
