@@ -483,8 +483,8 @@ def render_notes(results: list[SizeResult]) -> list[str]:
         "HNSW M=32 with efConstruction 40 / 80 / 120 reached recall@10 0.969 / 0.987 / 0.995, and "
         "M=48, efConstruction 80 0.992; at 1M, M=32 / efConstruction 80 reached only 0.989 at efSearch "
         "2048. Hence M=32, efConstruction 120 here, which is also simlab's default (with efSearch 128: "
-        "recall@10 0.99 at 100k; raise `index.hnsw.ef_search` for larger corpora). Noise sigma 0.005 instead of 0.02 changed recall@10 by at most 0.017 (0.003 at "
-        "efSearch 256-512).",
+        "recall@10 0.99 at 100k; raise `index.hnsw.ef_search` for larger corpora). Noise sigma 0.005 "
+        "instead of 0.02 changed recall@10 by at most 0.017 (0.003 at efSearch 256-512).",
         "- IVF recall rises slowly with nprobe on these embeddings (the exact top 10 is spread over many "
         "k-means cells), so at equal recall it is slower than HNSW here; it builds faster and adds "
         "almost no memory over the vectors.",
