@@ -160,6 +160,14 @@ class PairModelConfig(Section):
     dropout: float = Field(0.0, ge=0, lt=1)
     max_length: int = Field(256, gt=0)
     normalize: bool = True
+    fields_encoder: Literal["joined", "shared", "separate"] = Field(
+        "joined",
+        description="joined: a record is one string of its field values; shared / separate: each field is "
+        "encoded on its own (one shared encoder, or a copy per field; static embedding models only) and fused.",
+    )
+    fusion: Literal["concat", "mean"] = Field(
+        "concat", description="How per-field embeddings are fused (fields_encoder shared/separate)."
+    )
 
 
 class PairTrainConfig(Section):

@@ -202,9 +202,13 @@ def match_tables(
         if not len(table):
             raise DataError(f"{table.source}: no records; a table needs a header and at least one record.")
 
-    model = SentenceTransformer(str(run_dir / "model"), device="cpu")
-    a = _encode(model, left, names, progress)  # (n_left, d)
-    b = _encode(model, right, names, progress)  # (n_right, d)
+    from simlab.experiments.pairs_runner import record_sep
+
+    sep = record_sep(cfg)  # the run's record text format: one string, or FIELD_SEP-joined fields
+    # a per-field model's first module is simlab's FieldFusion, which sentence-transformers imports only when trusted
+    model = SentenceTransformer(str(run_dir / "model"), device="cpu", trust_remote_code=sep != " ")
+    a = _encode(model, left, names, progress, sep)  # (n_left, d)
+    b = _encode(model, right, names, progress, sep)  # (n_right, d)
     metric = "ip" if distance == "cosine" else "l2"
     if metric == "ip":  # cosine = inner product of unit vectors
         a, b = _unit(a), _unit(b)
@@ -239,11 +243,11 @@ def match_tables(
     )
 
 
-def _encode(model, records: Records, fields: list[str], progress: bool) -> np.ndarray:
-    """Float32 embeddings `[n, d]` of `record_text` of each record (the training texts)."""
+def _encode(model, records: Records, fields: list[str], progress: bool, sep: str = " ") -> np.ndarray:
+    """Float32 embeddings `[n, d]` of `record_text` of each record (the training texts, joined by `sep`)."""
     from simlab.experiments.pairs_runner import record_text
 
-    texts = [record_text(records, i, fields) for i in range(len(records))]
+    texts = [record_text(records, i, fields, sep) for i in range(len(records))]
     emb = model.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=progress)
     return np.asarray(emb, dtype=np.float32)
 

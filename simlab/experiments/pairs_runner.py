@@ -26,9 +26,19 @@ from simlab.experiments.runner import RUN_FORMAT, RunSummary, checkpoint_dir
 from simlab.training.pairs import REPORTED, PairSet
 
 
-def record_text(records: Records, i: int, fields: list[str]) -> str:
-    """A record's field values joined by spaces (empty fields skipped)."""
-    return " ".join(v for f in fields if (v := records.fields[f][i].strip()))
+def record_text(records: Records, i: int, fields: list[str], sep: str = " ") -> str:
+    """A record's field values joined by `sep`: spaces skip empty fields; another separator (the
+    `FIELD_SEP` of `record_sep`) keeps them as empty strings, so each field keeps its position."""
+    if sep == " ":
+        return " ".join(v for f in fields if (v := records.fields[f][i].strip()))
+    return sep.join(records.fields[f][i].strip().replace(sep, " ") for f in fields)
+
+
+def record_sep(cfg: PairsConfig) -> str:
+    """The separator `record_text` joins fields with for this config's model (see simlab.models.fields)."""
+    from simlab.models.fields import FIELD_SEP
+
+    return " " if cfg.model.fields_encoder == "joined" else FIELD_SEP
 
 
 def token_overlap(pairs: PairSet) -> np.ndarray:
@@ -52,7 +62,9 @@ def _fields(cfg: PairsConfig, records: Records) -> list[str]:
     return names
 
 
-def _labelled_set(data: MatchingDataset, split: str, limit: int | None, seed: int, fields: list[str]) -> PairSet:
+def _labelled_set(
+    data: MatchingDataset, split: str, limit: int | None, seed: int, fields: list[str], sep: str = " "
+) -> PairSet:
     from simlab.data.sampling import limit_labelled_pairs
 
     pairs = data.pairs[split]
@@ -60,8 +72,8 @@ def _labelled_set(data: MatchingDataset, split: str, limit: int | None, seed: in
         pairs = limit_labelled_pairs(pairs, limit_pos_pairs_per_query=limit, limit_queries=None, seed=seed)
     lpos, rpos = data.left.position, data.right.position
     return PairSet(
-        [record_text(data.left, lpos[i], fields) for i in pairs.left_ids],
-        [record_text(data.right, rpos[i], fields) for i in pairs.right_ids],
+        [record_text(data.left, lpos[i], fields, sep) for i in pairs.left_ids],
+        [record_text(data.right, rpos[i], fields, sep) for i in pairs.right_ids],
         list(pairs.labels),
         [f"{a}|{b}" for a, b in zip(pairs.left_ids, pairs.right_ids)],
     )
@@ -80,8 +92,12 @@ def _sampled_set(
         limit_queries=s.limit_queries if split == "train" else None,
         seed=cfg.train.seed,
     )
+    sep = record_sep(cfg)
+    texts = [record_text(records, i, fields, sep) for i in range(len(records))]
     miner = None
-    if s.hard_soft_ratio > 0:
+    if s.hard_soft_ratio > 0 and s.hard_miner == "model" and sep != " ":  # the per-field texts it trains on
+        miner = model_miner(Records(records.ids, {"text": texts}, records.groups), model, ["text"])
+    elif s.hard_soft_ratio > 0:
         miner = model_miner(records, model, fields) if s.hard_miner == "model" else bm25_miner(records, fields)
     sampled = sample_pairs(records, indices, scfg, miner)
     counts = sampled.counts()
@@ -90,7 +106,6 @@ def _sampled_set(
         f"{counts['random']} random negatives; {counts['false_negatives_skipped']} mined candidates were in "
         f"fact matches and were skipped (false negatives avoided)."
     )
-    texts = [record_text(records, i, fields) for i in range(len(records))]
     return PairSet(
         [texts[i] for i in sampled.left_idx],
         [texts[i] for i in sampled.right_idx],
@@ -111,9 +126,9 @@ def build_pair_sets(
         fields = _fields(cfg, data.left)
         for s in splits:
             if s != "train":
-                sets[s] = _labelled_set(data, s, getattr(limits, s), cfg.train.seed, fields)
+                sets[s] = _labelled_set(data, s, getattr(limits, s), cfg.train.seed, fields, record_sep(cfg))
             elif cfg.sampling.mode == "given":
-                sets[s] = _labelled_set(data, "train", limits.train, cfg.train.seed, fields)
+                sets[s] = _labelled_set(data, "train", limits.train, cfg.train.seed, fields, record_sep(cfg))
                 notes.append(f"train pairs: the {len(sets['train'])} given labelled pairs (sampling.mode: given).")
             else:
                 records = groups_from_pairs(data, splits=("train",))
@@ -132,22 +147,46 @@ def build_pair_sets(
     return {name: _sampled_set(records, split[name], cfg, name, fields, notes, model) for name in splits}
 
 
-def _pair_model(cfg: PairsConfig):
-    """The model to train: `model.preload` or `model.name`, with a Dropout module when configured."""
+def _pair_model(cfg: PairsConfig, n_fields: int = 1):
+    """The model to train: `model.preload` or `model.name`, with a Dropout module when configured.
+
+    With `model.fields_encoder` shared / separate the base model's StaticEmbedding becomes a
+    `FieldFusion` over `n_fields` fields (one copy, or a copy per field); a preloaded FieldFusion
+    model is kept as it is.
+    """
+    import copy
+
+    from sentence_transformers import SentenceTransformer
+
     from simlab.config import ModelConfig
     from simlab.models import load_model
+    from simlab.models.fields import FieldFusion
 
-    model = load_model(
-        ModelConfig(
-            name=cfg.model.preload or cfg.model.name, max_length=cfg.model.max_length, normalize=cfg.model.normalize
+    mcfg = cfg.model
+    if mcfg.fields_encoder != "joined" and mcfg.preload:  # may be a saved FieldFusion model (simlab's own class)
+        model = SentenceTransformer(mcfg.preload, device="cpu", trust_remote_code=True)
+    else:
+        model = load_model(
+            ModelConfig(name=mcfg.preload or mcfg.name, max_length=mcfg.max_length, normalize=mcfg.normalize)
         )
-    )
-    if not cfg.model.dropout:
+    if mcfg.fields_encoder != "joined" and not isinstance(model[0], FieldFusion):
+        from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+        if not isinstance(model[0], StaticEmbedding):
+            raise ConfigError(
+                f"model.fields_encoder: {mcfg.fields_encoder} needs a static embedding model (e.g. model.name: "
+                f"wordllama), but {mcfg.preload or mcfg.name} starts with {type(model[0]).__name__}; "
+                "use model.fields_encoder: joined for it"
+            )
+        copies = 1 if mcfg.fields_encoder == "shared" else n_fields
+        encoders = [copy.deepcopy(model[0]) for _ in range(copies)]
+        fusion = FieldFusion(encoders, n_fields=n_fields, fusion=mcfg.fusion)
+        model = SentenceTransformer(modules=[fusion, *list(model)[1:]], device="cpu")
+    if not mcfg.dropout:
         return model
-    from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Dropout
 
-    return SentenceTransformer(modules=[*list(model)[:1], Dropout(cfg.model.dropout), *list(model)[1:]], device="cpu")
+    return SentenceTransformer(modules=[*list(model)[:1], Dropout(mcfg.dropout), *list(model)[1:]], device="cpu")
 
 
 def _rounds(cfg: PairsConfig) -> list[int]:
@@ -195,7 +234,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     t0 = time.perf_counter()
     data = read_matching(Path(cfg.data.path), id_field=cfg.data.id_field, group_field=cfg.data.group_field)
     summary = RunSummary(folder=out, config=cfg)
-    model = _pair_model(cfg)
+    model = _pair_model(cfg, len(_fields(cfg, data.left)))
     sets = build_pair_sets(cfg, data, summary.notes, model)
     val, test = sets["val"], sets["test"]
     summary.n_test_queries = len(test)
