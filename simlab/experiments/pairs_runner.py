@@ -247,14 +247,14 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
             pair_scores(model, val, d), pair_scores(model, test, d), val, test
         )
         ckpt = checkpoint_dir(out)
-        done = 0
+        done, train_seconds = 0, 0.0
         for r, epochs in enumerate(_rounds(cfg)):
             if r > 0:  # re-mine the train pairs with the model as it is now
                 sets["train"] = build_pair_sets(cfg, data, summary.notes, model, splits=("train",))["train"]
             round_cfg = cfg.train.model_copy(update={"epochs": epochs})
             result = train_pairs(model, sets["train"], val, round_cfg, ckpt / f"round-{r}", tmp / "checkpoints", done)
             summary.history += result.history
-            done += epochs
+            done, train_seconds = done + epochs, train_seconds + result.seconds
         if len(_rounds(cfg)) > 1:
             summary.notes.append(
                 f"Hard negatives re-mined by the model every {cfg.sampling.remine_every} epochs; the weights kept "
@@ -273,8 +273,8 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
             f"{epoch_line('test', result.best_epoch or 0, None, test_m, test_m['threshold'], optimised=False)}."
         )
         summary.notes.append(
-            f"{len(sets['train'])} training pairs, {cfg.train.epochs} epochs, {result.seconds:.1f} s "
-            f"({result.seconds / cfg.train.epochs:.1f} s per epoch)."
+            f"{len(sets['train'])} training pairs, {cfg.train.epochs} epochs, {train_seconds:.1f} s "
+            f"({train_seconds / cfg.train.epochs:.1f} s per epoch, validation included)."
         )
         model.save(str(tmp / "model"))
         fsutil.write_text(tmp / "history.jsonl", "".join(json.dumps(h) + "\n" for h in summary.history))
