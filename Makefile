@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-all lint bench venv clean
+.PHONY: demo test test-all lint browser bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -22,8 +22,14 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(VENV)/bin/simlab demo --out runs/demo
 
-test: venv lint
+test: venv lint browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
+
+# The HTML report test screenshots the page with Debian's chromium; it skips when none can be had.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+	  echo "chromium is not installed: the report screenshot test will skip"
 
 lint: venv
 	$(VENV)/bin/ruff check simlab tests benchmarks

@@ -1,0 +1,463 @@
+"""`simlab report`: one self-contained HTML page (and a markdown twin) for a run or a sweep.
+
+`build_report(path)` reads a run folder, or a sweep folder (the runs its `sweep.json` lists,
+else the run folders directly inside it), and collects:
+
+- the config differences against the baseline run (the first by default): both configs
+  flattened to dotted fields, and the fields whose values differ;
+- the comparison table (`compare.compare` on the per-query scores of `perquery.tsv`): for
+  retrieval on the main metric (the first of `eval.metrics`, e.g. `ndcg@10`); for pairs on the
+  per-pair `correct` (1 when the frozen threshold classifies the pair right), with F1,
+  precision, recall and the threshold from `metrics.json` beside it. A single run compares its
+  systems against the reference system (bm25 / overlap); a sweep compares the main system
+  (trained.flat / trained) of every run against the baseline run's;
+- figures (matplotlib Agg, PNG bytes): learning curves overlaid across runs; the main metric
+  against each swept axis (sweep only); for retrieval, quality against QPS of the exact and
+  approximate indexes (`speed.json`); for pairs, precision-recall and threshold curves of the
+  trained system.
+
+Pair labels are not stored in `perquery.tsv`; they are derived from its rows: the runner
+writes `correct = (score >= thr) == label` with the frozen threshold `thr` of `metrics.json`,
+so `label = (score >= thr) == correct`.
+
+`Report.to_html()` is one page with inline CSS and figures as base64 data URLs (no external
+URL); `Report.to_markdown(fig_dir)` writes the PNGs into `fig_dir`; `Report.save` writes both.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from simlab import fsutil
+from simlab.errors import ConfigError, RunFolderError
+from simlab.experiments.compare import Comparison, compare, find_runs, load_systems, read_run
+from simlab.experiments.sweep import _flat, read_sweep
+
+REFERENCE = {"retrieval": "bm25", "pairs": "overlap"}
+PAIR_COLUMNS = ("f1", "precision", "recall", "threshold")
+
+
+@dataclass
+class RunData:
+    """What the report reads of one run folder."""
+
+    name: str
+    folder: Path
+    config: dict[str, Any]
+    metrics: dict[str, dict[str, float]]
+    speed: dict[str, dict[str, float]]
+    history: list[dict[str, Any]]
+
+    @property
+    def task(self) -> str:
+        return self.config.get("task", "retrieval")
+
+    @property
+    def metric(self) -> str:
+        """The main metric of metrics.json: the first `eval.metrics` (retrieval), `f1` (pairs)."""
+        return "f1" if self.task == "pairs" else self.config["eval"]["metrics"][0]
+
+    @property
+    def system(self) -> str:
+        """The main system: the trained one when there is one, else the first."""
+        return next((s for s in ("trained.flat", "trained") if s in self.metrics), next(iter(self.metrics)))
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str  # file stem
+    title: str
+    png: bytes
+
+
+@dataclass
+class Report:
+    """A run's or a sweep's report; render it with `to_html`, `to_markdown` or `save`."""
+
+    title: str
+    task: str
+    runs: list[str]
+    baseline: str
+    config_fields: list[str]  # dotted fields that differ from the baseline run
+    config_values: dict[str, dict[str, Any]]  # run -> field -> value
+    comparison: Comparison
+    columns: list[str]  # metrics.json columns shown beside the comparison
+    values: dict[str, dict[str, float]]  # comparison system -> column -> value
+    figures: list[Figure] = field(default_factory=list)
+
+    def _sections(self) -> list[tuple[str, str, list[str], list[list[str]], list[str]]]:
+        """(anchor, heading, table header, table rows, paragraphs) per text section, for both renderers."""
+        diff_head = ["field", *[f"{r} (baseline)" if r == self.baseline else r for r in self.runs]]
+        diff_rows = [[f, *(_fmt(self.config_values[r].get(f)) for r in self.runs)] for f in self.config_fields]
+        none = [] if diff_rows else ["No configuration difference: one run, or all runs share their config."]
+        c, metric = self.comparison, self.comparison.metrics[0]
+        head = ["system", f"{metric} (mean, Δ)", "W/T/L", f"p ({c.correction})", *self.columns]
+        rows = []
+        for s in c.systems:
+            r = None if s == c.baseline else c.result(s, metric)
+            wtl = "baseline" if r is None else f"{r.wins}/{r.ties}/{r.losses}"
+            p = "" if r is None else f"{r.p_corrected:.4f}"
+            rows.append([s, c.cell(s, metric), wtl, p, *[_fmt(self.values.get(s, {}).get(k)) for k in self.columns]])
+        return [
+            ("config", "Configuration differences", diff_head, diff_rows, none),
+            ("comparison", "Comparison", head, rows, [c.legend(), *c.notes]),
+        ]
+
+    def _intro(self) -> str:
+        return f"Task: {self.task}; {len(self.runs)} run(s): {', '.join(self.runs)}; baseline: {self.baseline}."
+
+    def to_html(self) -> str:
+        """One self-contained page: inline CSS, tables, figures as base64 PNG data URLs."""
+        parts = [
+            f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{_e(self.title)}</title>",
+            f"<style>{CSS}</style></head><body><h1>{_e(self.title)}</h1><p>{_e(self._intro())}</p>",
+        ]
+        for anchor, heading, head, rows, texts in self._sections():
+            parts.append(f"<h2 id='{anchor}'>{_e(heading)}</h2>" + (_html_table(head, rows) if rows else ""))
+            parts += [f"<p class='note'>{_e(t)}</p>" for t in texts]
+        parts.append("<h2 id='figures'>Figures</h2>")
+        for f in self.figures:
+            data = base64.b64encode(f.png).decode("ascii")
+            parts.append(
+                f"<figure><img src='data:image/png;base64,{data}' alt='{_e(f.title)}'>"
+                f"<figcaption>{_e(f.title)}</figcaption></figure>"
+            )
+        parts.append("</body></html>\n")
+        return "\n".join(parts)
+
+    def to_markdown(self, fig_dir: Path) -> str:
+        """The same report as markdown; writes the figures as `fig_dir/<name>.png` and links them
+        relative to `fig_dir`'s parent folder (where `save` puts the markdown file)."""
+        fig_dir = Path(fig_dir)
+        lines = [f"# {self.title}", "", self._intro()]
+        for _, heading, head, rows, texts in self._sections():
+            lines += ["", f"## {heading}", "", *([_md_table(head, rows), ""] if rows else []), *texts]
+        lines += ["", "## Figures", ""]
+        for f in self.figures:
+            _write_bytes(fig_dir / f"{f.name}.png", f.png)
+            lines += [f"![{f.title}]({fig_dir.name}/{f.name}.png)", ""]
+        return "\n".join(lines)
+
+    def save(self, html_path: Path) -> None:
+        """Write `x.html`, `x.md` and the markdown's figures `x_files/*.png`, each file atomically."""
+        html_path = Path(html_path)
+        md = self.to_markdown(html_path.with_name(f"{html_path.stem}_files"))
+        fsutil.write_text(html_path.with_suffix(".md"), md)
+        fsutil.write_text(html_path, self.to_html())
+
+
+CSS = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
+    "th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f0f0f0}"
+    "tr:nth-child(even) td{background:#fafafa}figure{margin:1.5em 0}img{max-width:100%;border:1px solid #ddd}"
+    "figcaption,.legend,.note{color:#555;font-size:13px}"
+)
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return json.dumps(v) if isinstance(v, list | dict) else str(v)
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(esc, r)) + " |" for r in rows])
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Like `fsutil.write_text`, for bytes: a temp file in the same folder, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_run(folder: Path, name: str) -> RunData:
+    def load(file: str, default: Any) -> Any:
+        p = folder / file
+        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else default
+
+    config_file = folder / "config.yaml"
+    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    hist_file = folder / "history.jsonl"
+    lines = hist_file.read_text(encoding="utf-8").splitlines() if hist_file.is_file() else []
+    history = [json.loads(x) for x in lines if x.strip()]
+    return RunData(name, folder, config or {}, load("metrics.json", {}), load("speed.json", {}), history)
+
+
+def collect_runs(path: Path) -> tuple[list[RunData], dict[str, list]]:
+    """The runs of a run or sweep folder, and the sweep's axes ({} for a run folder).
+
+    Runs listed in `sweep.json` but without a finished folder (failed, pending) are left out.
+    """
+    path = Path(path)
+    record = {} if (path / "meta.json").is_file() else read_sweep(path)
+    folders = [path / r["name"] for r in record.get("runs", []) if (path / r["name"] / "meta.json").is_file()]
+    folders = folders or find_runs(path)
+    return [_read_run(f, f.name) for f in folders], dict(record.get("axes", {}))
+
+
+def build_report(path: Path, baseline: str | None = None) -> Report:
+    """Collect a run folder's or a sweep folder's report (see the module docstring).
+
+    Args:
+        path: A run folder, or a sweep folder.
+        baseline: A sweep: the baseline run's name (default: the first run). A run folder: the
+            baseline system (default: bm25 for retrieval, overlap for pairs, else the first).
+
+    Raises:
+        RunFolderError: `path` is not a run or sweep folder (see `compare.find_runs`).
+        ConfigError: `baseline` names no run (or system); the message lists them.
+    """
+    runs, axes = collect_runs(path)
+    names = [r.name for r in runs]
+    single = len(runs) == 1
+    if not single and baseline is not None and baseline not in names:
+        raise ConfigError(f"--baseline {baseline!r} is not a run of {path}; choose one of: {', '.join(names)}.")
+    base = runs[0] if single or baseline is None else runs[names.index(baseline)]
+    tasks = sorted({r.task for r in runs})
+    if len(tasks) > 1:
+        raise RunFolderError(f"{path} mixes tasks ({', '.join(tasks)}); report one task at a time.")
+    task = tasks[0]
+    flats = {r.name: _flat(r.config) for r in runs}
+    ref_flat = flats[base.name]
+    fields = sorted({k for f in flats.values() for k in f.keys() | ref_flat.keys() if f.get(k) != ref_flat.get(k)})
+    metric = "correct" if task == "pairs" else base.metric
+    folders = [base.folder, *[r.folder for r in runs if r is not base]]
+    if single:
+        systems = load_systems(folders, metrics=[metric])
+        ref = baseline or (REFERENCE[task] if REFERENCE[task] in systems else next(iter(systems)))
+        if ref not in systems:
+            raise ConfigError(f"--baseline {ref!r} is not a system of {path}; choose one of: {', '.join(systems)}.")
+        values = dict(base.metrics)
+    else:
+        loaded = load_systems(folders, metrics=[metric])
+        by_run = {r.name: r for r in runs}
+        systems, values = {}, {}
+        for key, scores in loaded.items():  # keys: "<run>/<system>"; keep each run's main system
+            run_name, _, system = key.rpartition("/")
+            run = by_run.get(Path(run_name).name)
+            if run is not None and system == run.system:
+                systems[key], values[key] = scores, run.metrics.get(system, {})
+        ref = next(iter(systems))
+    comparison = compare(systems, baseline=ref, metrics=[metric])
+    shown = base.metrics.get(base.system, {})
+    columns = [c for c in PAIR_COLUMNS if c in shown] if task == "pairs" else list(base.config["eval"]["metrics"])
+    return Report(
+        title=f"simlab report: {Path(path).resolve().name}",
+        task=task,
+        runs=[base.name, *[n for n in names if n != base.name]],
+        baseline=base.name,
+        config_fields=fields,
+        config_values=flats,
+        comparison=comparison,
+        columns=columns,
+        values=values,
+        figures=_figures(runs, axes, task),
+    )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _figures(runs: list[RunData], axes: dict[str, list], task: str) -> list[Figure]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figures = []
+    if any(r.history for r in runs):
+        figures.append(_learning_curves(runs, task))
+    if len(runs) > 1:
+        figures += [_metric_vs_axis(runs, key) for key in axes]
+    if task == "retrieval" and any(r.speed for r in runs):
+        figures.append(_quality_vs_speed(runs))
+    if task == "pairs":
+        scored = [(r, *_pair_scores(r)) for r in runs]
+        scored = [s for s in scored if len(s[1])]
+        if scored:
+            figures += [_precision_recall(scored), _threshold_curves(scored)]
+    return figures
+
+
+def _learning_curves(runs: list[RunData], task: str) -> Figure:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    prefix = "val" if task == "pairs" else "dev"
+    fig, (ax_loss, ax_m) = plt.subplots(1, 2, figsize=(10, 3.6))
+    metric = ""
+    for r in runs:
+        metric = r.config.get("train", {}).get("best_by" if task == "pairs" else "best_metric", r.metric)
+        epochs = [h["epoch"] for h in r.history]
+        if epochs:
+            ax_loss.plot(epochs, [h.get("train_loss") for h in r.history], marker="o", label=r.name)
+            ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", label=r.name)
+    ax_loss.set(title="train loss", xlabel="epoch")
+    ax_m.set(title=f"{prefix} {metric}", xlabel="epoch")
+    for ax in (ax_loss, ax_m):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return Figure("learning_curves", f"Learning curves: train loss and {prefix} {metric} per epoch", _png(fig))
+
+
+def _metric_vs_axis(runs: list[RunData], key: str) -> Figure:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    xs = [_flat(r.config).get(key) for r in runs]
+    ys = [r.metrics.get(r.system, {}).get(r.metric) for r in runs]
+    numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
+    pos = xs if numeric else [_fmt(x) for x in xs]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    order = sorted(range(len(runs)), key=lambda i: pos[i]) if numeric else range(len(runs))
+    ax.plot([pos[i] for i in order], [ys[i] for i in order], marker="o")
+    if all(isinstance(x, int) for x in xs):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    label = f"{runs[0].system} {runs[0].metric}"
+    ax.set(xlabel=key, ylabel=label, title=f"{label} vs {key}")
+    ax.grid(alpha=0.3)
+    return Figure(f"metric_vs_{key.replace('.', '_')}", f"{label} against the swept {key}", _png(fig))
+
+
+def _quality_vs_speed(runs: list[RunData]) -> Figure:
+    import matplotlib.pyplot as plt
+
+    markers = {"flat": "o", "hnsw": "^", "ivf": "s", "pq": "D"}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    metric = runs[0].metric
+    for i, r in enumerate(runs):
+        color = f"C{i % 10}"
+        for system, stats in r.speed.items():
+            y = r.metrics.get(system, {}).get(r.metric)
+            qps = stats.get("qps_batched", stats.get("qps_single"))
+            if y is None or not qps:
+                continue
+            kind = system.rsplit(".", 1)[-1]
+            filled = system.startswith("trained")
+            ax.scatter(
+                qps,
+                y,
+                marker=markers.get(kind, "x"),
+                s=60,
+                color=color if filled else "none",
+                edgecolors=color,
+                label=f"{r.name} {system}" if len(runs) > 1 else system,
+            )
+    ax.set_xscale("log")
+    ax.set(xlabel="queries per second (batched, log)", ylabel=metric, title=f"{metric} vs speed: exact and approximate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return Figure("quality_vs_speed", f"{metric} against QPS of the flat (exact) and approximate indexes", _png(fig))
+
+
+def _pair_scores(run: RunData) -> tuple[np.ndarray, np.ndarray, float]:
+    """The trained system's test scores, labels (`(score >= thr) == correct`) and frozen threshold."""
+    rows = read_run(run.folder).get(run.system, {})
+    scores, correct = rows.get("score", {}), rows.get("correct", {})
+    ids = [q for q in scores if q in correct]
+    thr = float(run.metrics[run.system]["threshold"])
+    s = np.array([scores[q] for q in ids], dtype=float)
+    c = np.array([correct[q] for q in ids], dtype=float) > 0.5
+    return s, (s >= thr) == c, thr
+
+
+def _curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Precision, recall and F1 when predicting `score >= t`, for every distinct score t, descending."""
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order].astype(float)
+    tp, fp = np.cumsum(y), np.cumsum(1 - y)
+    last = np.r_[s[1:] != s[:-1], True]  # the last pair of each group of tied scores
+    tp, fp, thr = tp[last], fp[last], s[last]
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / max(y.sum(), 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return thr, precision, recall, f1
+
+
+def _precision_recall(scored: list) -> Figure:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for run, s, y, thr in scored:
+        _, p, rec, _ = _curve(s, y)
+        ax.plot(rec, p, label=run.name)
+        at = s >= thr
+        tp = float((at & y).sum())
+        ax.scatter([tp / max(y.sum(), 1)], [tp / max(at.sum(), 1)], marker="x", color="k", zorder=3)
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+        title="precision-recall, trained system (x: frozen threshold)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return Figure("precision_recall", "Precision-recall curve of the trained system on test pairs", _png(fig))
+
+
+def _threshold_curves(scored: list) -> Figure:
+    import matplotlib.pyplot as plt
+
+    n = len(scored)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, (run, s, y, thr) in zip(axes.flat, scored):
+        t, p, rec, f1 = _curve(s, y)
+        for values, label in ((f1, "F1"), (p, "precision"), (rec, "recall")):
+            ax.plot(t, values, label=label)
+        ax.axvline(thr, color="k", linestyle="--", label=f"frozen threshold {thr:.3f}")
+        ax.set(xlabel="threshold", title=run.name, ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return Figure("threshold_curves", "F1, precision and recall of the trained system against the threshold", _png(fig))
