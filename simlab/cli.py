@@ -55,15 +55,29 @@ def run(
         typer.Option("--set", help="Override a field: --set train.epochs=2; a list sweeps: train.epochs=[1,2]."),
     ] = [],  # noqa: B006 - typer needs a literal default
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder; a sweep re-runs all.")] = False,
+    nproc: Annotated[
+        int, typer.Option("--nproc", min=1, help="Train on N local CPU processes (PyTorch DDP, gloo) via torchrun.")
+    ] = 1,
 ) -> None:
     """Run an experiment: data, BM25, zero-shot model, training, exact/approximate search, report.
 
     A list where the config expects a value is a sweep: one run per grid point under OUT,
-    resumed (finished runs skipped) when run again.
+    resumed (finished runs skipped) when run again. With --nproc N (or under `torchrun`)
+    training runs on N processes; rank 0 alone writes the run folder.
     """
+    from simlab import distributed
     from simlab.config import load_sweep
+    from simlab.errors import ConfigError
 
     points = load_sweep(config, set_)  # every grid point validated before any work
+    if points[0][0] and (nproc > 1 or distributed.is_distributed()):
+        raise ConfigError("a sweep does not run on several processes; run each grid point with --nproc instead")
+    if nproc > 1 and not distributed.is_distributed():
+        import subprocess
+
+        argv = ["run", str(config), "--out", str(out), *[f"--set={s}" for s in set_]]
+        argv += ["--overwrite"] if overwrite else []
+        sys.exit(subprocess.call(distributed.launch_command(nproc, argv)))
     _prepare_runtime()
     if points[0][0]:  # named grid points: a sweep
         from simlab.experiments.sweep import render_sweep, run_sweep
@@ -78,6 +92,8 @@ def run(
     from simlab.experiments.runner import run_experiment
 
     summary = run_experiment(cfg, out, overwrite=overwrite)
+    if not distributed.is_main():
+        return
     print_tables(summary)
     typer.echo(f"Run folder: {out} (report.md, metrics.json, perquery.tsv, history.jsonl, curves.png, model/)")
     if cfg.task == "retrieval":
@@ -201,6 +217,25 @@ def compare_cmd(
         fsutil.write_text(markdown, result.to_markdown())
     if json_out:
         fsutil.write_text(json_out, result.to_json())
+
+
+@app.command("report")
+def report_cmd(
+    path: Annotated[Path, typer.Argument(help="A run folder, or a sweep folder (run folders + sweep.json).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="HTML file; FILE.md and FILE_files/ go beside it.")],
+    baseline: Annotated[
+        str | None,
+        typer.Option(
+            help="Sweep: the baseline run (default: the first). Run folder: the baseline system "
+            "(default: bm25, or overlap for pairs)."
+        ),
+    ] = None,
+) -> None:
+    """Write a self-contained HTML report (and markdown) of a run or sweep: config diff, comparison, figures."""
+    from simlab.experiments.html_report import build_report
+
+    build_report(path, baseline=baseline).save(out)
+    typer.echo(f"Report: {out} (markdown: {out.with_suffix('.md')}, figures: {out.parent / (out.stem + '_files')})")
 
 
 @data_app.command("convert")

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simlab import fsutil
+from simlab import distributed, fsutil
 from simlab.config import ExperimentConfig
 from simlab.errors import ConfigError, RunFolderError
 from simlab.records import Collection, Queries, Run
@@ -59,7 +59,14 @@ def _test_queries(collection: Collection, split: str) -> tuple[Queries, object]:
     return queries, qrels
 
 
-def _train(cfg: ExperimentConfig, collection: Collection, folder: Path, summary: RunSummary):
+def _train(
+    cfg: ExperimentConfig,
+    collection: Collection,
+    folder: Path | None,
+    summary: RunSummary,
+    work_dir: Path | None = None,
+):
+    """Train and save the model to `folder/model`; `folder=None` (a DDP rank other than 0) trains without saving."""
     from simlab.data.mining import mine
     from simlab.data.pairs import build_pairs
     from simlab.models import load_model, uses_router
@@ -76,11 +83,24 @@ def _train(cfg: ExperimentConfig, collection: Collection, folder: Path, summary:
             f"from ranks [{cfg.train.hard_negatives.range_min}, {cfg.train.hard_negatives.range_max}); "
             f"{mined.dropped} pairs dropped for lack of negatives."
         )
-    result = train_dense(model, mined, pairs.dev, cfg.train, folder / ".checkpoints", uses_router(model))
+    work_dir = work_dir or folder / ".checkpoints"
+    result = train_dense(model, mined, pairs.dev, cfg.train, work_dir, uses_router(model))
+    distributed.finish()  # every rank done (best weights loaded) before rank 0 goes on alone
+    if folder is None:
+        return model
     summary.history = result.history
+    if result.world_size > 1:
+        summary.notes.append(
+            f"Trained on {result.world_size} processes (PyTorch DDP, gloo): global batch "
+            f"{cfg.train.batch_size * result.world_size} ({cfg.train.batch_size} per process); in-batch negatives "
+            f"gathered across processes: {result.negatives_per_query:.1f} negatives per query per step."
+        )
+    batch = f"batch size {cfg.train.batch_size}"
+    if result.world_size > 1:
+        batch = f"global batch {cfg.train.batch_size * result.world_size} over {result.world_size} processes"
     summary.notes.append(
         f"Each query saw {result.negatives_per_query:.1f} negatives per step on average "
-        f"(in-batch, batch size {cfg.train.batch_size}, plus hard negatives); "
+        f"(in-batch, {batch}, plus hard negatives); "
         f"{result.n_pairs} pairs, {cfg.train.epochs} epoch(s), {result.seconds:.1f} s."
     )
     if result.best_epoch is not None:
@@ -89,9 +109,25 @@ def _train(cfg: ExperimentConfig, collection: Collection, folder: Path, summary:
     return model
 
 
+def _train_follower(cfg: ExperimentConfig, out: Path) -> RunSummary:
+    """A DDP rank other than 0: load the data, build the same pairs, train alongside rank 0, return.
+
+    It writes nothing itself; the trainer's checkpoints go to `checkpoint_dir(out)`, which
+    rank 0 writes and deletes. Evaluation, the run folder, the report and tracking are rank 0's.
+    """
+    from simlab.data.loader import load_collection
+
+    summary = RunSummary(folder=out, config=cfg)
+    if "trained" in cfg.eval.systems and cfg.train.enabled:
+        _train(cfg, load_collection(Path(cfg.data.path)), None, summary, checkpoint_dir(out))
+    return summary
+
+
 def run_experiment(cfg, out: Path, overwrite: bool = False) -> RunSummary:
     """Run any experiment config into the run folder `out`, dispatching on `cfg.task`."""
     if cfg.task == "pairs":
+        if distributed.is_distributed():
+            raise ConfigError("task: pairs does not run on several processes yet; run it without torchrun/--nproc")
         from simlab.experiments.pairs_runner import run_pairs
 
         return run_pairs(cfg, out, overwrite)
@@ -111,6 +147,9 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
     out = Path(out)
     if out.exists() and not overwrite:
         raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
+    ddp = distributed.is_distributed()
+    if ddp and not distributed.is_main():
+        return _train_follower(cfg, out)
     t0 = time.perf_counter()
     collection = load_collection(Path(cfg.data.path))
     queries, qrels = _test_queries(collection, cfg.data.test_split)
@@ -146,7 +185,7 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
             dense_prefixes.append("zeroshot")
         if "trained" in systems and cfg.train.enabled:
             log.info("training %s", cfg.model.name)
-            model = _train(cfg, collection, tmp, summary)
+            model = _train(cfg, collection, tmp, summary, checkpoint_dir(out) if ddp else None)
             tr = dense_systems(
                 "trained",
                 model,
@@ -206,6 +245,8 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
         import shutil
 
         shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)
+        if ddp:
+            shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     if cfg.tracking.mlflow:
         from simlab.experiments.tracking import log_run
 

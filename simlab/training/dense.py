@@ -40,6 +40,7 @@ class TrainResult:
     best_epoch: int | None = None
     best_metric: str = ""
     negatives_per_query: float = 0.0
+    world_size: int = 1
     n_pairs: int = 0
     seconds: float = 0.0
 
@@ -120,15 +121,24 @@ def train_dense(
             if result.history and self.training_bar is not None:
                 self.training_bar.write(epoch_line(result.history[-1], cfg.best_metric))
 
+    from simlab import distributed
+
     dataset = data.to_dataset()
     n_hard = len(data.negatives[0]) if data.negatives else 0
     has_dev = bool(dev.queries)
+    world = distributed.world_size()
+    # with several processes the loss gathers every process's batch, so each anchor sees the global
+    # batch; the trainer then drops uneven last batches (dataloader_drop_last), so every step is full
+    global_batch = cfg.batch_size * world
     result = TrainResult(
         best_metric=cfg.best_metric,
-        negatives_per_query=negatives_per_query(len(dataset), cfg.batch_size, n_hard),
+        negatives_per_query=negatives_per_query(len(dataset), cfg.batch_size, n_hard)
+        if world == 1
+        else global_batch - 1 + global_batch * n_hard,
         n_pairs=len(dataset),
+        world_size=world,
     )
-    steps_per_epoch = math.ceil(len(dataset) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(dataset) / global_batch)
 
     class History(TrainerCallback):
         """Collects one record per epoch: train loss, dev metrics, seconds."""
@@ -183,12 +193,15 @@ def train_dense(
         | {c: "document" for c in dataset.column_names if c.startswith("negative")}
         if routed
         else {},
+        **({"ddp_backend": "gloo"} if world > 1 else {}),
     )
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
-        loss=MultipleNegativesRankingLoss(model),
+        loss=MultipleNegativesRankingLoss(model, gather_across_devices=True)
+        if world > 1
+        else MultipleNegativesRankingLoss(model),
         evaluator=_make_evaluator(dev, cfg.best_metric) if has_dev else None,
         callbacks=[History()],
     )
