@@ -62,6 +62,9 @@ class TrainConfig(Section):
     seed: int = 42
     best_metric: str = Field("ndcg@10", description=f"Dev metric that picks the best epoch ({METRIC_CHOICES}).")
     hard_negatives: HardNegativesConfig = HardNegativesConfig()
+    report_to: list[str] = Field(
+        [], description="Trainer integrations besides simlab's own MLflow run: tensorboard, wandb, clearml, ..."
+    )
 
 
 class HNSWConfig(Section):
@@ -186,6 +189,9 @@ class PairTrainConfig(Section):
     distance: Literal["cosine", "euclidean"] = "cosine"
     best_by: Literal["f1", "pos_acc"] = "f1"
     save_every: int | None = Field(None, ge=1, description="Also keep the model every N epochs.")
+    report_to: list[str] = Field(
+        [], description="Trainer integrations besides simlab's own MLflow run: tensorboard, wandb, clearml, ..."
+    )
     resume: bool | str = Field(
         False,
         description="true: continue from the last checkpoint an interrupted run to the same --out left; "

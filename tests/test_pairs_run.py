@@ -274,3 +274,30 @@ def test_model_miner_ranks_like_brute_force():
     got = miner([0], pool, 3)[0]
     expected = [pool[j] for j in np.argsort(-(emb[pool] @ emb[0]), kind="stable")[:3]]
     assert got == expected
+
+
+def test_report_to_reaches_the_trainer(tmp_path, monkeypatch):
+    from sentence_transformers import SentenceTransformerTrainer
+
+    from simlab.experiments.runner import run_experiment
+
+    seen = {}
+
+    def no_training(self, *args, **kwargs):
+        seen["report_to"] = list(self.args.report_to)
+        raise KeyboardInterrupt  # stop here: only the trainer's arguments matter
+
+    monkeypatch.setattr(SentenceTransformerTrainer, "train", no_training)
+    write_records(tmp_path / "records.csv")
+    cfg = load_config(
+        None,
+        [
+            "task=pairs",
+            f"data.path={tmp_path / 'records.csv'}",
+            "tracking.mlflow=false",
+            "train.report_to=[mlflow]",
+        ],
+    )
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(cfg, tmp_path / "run")
+    assert seen["report_to"] == ["mlflow"]

@@ -186,7 +186,7 @@ def train_dense(
         greater_is_better=True,
         save_total_limit=1,
         logging_steps=max(1, steps_per_epoch // 4),
-        report_to="none",
+        report_to=cfg.report_to or "none",  # e.g. ["tensorboard"]; needs that integration installed
         use_cpu=True,
         dataloader_drop_last=False,
         router_mapping={"anchor": "query", "positive": "document"}

@@ -207,7 +207,7 @@ def train_pairs(
         greater_is_better=True,
         save_total_limit=2,
         logging_steps=max(1, steps_per_epoch // 4),
-        report_to="none",
+        report_to=cfg.report_to or "none",  # e.g. ["tensorboard"]; needs that integration installed
         use_cpu=True,
     )
     trainer = SentenceTransformerTrainer(
