@@ -234,7 +234,11 @@ def report_cmd(
     """Write a self-contained HTML report (and markdown) of a run or sweep: config diff, comparison, figures."""
     from simlab.experiments.html_report import build_report
 
-    build_report(path, baseline=baseline).save(out)
+    report = build_report(path, baseline=baseline)
+    report.made_with = " ".join(
+        ["simlab report", str(path), "--out", str(out), *(["--baseline", baseline] if baseline else [])]
+    )
+    report.save(out)
     typer.echo(f"Report: {out} (markdown: {out.with_suffix('.md')}, figures: {out.parent / (out.stem + '_files')})")
 
 

@@ -27,12 +27,9 @@ URL); `Report.to_markdown(fig_dir)` writes the PNGs into `fig_dir`; `Report.save
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +93,7 @@ class Report:
     columns: list[str]  # metrics.json columns shown beside the comparison
     values: dict[str, dict[str, float]]  # comparison system -> column -> value
     figures: list[Figure] = field(default_factory=list)
+    made_with: str = ""  # the command line that wrote the report, shown under the title
 
     def _sections(self) -> list[tuple[str, str, list[str], list[list[str]], list[str]]]:
         """(anchor, heading, table header, table rows, paragraphs) per text section, for both renderers."""
@@ -116,7 +114,8 @@ class Report:
         ]
 
     def _intro(self) -> str:
-        return f"Task: {self.task}; {len(self.runs)} run(s): {', '.join(self.runs)}; baseline: {self.baseline}."
+        intro = f"Task: {self.task}; {len(self.runs)} run(s): {', '.join(self.runs)}; baseline: {self.baseline}."
+        return intro + (f" Made with: {self.made_with}" if self.made_with else "")
 
     def to_html(self) -> str:
         """One self-contained page: inline CSS, tables, figures as base64 PNG data URLs."""
@@ -146,7 +145,7 @@ class Report:
             lines += ["", f"## {heading}", "", *([_md_table(head, rows), ""] if rows else []), *texts]
         lines += ["", "## Figures", ""]
         for f in self.figures:
-            _write_bytes(fig_dir / f"{f.name}.png", f.png)
+            fsutil.write_bytes(fig_dir / f"{f.name}.png", f.png)
             lines += [f"![{f.title}]({fig_dir.name}/{f.name}.png)", ""]
         return "\n".join(lines)
 
@@ -189,20 +188,6 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
     lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
     return "\n".join(lines + ["| " + " | ".join(map(esc, r)) + " |" for r in rows])
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Like `fsutil.write_text`, for bytes: a temp file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- reading
@@ -314,7 +299,7 @@ def _figures(runs: list[RunData], axes: dict[str, list], task: str) -> list[Figu
     if any(r.history for r in runs):
         figures.append(_learning_curves(runs, task))
     if len(runs) > 1:
-        figures += [_metric_vs_axis(runs, key) for key in axes]
+        figures += [_metric_vs_axis(runs, key, axes) for key in axes]
     if task == "retrieval" and any(r.speed for r in runs):
         figures.append(_quality_vs_speed(runs))
     if task == "pairs":
@@ -347,17 +332,26 @@ def _learning_curves(runs: list[RunData], task: str) -> Figure:
     return Figure("learning_curves", f"Learning curves: train loss and {prefix} {metric} per epoch", _png(fig))
 
 
-def _metric_vs_axis(runs: list[RunData], key: str) -> Figure:
+def _metric_vs_axis(runs: list[RunData], key: str, axes: list[str]) -> Figure:
+    """The main metric against one swept field: one line per combination of the other swept fields."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    xs = [_flat(r.config).get(key) for r in runs]
-    ys = [r.metrics.get(r.system, {}).get(r.metric) for r in runs]
+    flats = [_flat(r.config) for r in runs]
+    xs = [f.get(key) for f in flats]
     numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
     pos = xs if numeric else [_fmt(x) for x in xs]
+    others = [k for k in axes if k != key]
+    lines: dict[str, list[int]] = {}
+    for i, f in enumerate(flats):
+        lines.setdefault(", ".join(f"{k.split('.')[-1]}={_fmt(f.get(k))}" for k in others), []).append(i)
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    order = sorted(range(len(runs)), key=lambda i: pos[i]) if numeric else range(len(runs))
-    ax.plot([pos[i] for i in order], [ys[i] for i in order], marker="o")
+    for name, idx in lines.items():
+        idx = sorted(idx, key=lambda i: pos[i]) if numeric else idx
+        ys = [runs[i].metrics.get(runs[i].system, {}).get(runs[i].metric) for i in idx]
+        ax.plot([pos[i] for i in idx], ys, marker="o", label=name or None)
+    if any(lines):
+        ax.legend(fontsize=8)
     if all(isinstance(x, int) for x in xs):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     label = f"{runs[0].system} {runs[0].metric}"
