@@ -22,7 +22,7 @@ from simlab import fsutil
 from simlab.config import PairsConfig
 from simlab.data.matching import MatchingDataset, Records
 from simlab.errors import ConfigError, RunFolderError
-from simlab.experiments.runner import RUN_FORMAT, RunSummary, checkpoint_dir
+from simlab.experiments.runner import RunSummary, checkpoint_dir, write_summary
 from simlab.training.pairs import REPORTED, PairSet
 
 
@@ -218,7 +218,6 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     """Run a pair-matching experiment into `out`; see the module docstring."""
     from simlab.data.matching import read_matching
     from simlab.experiments.plots import learning_curves
-    from simlab.experiments.report import render_markdown
     from simlab.training.pairs import pair_scores, train_pairs
 
     out = Path(out)
@@ -286,21 +285,8 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
                 rows.append(f"{system}\t{pid}\tcorrect\t{int((s >= thr) == bool(y))}\n")
                 rows.append(f"{system}\t{pid}\tscore\t{s:.6f}\n")
         fsutil.write_text(tmp / "perquery.tsv", "".join(rows))
-        fsutil.write_json(tmp / "metrics.json", summary.metrics)
         summary.seconds = time.perf_counter() - t0
-        fsutil.write_json(
-            tmp / "meta.json",
-            RUN_FORMAT
-            | {
-                "name": cfg.name,
-                "task": "pairs",
-                "data": str(Path(cfg.data.path).resolve()),
-                "n_test_pairs": len(test),
-                "seconds": round(summary.seconds, 2),
-                "notes": summary.notes,
-            },
-        )
-        fsutil.write_text(tmp / "report.md", render_markdown(summary))
+        write_summary(tmp, summary, n_test_pairs=len(test))
     shutil.rmtree(ckpt, ignore_errors=True)
     if cfg.tracking.mlflow:
         from simlab.experiments.tracking import log_run

@@ -25,6 +25,22 @@ log = logging.getLogger("simlab")
 RUN_FORMAT = {"format": "simlab.run", "format_version": 1}
 
 
+def write_summary(folder: Path, summary: RunSummary, **meta) -> None:
+    """The files every finished run has, whatever its task: metrics.json, meta.json, report.md."""
+    from simlab.experiments.report import render_markdown
+
+    cfg = summary.config
+    fsutil.write_json(folder / "metrics.json", summary.metrics)
+    fsutil.write_json(
+        folder / "meta.json",
+        RUN_FORMAT
+        | {"name": cfg.name, "task": cfg.task, "data": str(Path(cfg.data.path).resolve())}
+        | meta
+        | {"seconds": round(summary.seconds, 2), "notes": summary.notes},
+    )
+    fsutil.write_text(folder / "report.md", render_markdown(summary))
+
+
 def checkpoint_dir(out: Path) -> Path:
     """Where the trainer checkpoints a run to `out`: beside it, so they outlive a failed or
     interrupted run (which leaves no run folder) and `train.resume: true` can continue; a
@@ -140,7 +156,6 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
     from simlab.data.trec import write_trec_qrels, write_trec_run
     from simlab.evaluation.metrics import evaluate, per_query_rows
     from simlab.experiments.dense_systems import dense_systems
-    from simlab.experiments.report import render_markdown
     from simlab.index.bm25 import BM25Retriever
     from simlab.index.fusion import rrf
 
@@ -227,21 +242,9 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
             "system\tquery_id\tmetric\tvalue\n"
             + "".join(f"{r['system']}\t{r['query_id']}\t{r['metric']}\t{r['value']:.6f}\n" for r in rows),
         )
-        fsutil.write_json(tmp / "metrics.json", summary.metrics)
         fsutil.write_json(tmp / "speed.json", summary.speed)
         summary.seconds = time.perf_counter() - t0
-        fsutil.write_json(
-            tmp / "meta.json",
-            RUN_FORMAT
-            | {
-                "name": cfg.name,
-                "data": str(Path(cfg.data.path).resolve()),
-                "n_test_queries": len(queries),
-                "seconds": round(summary.seconds, 2),
-                "notes": summary.notes,
-            },
-        )
-        fsutil.write_text(tmp / "report.md", render_markdown(summary))
+        write_summary(tmp, summary, n_test_queries=len(queries))
         import shutil
 
         shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)
