@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_dense_search  # noqa: E402
+import bench_matching  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_throughput  # noqa: E402
 from common import REPO  # noqa: E402
@@ -30,6 +31,7 @@ def main() -> None:
     common = ["--data", str(args.data), "--out", str(args.out)]
     bench_throughput.main(common)
     bench_quality.main(common)
+    bench_matching.main(common)
     bench_dense_search.main(common)
 
 
