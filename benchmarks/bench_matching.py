@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine, md_table, quiet_logs, update_section  # noqa: E402
+from common import REPO, emit, machine, md_table, quiet_logs  # noqa: E402
 
 HEADING = "Pair matching: Amazon-Google and Walmart-Amazon"
 LIMIT_S = 15 * 60  # each run under 15 minutes
@@ -241,10 +241,7 @@ def main(argv: list[str] | None = None) -> str:
             *(f"- {n}" for n in notes),
         ]
     )
-    if args.out:
-        update_section(args.out, HEADING, body)
-    print(body)
-    return body
+    return emit(args.out, HEADING, body)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine, md_table, quiet_logs, update_section  # noqa: E402
+from common import REPO, emit, machine, md_table, quiet_logs  # noqa: E402
 
 HEADING = "Retrieval quality: Cranfield and CISI"
 COLLECTIONS = ["cranfield", "cisi"]
@@ -77,10 +77,7 @@ def main(argv: list[str] | None = None) -> str:
             *checks,
         ]
     )
-    if args.out:
-        update_section(args.out, HEADING, body)
-    print(body)
-    return body
+    return emit(args.out, HEADING, body)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, machine, md_table, quiet_logs, update_section  # noqa: E402
+from common import REPO, emit, machine, md_table, quiet_logs  # noqa: E402
 
 HEADING = "Throughput: simlab vs a minimal sentence-transformers script"
 
@@ -166,10 +166,7 @@ def main(argv: list[str] | None = None) -> str:
             md_table(["what", "simlab", "hand-written sentence-transformers", "ratio", "target >= 0.95"], rows),
         ]
     )
-    if args.out:
-        update_section(args.out, HEADING, body)
-    print(body)
-    return body
+    return emit(args.out, HEADING, body)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,11 @@ def quiet_logs() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     for name in ("sentence_transformers", "transformers", "mlflow", "bm25s", "simlab"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def emit(out: Path | None, heading: str, body: str) -> str:
+    """Print a benchmark's markdown section and, when `out` is given, write it into that file."""
+    if out:
+        update_section(out, heading, body)
+    print(body)
+    return body
