@@ -41,7 +41,7 @@ def retrieval_sweep(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pairs_run(tmp_path_factory) -> Path:
-    from test_pairs_run import write_records
+    from test_pairs_run import grouped_overrides, write_records
 
     from simlab.experiments.runner import run_experiment
 
@@ -49,15 +49,7 @@ def pairs_run(tmp_path_factory) -> Path:
     write_records(tmp / "records.csv")
     cfg = load_config(
         Path(__file__).parents[1] / "examples" / "matching.yaml",
-        [
-            f"data.path={tmp / 'records.csv'}",
-            "data.fields=[name]",
-            "data.val_ratio=0.25",
-            "data.test_ratio=0.25",
-            "train.epochs=2",
-            "train.batch_size=16",
-            "tracking.mlflow=false",
-        ],
+        [*grouped_overrides(tmp), "train.epochs=2"],
     )
     return run_experiment(cfg, tmp / "run").folder
 

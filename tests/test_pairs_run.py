@@ -48,6 +48,19 @@ def write_records(path: Path, n_groups: int = 40, seed: int = 0) -> None:
                 w.writerow([f"r{n}", f"g{g}", " ".join(words), f"{99 + g}.{v}9"])
 
 
+def grouped_overrides(folder: Path) -> list[str]:
+    """Config overrides of a small `task: pairs` run on `folder/records.csv` (see `write_records`)."""
+    return [
+        "task=pairs",
+        f"data.path={folder / 'records.csv'}",
+        "data.fields=[name]",
+        "data.val_ratio=0.25",
+        "data.test_ratio=0.25",
+        "train.batch_size=16",
+        "tracking.mlflow=false",
+    ]
+
+
 @pytest.fixture(scope="module")
 def grouped_run(tmp_path_factory):
     from simlab.experiments.runner import run_experiment
@@ -56,16 +69,7 @@ def grouped_run(tmp_path_factory):
     write_records(tmp / "records.csv")
     cfg = load_config(
         Path(__file__).parents[1] / "examples" / "matching.yaml",
-        [
-            f"data.path={tmp / 'records.csv'}",
-            "data.fields=[name]",
-            "data.val_ratio=0.25",
-            "data.test_ratio=0.25",
-            "train.epochs=2",
-            "train.batch_size=16",
-            "tracking.mlflow=false",
-            "train.save_every=1",
-        ],
+        [*grouped_overrides(tmp), "train.epochs=2", "train.save_every=1"],
     )
     return run_experiment(cfg, tmp / "run")
 
@@ -187,15 +191,7 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
     from simlab.experiments.runner import checkpoint_dir, run_experiment
 
     write_records(tmp_path / "records.csv")
-    base = [
-        "task=pairs",
-        f"data.path={tmp_path / 'records.csv'}",
-        "data.fields=[name]",
-        "data.val_ratio=0.25",
-        "data.test_ratio=0.25",
-        "train.batch_size=16",
-        "tracking.mlflow=false",
-    ]
+    base = grouped_overrides(tmp_path)
     out = tmp_path / "run"
     real_scores = pairs_module.pair_scores
     calls = {"n": 0}
@@ -226,14 +222,8 @@ def test_model_mined_negatives_are_re_mined_every_epoch(tmp_path):
     cfg = load_config(
         None,
         [
-            "task=pairs",
-            f"data.path={tmp_path / 'records.csv'}",
-            "data.fields=[name]",
-            "data.val_ratio=0.25",
-            "data.test_ratio=0.25",
-            "train.batch_size=16",
+            *grouped_overrides(tmp_path),
             "train.epochs=2",
-            "tracking.mlflow=false",
             "sampling.hard_miner=model",
             "sampling.remine_every=1",
             "sampling.hard_soft_ratio=1.0",
