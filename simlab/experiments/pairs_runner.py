@@ -263,7 +263,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         summary.metrics["trained"], per_item["trained"], test_m = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test
         )
-        from simlab.evaluation.pairs import epoch_line
+        from simlab.evaluation.pairs import epoch_line, per_item_rows
 
         summary.notes.append(
             f"Best epoch by val {cfg.train.best_by}: {result.best_epoch}; test scored once with its weights "
@@ -280,10 +280,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         learning_curves(summary.history, tmp / "curves.png", cfg.train.best_by, prefix="val")
         rows = ["system\tquery_id\tmetric\tvalue\n"]
         for system, scores in per_item.items():
-            thr = summary.metrics[system]["threshold"]
-            for pid, y, s in zip(test.ids, test.labels, scores):
-                rows.append(f"{system}\t{pid}\tcorrect\t{int((s >= thr) == bool(y))}\n")
-                rows.append(f"{system}\t{pid}\tscore\t{s:.6f}\n")
+            rows += per_item_rows(system, test.ids, test.labels, scores, summary.metrics[system]["threshold"])
         fsutil.write_text(tmp / "perquery.tsv", "".join(rows))
         summary.seconds = time.perf_counter() - t0
         write_summary(tmp, summary, n_test_pairs=len(test))
