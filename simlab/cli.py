@@ -181,7 +181,10 @@ def ui(
 
 @app.command("compare")
 def compare_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Run folders, or sweep folders holding run folders.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders, sweep folders holding run folders, or MLflow experiment names."),
+    ],
     baseline: Annotated[
         str | None,
         typer.Option(
@@ -208,15 +211,29 @@ def compare_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the resampling tests.")] = 42,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+    tracking_uri: Annotated[
+        str, typer.Option(help="MLflow store of experiment names given instead of folders.")
+    ] = "sqlite:///mlflow.db",
 ) -> None:
     """Compare systems of one or more runs: deltas vs a baseline, paired tests, W/T/L."""
+    import tempfile
+
     from rich.console import Console
 
     from simlab import fsutil
     from simlab.experiments.compare import compare, keep_main_systems, load_systems, resolve_baseline
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
-    loaded = load_systems(paths, systems=split(systems), metrics=split(metrics))
+    downloads = tempfile.TemporaryDirectory(prefix="simlab-compare-")
+    folders = []
+    for path in paths:
+        if path.exists() or os.sep in str(path):
+            folders.append(path)
+        else:  # not a folder: the runs of an MLflow experiment, downloaded
+            from simlab.experiments.tracking import runs_from_mlflow
+
+            folders += runs_from_mlflow(str(path), tracking_uri, Path(downloads.name) / str(path))
+    loaded = load_systems(folders, systems=split(systems), metrics=split(metrics))
     if systems is None and all("/" in name for name in loaded):  # several runs: one system each
         loaded = keep_main_systems(loaded)
     result = compare(
