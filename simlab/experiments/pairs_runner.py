@@ -23,6 +23,7 @@ from simlab.config import PairsConfig
 from simlab.data.matching import MatchingDataset, Records
 from simlab.errors import ConfigError, RunFolderError
 from simlab.experiments.runner import RunSummary, checkpoint_dir, write_summary
+from simlab.models.field_matcher import FieldMatcher, field_features
 from simlab.training.pairs import REPORTED, PairSet
 
 
@@ -71,10 +72,15 @@ def _fields(cfg: PairsConfig, records: Records) -> list[str]:
     return [f for f in names if f != image] + ([image] if image else [])
 
 
-def _labelled_set(
-    data: MatchingDataset, split: str, limit: int | None, seed: int, fields: list[str], sep: str = " "
-) -> PairSet:
+def field_values(records: Records, i: int, fields: list[str], image: str | None = None) -> tuple[str, ...]:
+    """A record's text field values (the image path field left out)."""
+    return tuple(records.fields[f][i] for f in fields if f != image)
+
+
+def _labelled_set(data: MatchingDataset, split: str, limit: int | None, cfg: PairsConfig, fields: list[str]) -> PairSet:
     from simlab.data.sampling import limit_labelled_pairs
+
+    seed, sep, image = cfg.train.seed, record_sep(cfg), cfg.data.image_field
 
     pairs = data.pairs[split]
     if limit:
@@ -85,6 +91,8 @@ def _labelled_set(
         [record_text(data.right, rpos[i], fields, sep) for i in pairs.right_ids],
         list(pairs.labels),
         [f"{a}|{b}" for a, b in zip(pairs.left_ids, pairs.right_ids)],
+        [field_values(data.left, lpos[i], fields, image) for i in pairs.left_ids],
+        [field_values(data.right, rpos[i], fields, image) for i in pairs.right_ids],
     )
 
 
@@ -121,6 +129,8 @@ def _sampled_set(
         [texts[i] for i in sampled.right_idx],
         list(sampled.labels),
         [f"{records.ids[a]}|{records.ids[b]}" for a, b in zip(sampled.left_idx, sampled.right_idx)],
+        [field_values(records, i, fields, cfg.data.image_field) for i in sampled.left_idx],
+        [field_values(records, i, fields, cfg.data.image_field) for i in sampled.right_idx],
     )
 
 
@@ -136,9 +146,9 @@ def build_pair_sets(
         fields = _fields(cfg, data.left)
         for s in splits:
             if s != "train":
-                sets[s] = _labelled_set(data, s, getattr(limits, s), cfg.train.seed, fields, record_sep(cfg))
+                sets[s] = _labelled_set(data, s, getattr(limits, s), cfg, fields)
             elif cfg.sampling.mode == "given":
-                sets[s] = _labelled_set(data, "train", limits.train, cfg.train.seed, fields, record_sep(cfg))
+                sets[s] = _labelled_set(data, "train", limits.train, cfg, fields)
                 notes.append(f"train pairs: the {len(sets['train'])} given labelled pairs (sampling.mode: given).")
             else:
                 records = groups_from_pairs(data, splits=("train",))
@@ -207,6 +217,11 @@ def _pair_model(cfg: PairsConfig, n_fields: int = 1):
     return SentenceTransformer(modules=[*list(model)[:1], Dropout(mcfg.dropout), *list(model)[1:]], device="cpu")
 
 
+def _features(pairs: PairSet) -> np.ndarray:
+    """The per-field similarity features of `simlab.models.field_matcher`, `[n, n_fields * 5]`."""
+    return field_features(pairs.left_values, pairs.right_values)
+
+
 def _rounds(cfg: PairsConfig) -> list[int]:
     """Epochs per training round: one round, or `remine_every` epochs between re-minings."""
     every = cfg.sampling.remine_every
@@ -266,6 +281,13 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         summary.metrics["overlap"], per_item["overlap"], _ = _system(
             *(token_overlap(pairs, image=bool(cfg.data.image_field)) for pairs in (val, test)), val, test
         )
+        train_labels = sets["train"].labels
+        matcher = None
+        if len(set(train_labels)) == 2:  # the logistic regressions need both classes among the train pairs
+            matcher = FieldMatcher(cfg.train.seed).fit(_features(sets["train"]), train_labels)
+            summary.metrics["fields"], per_item["fields"], _ = _system(
+                matcher.score(_features(val)), matcher.score(_features(test)), val, test
+            )
         d = cfg.train.distance
         summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test
@@ -285,9 +307,23 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
                 "are the best epoch of the last round."
             )
         model.eval()
-        summary.metrics["trained"], per_item["trained"], test_m = _system(
-            pair_scores(model, val, d), pair_scores(model, test, d), val, test
-        )
+        val_scores, test_scores = pair_scores(model, val, d), pair_scores(model, test, d)
+        summary.metrics["trained"], per_item["trained"], test_m = _system(val_scores, test_scores, val, test)
+        if matcher is not None:
+            train = sets["train"]
+            hybrid = FieldMatcher(cfg.train.seed).fit(
+                np.c_[_features(train), pair_scores(model, train, d)], train.labels
+            )
+            summary.metrics["hybrid"], per_item["hybrid"], _ = _system(
+                hybrid.score(np.c_[_features(val), val_scores]), hybrid.score(np.c_[_features(test), test_scores]),
+                val,
+                test,
+            )
+            summary.notes.append(
+                "fields: a logistic regression on per-field similarity features (word Jaccard, exact and contained "
+                "alphanumerics, missing values), fitted on the train pairs; hybrid: the same with the trained "
+                "model's similarity as one more feature. Both thresholds tuned on val and frozen for test."
+            )
         from simlab.evaluation.pairs import epoch_line, per_item_rows
 
         summary.notes.append(

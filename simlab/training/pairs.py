@@ -61,12 +61,16 @@ LOSSES = {"contrastive": _contrastive, "online_contrastive": _online_contrastive
 
 @dataclass(frozen=True)
 class PairSet:
-    """Pairs of record texts with 0/1 labels; `ids` name each pair (for per-item scores)."""
+    """Pairs of record texts with 0/1 labels; `ids` name each pair (for per-item scores);
+    `left_values` / `right_values`: per pair, the records' text field values (for the
+    per-field features of `simlab.models.field_matcher`), when known."""
 
     left: list[str]
     right: list[str]
     labels: list[int]
     ids: list[str]
+    left_values: list[tuple[str, ...]] = field(default_factory=list)
+    right_values: list[tuple[str, ...]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
