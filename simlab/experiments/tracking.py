@@ -99,7 +99,8 @@ def log_run(summary: RunSummary, parent_run_id: str | None = None) -> str:
         mlflow.log_metrics(
             {_metric_key(f"{system}.{m}"): v for system, ms in summary.metrics.items() for m, v in ms.items()}
         )
-        for name in ("report.md", "metrics.json", "config.yaml", "speed.json", "history.jsonl", "curves.png", "per_label.json", "cost.json"):
+        artifacts = ("report.md", "metrics.json", "config.yaml", "speed.json", "history.jsonl", "curves.png")
+        for name in (*artifacts, "per_label.json", "cost.json"):
             path = summary.folder / name
             if path.exists():
                 mlflow.log_artifact(str(path))

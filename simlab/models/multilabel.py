@@ -167,4 +167,3 @@ def info_of(cfg) -> dict:
         "image_size": cfg.data.image_size,
         "loss": cfg.loss.name,
     }
-
