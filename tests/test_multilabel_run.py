@@ -202,3 +202,50 @@ def test_run_sweep_baseline_deltas_compare_and_report(tmp_path, tiny_resnet_dir)
     assert "Per-label F1 and AP" in page and "sample_f1" in page
     single = build_report(base)
     assert single.comparison.baseline == "prior"
+
+
+def test_example_configs_validate_and_a_bad_loss_names_the_choices():
+    from pathlib import Path
+
+    from simlab.errors import ConfigError
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    images = load_config(examples / "multilabel-images.yaml")
+    assert images.task == "multilabel" and images.model.backbone == "resnet18"
+    assert load_config(examples / "multilabel-text.yaml").model.backbone == "wordllama"
+    with pytest.raises(ConfigError, match=r"loss.name: Input should be 'bce', 'weighted_bce', 'focal' or 'soft_bce'"):
+        load_config(examples / "multilabel-images.yaml", ["loss.name=dice"])
+    with pytest.raises(ConfigError, match=r"scheduler.gamma: Input should be less than or equal to 1"):
+        load_config(examples / "multilabel-images.yaml", ["scheduler.gamma=1.5"])
+
+
+@pytest.mark.slow
+def test_text_example_runs_offline(tmp_path):
+    from pathlib import Path
+
+    from simlab.experiments.runner import run_experiment
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "multilabel-text.yaml"
+    cfg = load_config(example, ["train.epochs=2", "train.max_steps=3", "tracking.mlflow=false"])
+    data = Path(__file__).resolve().parents[1] / cfg.data.path
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(data)})})
+    summary = run_experiment(cfg, tmp_path / "run")
+    assert summary.metrics["trained"]["ap"] > summary.metrics["prior"]["ap"]
+    assert "TEST:\n    f1_micro: " in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_digits_converter_writes_pngs_and_labels(tmp_path):
+    from typer.testing import CliRunner
+
+    from simlab.cli import app
+
+    result = CliRunner().invoke(app, ["data", "convert", "digits", "--out", str(tmp_path / "digits")])
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "digits" / "labels.csv").read_text().splitlines()
+    assert lines[0] == "id,image,digit,labels" and len(lines) == 1798
+    assert lines[9] == "d0008,images/0008.png,8,even|ge5|loop"
+    assert len(list((tmp_path / "digits" / "images").glob("*.png"))) == 1797
+    from PIL import Image
+
+    with Image.open(tmp_path / "digits" / "images" / "0008.png") as im:
+        assert im.size == (8, 8)
