@@ -62,6 +62,7 @@ def test_item_scores_and_empty_sets():
     assert s["sample_f1"].tolist() == pytest.approx([0.5, 1.0, 1.0])  # both empty counts as right
     assert s["exact_match"].tolist() == [0.0, 1.0, 1.0]
     assert s["hamming"].tolist() == pytest.approx([2 / 3, 0.0, 0.0])
+    assert s["label_accuracy"].tolist() == pytest.approx([1 / 3, 1.0, 1.0])
 
 
 def test_label_without_positive_is_left_out_of_ap():

@@ -69,7 +69,8 @@ def average_precision(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 def item_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-item (n,) arrays: `sample_f1`, `exact_match` (0/1) and `hamming` (share of wrong labels)."""
+    """Per-item (n,) arrays: `sample_f1`, `exact_match` (0/1), `hamming` (share of wrong labels) and
+    `label_accuracy` (1 - hamming)."""
     y, pred = np.asarray(y, dtype=bool), np.asarray(pred, dtype=bool)
     inter = (y & pred).sum(1)
     size = y.sum(1) + pred.sum(1)
@@ -78,6 +79,7 @@ def item_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
         "sample_f1": f1,
         "exact_match": (y == pred).all(1).astype(np.float64),
         "hamming": (y != pred).mean(1),
+        "label_accuracy": (y == pred).mean(1),
     }
 
 
