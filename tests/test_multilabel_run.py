@@ -249,3 +249,19 @@ def test_digits_converter_writes_pngs_and_labels(tmp_path):
 
     with Image.open(tmp_path / "digits" / "images" / "0008.png") as im:
         assert im.size == (8, 8)
+
+
+def test_pretrained_resnet_offline_fails_fast_with_the_fix(monkeypatch):
+    from simlab.errors import ModelLoadError
+    from simlab.models.images import IMAGE_BACKBONES, build_image_backbone
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="needs microsoft/resnet-50 from the Hugging Face hub, which is unreach"):
+        build_image_backbone("resnet50", pretrained=True)
+    with pytest.raises(ModelLoadError, match="choose one of: resnet152, resnet18, resnet50"):
+        build_image_backbone("vgg16")
+    assert [IMAGE_BACKBONES[n].depths for n in ("resnet18", "resnet50", "resnet152")] == [
+        (2, 2, 2, 2),
+        (3, 4, 6, 3),
+        (3, 8, 36, 3),
+    ]
