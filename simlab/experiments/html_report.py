@@ -482,13 +482,13 @@ def _per_label(run: RunData) -> dict[str, dict]:
 
 
 def _per_label_bars(tables: list[tuple[str, dict[str, dict]]]) -> Figure:
-    """Grouped bars: per-label F1 (left) and AP (right) on test, one bar per run."""
+    """Grouped bars: per-label F1 (top) and AP (bottom) on test, one bar per run."""
     import matplotlib.pyplot as plt
 
     labels = list(dict.fromkeys(lab for _, t in tables for lab in t))
     x = np.arange(len(labels))
     width = 0.8 / len(tables)
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(labels) + 4), 3.8), sharey=True)
+    fig, axes = plt.subplots(2, 1, figsize=(min(16, max(7, 0.5 * len(labels) + 3)), 6.5), sharex=True)
     for ax, key, title in ((axes[0], "f1", "F1 at the frozen threshold"), (axes[1], "ap", "average precision")):
         for i, (name, t) in enumerate(tables):
             values = [(t.get(lab, {}).get(key) or 0.0) for lab in labels]
