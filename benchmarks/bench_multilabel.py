@@ -126,7 +126,17 @@ def main(argv: list[str] | None = None) -> str:
             "differences of a few thousandths are within run-to-run noise.",
             "",
             md_table(
-                ["setting", "test F1 micro (Δ)", "F1 macro (Δ)", "AP (Δ)", "hamming (Δ)", "val AP", "s/epoch", "params", "best"],
+                [
+                    "setting",
+                    "test F1 micro (Δ)",
+                    "F1 macro (Δ)",
+                    "AP (Δ)",
+                    "hamming (Δ)",
+                    "val AP",
+                    "s/epoch",
+                    "params",
+                    "best",
+                ],
                 rows,
             ),
             "",
