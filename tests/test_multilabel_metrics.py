@@ -63,6 +63,7 @@ def test_item_scores_and_empty_sets():
     assert s["exact_match"].tolist() == [0.0, 1.0, 1.0]
     assert s["hamming"].tolist() == pytest.approx([2 / 3, 0.0, 0.0])
     assert s["label_accuracy"].tolist() == pytest.approx([1 / 3, 1.0, 1.0])
+    assert (s["tp"].tolist(), s["fp"].tolist(), s["fn"].tolist()) == ([1, 0, 1], [1, 0, 0], [1, 0, 0])
 
 
 def test_label_without_positive_is_left_out_of_ap():

@@ -198,10 +198,15 @@ def test_run_sweep_baseline_deltas_compare_and_report(tmp_path, tiny_resnet_dir)
     report = build_report(sweep)
     assert report.task == "multilabel" and "ap" in report.columns
     assert {f.name for f in report.figures} >= {"learning_curves", "per_label", "metric_vs_scheduler_gamma"}
+    assert report.comparison.metrics == ["f1"]
     page = report.to_html()
-    assert "Per-label F1 and AP" in page and "sample_f1" in page
+    assert "Per-label F1 and AP" in page
     single = build_report(base)
     assert single.comparison.baseline == "prior"
+    # compare computes micro F1 from the per-item tp/fp/fn rows: the run's own test micro F1
+    micro = compare(load_systems([base]), baseline="prior", metrics=["f1"])
+    assert micro.result("trained", "f1").mean == pytest.approx(metrics["trained"]["f1_micro"], abs=1e-9)
+    assert micro.result("trained", "f1").baseline_mean == pytest.approx(metrics["prior"]["f1_micro"], abs=1e-9)
 
 
 def test_example_configs_validate_and_a_bad_loss_names_the_choices():

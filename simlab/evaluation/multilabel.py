@@ -69,8 +69,9 @@ def average_precision(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 
 def item_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-item (n,) arrays: `sample_f1`, `exact_match` (0/1), `hamming` (share of wrong labels) and
-    `label_accuracy` (1 - hamming)."""
+    """Per-item (n,) arrays: `sample_f1`, `exact_match` (0/1), `hamming` (share of wrong labels),
+    `label_accuracy` (1 - hamming), and the item's `tp`, `fp`, `fn` over its labels (their sums
+    give the micro metrics)."""
     y, pred = np.asarray(y, dtype=bool), np.asarray(pred, dtype=bool)
     inter = (y & pred).sum(1)
     size = y.sum(1) + pred.sum(1)
@@ -80,6 +81,9 @@ def item_scores(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:
         "exact_match": (y == pred).all(1).astype(np.float64),
         "hamming": (y != pred).mean(1),
         "label_accuracy": (y == pred).mean(1),
+        "tp": inter.astype(np.float64),
+        "fp": (~y & pred).sum(1).astype(np.float64),
+        "fn": (y & ~pred).sum(1).astype(np.float64),
     }
 
 

@@ -10,9 +10,11 @@ thresholds, so a single run already has a baseline for `simlab compare`.
 The run folder holds, besides the common files: `per_label.json` (system -> label ->
 precision, recall, F1, AP, support, threshold on test), `thresholds.json`, `cost.json`
 (parameters, seconds per epoch and in total, peak memory), and perquery.tsv rows per test
-item (`sample_f1`, `exact_match`, `label_accuracy` = 1 - the item's hamming loss; all higher-is-better,
-as `simlab compare` counts wins). With `baseline: RUN_DIR`, report.md gives every
-metric its delta against that run, in the seed's form `f1_micro: 0.59 (+0.02)`.
+item: `sample_f1`, `exact_match`, `label_accuracy` (1 - the item's hamming loss; the three are
+higher-is-better, as `simlab compare` counts wins) and the item's `tp`, `fp`, `fn` over its labels,
+from which `simlab compare` computes micro F1, precision and recall and tests them by resampling
+items. With `baseline: RUN_DIR`, report.md gives every metric its delta against that run, in the
+seed's form `f1_micro: 0.59 (+0.02)`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from simlab.config import MultilabelConfig
 from simlab.errors import ConfigError, RunFolderError
 from simlab.experiments.runner import RunSummary, write_summary
 
-ITEM_METRICS = ("sample_f1", "exact_match", "label_accuracy")  # per item, each higher-is-better
+ITEM_METRICS = ("sample_f1", "exact_match", "label_accuracy", "tp", "fp", "fn")
 
 
 @dataclass

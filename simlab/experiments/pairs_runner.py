@@ -41,11 +41,13 @@ def record_sep(cfg: PairsConfig) -> str:
     return " " if cfg.model.fields_encoder == "joined" else FIELD_SEP
 
 
-def token_overlap(pairs: PairSet) -> np.ndarray:
-    """Jaccard overlap of lower-cased word sets: the model-free baseline, scored like the model."""
+def token_overlap(pairs: PairSet, image: bool = False) -> np.ndarray:
+    """Jaccard overlap of lower-cased word sets: the model-free baseline, scored like the model.
+    With `image`, the texts' last field (the image path of `data.image_field`) is left out."""
+    from simlab.models.fields import FIELD_SEP
 
     def words(t: str) -> set[str]:
-        return set(re.findall(r"\w+", t.lower()))
+        return set(re.findall(r"\w+", (t.rpartition(FIELD_SEP)[0] if image else t).lower()))
 
     out = []
     for a, b in zip(pairs.left, pairs.right):
@@ -55,11 +57,18 @@ def token_overlap(pairs: PairSet) -> np.ndarray:
 
 
 def _fields(cfg: PairsConfig, records: Records) -> list[str]:
+    """The model's fields in order: the text fields, then the image field (`data.image_field`) if any."""
+    image = cfg.data.image_field
     names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field]
     missing = [f for f in names if f not in records.fields]
     if missing:
         raise ConfigError(f"data.fields: {missing} not in {records.source}; fields are {sorted(records.fields)}")
-    return names
+    if image and cfg.model.fields_encoder == "joined":
+        raise ConfigError(
+            "data.image_field needs an encoder per field: set model.fields_encoder: shared (one text encoder for "
+            "the text fields) or separate (one each); the image field gets the image tower of model.image"
+        )
+    return [f for f in names if f != image] + ([image] if image else [])
 
 
 def _labelled_set(
@@ -98,7 +107,8 @@ def _sampled_set(
     if s.hard_soft_ratio > 0 and s.hard_miner == "model" and sep != " ":  # the per-field texts it trains on
         miner = model_miner(Records(records.ids, {"text": texts}, records.groups), model, ["text"])
     elif s.hard_soft_ratio > 0:
-        miner = model_miner(records, model, fields) if s.hard_miner == "model" else bm25_miner(records, fields)
+        text_fields = [f for f in fields if f != cfg.data.image_field]
+        miner = model_miner(records, model, fields) if s.hard_miner == "model" else bm25_miner(records, text_fields)
     sampled = sample_pairs(records, indices, scfg, miner)
     counts = sampled.counts()
     notes.append(
@@ -178,9 +188,17 @@ def _pair_model(cfg: PairsConfig, n_fields: int = 1):
                 f"wordllama), but {mcfg.preload or mcfg.name} starts with {type(model[0]).__name__}; "
                 "use model.fields_encoder: joined for it"
             )
-        copies = 1 if mcfg.fields_encoder == "shared" else n_fields
+        n_text = n_fields - bool(cfg.data.image_field)
+        copies = 1 if mcfg.fields_encoder == "shared" else n_text
         encoders = [copy.deepcopy(model[0]) for _ in range(copies)]
-        fusion = FieldFusion(encoders, n_fields=n_fields, fusion=mcfg.fusion)
+        field_encoders = [0 if copies == 1 else i for i in range(n_text)]
+        if cfg.data.image_field:  # the last field: an image tower with the text encoders' dimension
+            from simlab.models.image_tower import ImageTower
+
+            dim = encoders[0].get_embedding_dimension()
+            encoders.append(ImageTower(mcfg.image.backbone, dim, mcfg.image.image_size, mcfg.image.pretrained))
+            field_encoders.append(len(encoders) - 1)
+        fusion = FieldFusion(encoders, n_fields=n_fields, fusion=mcfg.fusion, field_encoders=field_encoders)
         model = SentenceTransformer(modules=[fusion, *list(model)[1:]], device="cpu")
     if not mcfg.dropout:
         return model
@@ -231,7 +249,12 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     if out.exists() and not overwrite:
         raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
     t0 = time.perf_counter()
-    data = read_matching(Path(cfg.data.path), id_field=cfg.data.id_field, group_field=cfg.data.group_field)
+    data = read_matching(
+        Path(cfg.data.path),
+        id_field=cfg.data.id_field,
+        group_field=cfg.data.group_field,
+        image_field=cfg.data.image_field,
+    )
     summary = RunSummary(folder=out, config=cfg)
     model = _pair_model(cfg, len(_fields(cfg, data.left)))
     sets = build_pair_sets(cfg, data, summary.notes, model)
@@ -240,7 +263,9 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     per_item: dict[str, np.ndarray] = {}
     with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
         fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
-        summary.metrics["overlap"], per_item["overlap"], _ = _system(token_overlap(val), token_overlap(test), val, test)
+        summary.metrics["overlap"], per_item["overlap"], _ = _system(
+            *(token_overlap(pairs, image=bool(cfg.data.image_field)) for pairs in (val, test)), val, test
+        )
         d = cfg.train.distance
         summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test
@@ -263,7 +288,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         summary.metrics["trained"], per_item["trained"], test_m = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test
         )
-        from simlab.evaluation.pairs import epoch_line
+        from simlab.evaluation.pairs import epoch_line, per_item_rows
 
         summary.notes.append(
             f"Best epoch by val {cfg.train.best_by}: {result.best_epoch}; test scored once with its weights "
@@ -280,10 +305,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         learning_curves(summary.history, tmp / "curves.png", cfg.train.best_by, prefix="val")
         rows = ["system\tquery_id\tmetric\tvalue\n"]
         for system, scores in per_item.items():
-            thr = summary.metrics[system]["threshold"]
-            for pid, y, s in zip(test.ids, test.labels, scores):
-                rows.append(f"{system}\t{pid}\tcorrect\t{int((s >= thr) == bool(y))}\n")
-                rows.append(f"{system}\t{pid}\tscore\t{s:.6f}\n")
+            rows += per_item_rows(system, test.ids, test.labels, scores, summary.metrics[system]["threshold"])
         fsutil.write_text(tmp / "perquery.tsv", "".join(rows))
         summary.seconds = time.perf_counter() - t0
         write_summary(tmp, summary, n_test_pairs=len(test))

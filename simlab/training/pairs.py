@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
+from simlab.training import report_to
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -207,7 +208,7 @@ def train_pairs(
         greater_is_better=True,
         save_total_limit=2,
         logging_steps=max(1, steps_per_epoch // 4),
-        report_to=cfg.report_to or "none",  # e.g. ["tensorboard"]; needs that integration installed
+        report_to=report_to(cfg.report_to),  # e.g. ["tensorboard"]; needs that integration installed
         use_cpu=True,
     )
     trainer = SentenceTransformerTrainer(
