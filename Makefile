@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-all lint browser bench venv clean
+.PHONY: demo demo-multilabel test test-all lint browser bench venv clean
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,12 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	$(VENV)/bin/simlab demo --out runs/demo
+
+# Multi-label examples, offline: digits attributes (images) and the demo texts' topics (text).
+demo-multilabel: venv
+	test -f data/digits/labels.csv || $(VENV)/bin/simlab data convert digits --out data/digits
+	$(VENV)/bin/simlab run examples/multilabel-images.yaml --out runs/digits --overwrite
+	$(VENV)/bin/simlab run examples/multilabel-text.yaml --out runs/demo-topics --overwrite
 
 test: venv lint browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q

@@ -278,13 +278,18 @@ def report_cmd(
 @data_app.command("convert")
 def data_convert(
     kind: Annotated[
-        str, typer.Argument(help="Source layout: glasgow (Cranfield, CISI, CACM, MED) or deepmatcher (tableA/tableB).")
+        str,
+        typer.Argument(
+            help="Source layout: glasgow (Cranfield, CISI, CACM, MED), deepmatcher (tableA/tableB), "
+            "digits (scikit-learn's digits as PNG + attribute labels; no SRC), demo-topics (examples/demo texts "
+            "with topic tags; SRC optional)."
+        ),
     ],
-    src: Annotated[Path, typer.Argument(help="Folder with the source files.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (BEIR layout).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (BEIR, pairs or multi-label layout).")],
+    src: Annotated[Path | None, typer.Argument(help="Folder with the source files (not for digits).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Convert a dataset: glasgow -> BEIR layout (corpus.jsonl, queries.jsonl, qrels/); deepmatcher -> pairs layout."""
+    """Convert a dataset: glasgow -> BEIR layout; deepmatcher -> pairs layout; digits, demo-topics -> multi-label."""
     from simlab.data.loader import convert, describe
 
     for i, line in enumerate(describe(convert(kind, src, out, overwrite))):

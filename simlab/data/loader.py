@@ -52,14 +52,32 @@ def _convert_deepmatcher(src: Path, out: Path, overwrite: bool):
     return convert_deepmatcher(src, out, overwrite)
 
 
+def _convert_digits(src: Path | None, out: Path, overwrite: bool):
+    from simlab.data.multilabel_convert import convert_digits
+
+    return convert_digits(src, out, overwrite)
+
+
+def _convert_demo_topics(src: Path | None, out: Path, overwrite: bool):
+    from simlab.data.multilabel_convert import convert_demo_topics
+
+    return convert_demo_topics(src or Path(__file__).resolve().parents[2] / "examples" / "demo", out, overwrite)
+
+
 CONVERTERS: dict[str, Callable[[Path, Path, bool], Any]] = {
     "glasgow": convert_glasgow,  # SMART test collections -> BEIR retrieval layout
     "deepmatcher": _convert_deepmatcher,  # tableA/tableB + labelled pair files -> simlab matching layout
+    "digits": _convert_digits,  # scikit-learn's bundled digits -> PNG images + attribute labels (no SRC)
+    "demo-topics": _convert_demo_topics,  # examples/demo texts -> multi-label topic/theme tags (SRC optional)
 }
+
+NO_SOURCE = ("digits", "demo-topics")  # converters whose SRC is optional
 
 
 def describe(dataset: Any) -> list[str]:
     """Lines summarising a converted dataset (a retrieval `Collection` or a `MatchingDataset`)."""
+    if isinstance(dataset, dict):  # the multi-label converters: {"items", "labels", "path"}
+        return [f"{dataset['items']} items, labels: {', '.join(dataset['labels'])}; wrote {dataset['path']}"]
     if isinstance(dataset, Collection):
         qrels = {s: len(q) for s, q in dataset.qrels.items()}
         lines = [f"{len(dataset.corpus)} documents, {len(dataset.queries)} queries, qrels {qrels}"]
@@ -85,7 +103,7 @@ def load_collection(path: Path) -> Collection:
     raise DataError(f"{path}: no known dataset layout; looked for {looked_for}.")
 
 
-def convert(kind: str, src: Path, out: Path, overwrite: bool = False) -> Any:
+def convert(kind: str, src: Path | None, out: Path, overwrite: bool = False) -> Any:
     """Convert the raw dataset in `src` to the BEIR layout in `out` with converter `kind`.
 
     Raises:
@@ -94,4 +112,6 @@ def convert(kind: str, src: Path, out: Path, overwrite: bool = False) -> Any:
     """
     if kind not in CONVERTERS:
         raise ConfigError(f"unknown converter {kind!r}; choose one of: {', '.join(sorted(CONVERTERS))}.")
-    return CONVERTERS[kind](Path(src), Path(out), overwrite)
+    if src is None and kind not in NO_SOURCE:
+        raise ConfigError(f"converter {kind!r} needs SRC, the folder with the source files.")
+    return CONVERTERS[kind](None if src is None else Path(src), Path(out), overwrite)

@@ -14,7 +14,8 @@ else the run folders directly inside it), and collects:
 - figures (matplotlib Agg, PNG bytes): learning curves overlaid across runs; the main metric
   against each swept axis (sweep only); for retrieval, quality against QPS of the exact and
   approximate indexes (`speed.json`); for pairs, precision-recall and threshold curves of the
-  trained system.
+  trained system; for multilabel, the per-label F1 and AP of the trained system on test
+  (`per_label.json`), and the comparison on micro F1 from the per-item TP/FP/FN counts.
 
 Pair labels are not stored in `perquery.tsv`; they are derived from its rows: the runner
 writes `correct = (score >= thr) == label` with the frozen threshold `thr` of `metrics.json`,
@@ -42,8 +43,10 @@ from simlab.errors import ConfigError, RunFolderError
 from simlab.experiments.compare import Comparison, compare, find_runs, load_systems, main_system, read_run
 from simlab.experiments.sweep import _flat, read_sweep
 
-REFERENCE = {"retrieval": "bm25", "pairs": "overlap"}
+REFERENCE = {"retrieval": "bm25", "pairs": "overlap", "multilabel": "prior"}
 PAIR_COLUMNS = ("f1", "precision", "recall", "threshold")
+MULTILABEL_COLUMNS = ("f1_micro", "f1_macro", "ap", "hamming", "threshold")
+COMPARED = {"multilabel": "f1"}  # compared on micro F1 (tp/fp/fn rows), not on the main metric `ap` of metrics.json
 
 
 @dataclass
@@ -63,7 +66,11 @@ class RunData:
 
     @property
     def metric(self) -> str:
-        """The main metric of metrics.json: the first `eval.metrics` (retrieval), `f1` (pairs)."""
+        """The main metric of metrics.json: the first `eval.metrics` (retrieval), `f1` (pairs),
+        `train.best_by` (multilabel; `ap` when that is the loss)."""
+        if self.task == "multilabel":
+            best = self.config.get("train", {}).get("best_by", "ap")
+            return "ap" if best == "loss" else best
         return "f1" if self.task == "pairs" else self.config["eval"]["metrics"][0]
 
     @property
@@ -243,7 +250,8 @@ def build_report(path: Path, baseline: str | None = None) -> Report:
     flats = {r.name: _flat(r.config) for r in runs}
     ref_flat = flats[base.name]
     fields = sorted({k for f in flats.values() for k in f.keys() | ref_flat.keys() if f.get(k) != ref_flat.get(k)})
-    metric = base.metric  # pairs: F1, from the per-pair TP/FP/FN counts of perquery.tsv
+    # pairs: F1 from the per-pair TP/FP/FN counts of perquery.tsv; multilabel: micro F1 from the per-item counts
+    metric = COMPARED.get(task, base.metric)
     folders = [base.folder, *[r.folder for r in runs if r is not base]]
     if single:
         systems = load_systems(folders, metrics=[metric])
@@ -263,7 +271,10 @@ def build_report(path: Path, baseline: str | None = None) -> Report:
         ref = next(iter(systems))
     comparison = compare(systems, baseline=ref, metrics=[metric])
     shown = base.metrics.get(base.system, {})
-    columns = [c for c in PAIR_COLUMNS if c in shown] if task == "pairs" else list(base.config["eval"]["metrics"])
+    if task == "retrieval":
+        columns = list(base.config["eval"]["metrics"])
+    else:
+        columns = [c for c in (PAIR_COLUMNS if task == "pairs" else MULTILABEL_COLUMNS) if c in shown]
     return Report(
         title=f"simlab report: {Path(path).resolve().name}",
         task=task,
@@ -307,6 +318,11 @@ def _figures(runs: list[RunData], axes: dict[str, list], task: str) -> list[Figu
         scored = [s for s in scored if len(s[1])]
         if scored:
             figures += [_precision_recall(scored), _threshold_curves(scored)]
+    if task == "multilabel":
+        tables = [(r.name, _per_label(r)) for r in runs]
+        tables = [(name, t) for name, t in tables if t]
+        if tables:
+            figures.append(_per_label_bars(tables))
     return figures
 
 
@@ -314,11 +330,11 @@ def _learning_curves(runs: list[RunData], task: str) -> Figure:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    prefix = "val" if task == "pairs" else "dev"
+    prefix = "dev" if task == "retrieval" else "val"
     fig, (ax_loss, ax_m) = plt.subplots(1, 2, figsize=(10, 3.6))
     metric = ""
     for r in runs:
-        metric = r.config.get("train", {}).get("best_by" if task == "pairs" else "best_metric", r.metric)
+        metric = r.config.get("train", {}).get("best_metric" if task == "retrieval" else "best_by", r.metric)
         epochs = [h["epoch"] for h in r.history]
         if epochs:
             ax_loss.plot(epochs, [h.get("train_loss") for h in r.history], marker="o", label=r.name)
@@ -455,3 +471,31 @@ def _threshold_curves(scored: list) -> Figure:
     for ax in list(axes.flat)[n:]:
         ax.set_visible(False)
     return Figure("threshold_curves", "F1, precision and recall of the trained system against the threshold", _png(fig))
+
+
+def _per_label(run: RunData) -> dict[str, dict]:
+    """The trained system's per-label test table (`per_label.json`), {} when absent."""
+    path = run.folder / "per_label.json"
+    if not path.is_file():
+        return {}
+    tables = json.loads(path.read_text(encoding="utf-8"))
+    return tables.get(run.system, {})
+
+
+def _per_label_bars(tables: list[tuple[str, dict[str, dict]]]) -> Figure:
+    """Grouped bars: per-label F1 (top) and AP (bottom) on test, one bar per run."""
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(lab for _, t in tables for lab in t))
+    x = np.arange(len(labels))
+    width = 0.8 / len(tables)
+    fig, axes = plt.subplots(2, 1, figsize=(min(16, max(7, 0.5 * len(labels) + 3)), 6.5), sharex=True)
+    for ax, key, title in ((axes[0], "f1", "F1 at the frozen threshold"), (axes[1], "ap", "average precision")):
+        for i, (name, t) in enumerate(tables):
+            values = [(t.get(lab, {}).get(key) or 0.0) for lab in labels]
+            ax.bar(x + (i - (len(tables) - 1) / 2) * width, values, width, label=name)
+        ax.set_xticks(x, labels, rotation=45 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
+        ax.set(title=title, ylim=(0, 1.02))
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    return Figure("per_label", "Per-label F1 and AP of the trained system on test", _png(fig))

@@ -66,6 +66,11 @@ def pair_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
 
 def _tables(summary: RunSummary) -> list[tuple[str, tuple[list[str], list[list[str]]]]]:
     """(title, (header, rows)) of every table of a run, by task."""
+    if summary.config.task == "multilabel":
+        from simlab.experiments.multilabel_report import metric_rows
+
+        title = f"{summary.config.name}: {summary.n_test_queries} test items (thresholds tuned on val, frozen)"
+        return [(title, metric_rows(summary))]
     if summary.config.task == "pairs":
         return [
             (
@@ -80,6 +85,10 @@ def _tables(summary: RunSummary) -> list[tuple[str, tuple[list[str], list[list[s
 
 
 def render_markdown(summary: RunSummary) -> str:
+    if summary.config.task == "multilabel":
+        from simlab.experiments.multilabel_report import render_multilabel
+
+        return render_multilabel(summary)
     if summary.config.task == "pairs":
         return _render_pairs(summary)
     cfg = summary.config

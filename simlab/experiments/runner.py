@@ -147,6 +147,12 @@ def run_experiment(cfg, out: Path, overwrite: bool = False) -> RunSummary:
         from simlab.experiments.pairs_runner import run_pairs
 
         return run_pairs(cfg, out, overwrite)
+    if cfg.task == "multilabel":
+        if distributed.is_distributed():
+            raise ConfigError("task: multilabel runs on one process; run it without torchrun/--nproc")
+        from simlab.experiments.multilabel_runner import run_multilabel
+
+        return run_multilabel(cfg, out, overwrite)
     return run_retrieval(cfg, out, overwrite)
 
 

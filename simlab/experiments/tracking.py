@@ -76,6 +76,9 @@ RUN_ARTIFACTS = (
     "history.jsonl",
     "report.md",
     "curves.png",
+    "per_label.json",
+    "thresholds.json",
+    "cost.json",
 )
 """The run folder's files logged as MLflow artifacts: enough for `simlab compare` to read a
 run back from the store (`runs_from_mlflow`); the model and indexes stay in the folder."""

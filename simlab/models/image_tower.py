@@ -27,14 +27,14 @@ from sentence_transformers.base.modules.input_module import InputModule
 from torch import nn
 
 from simlab.errors import ConfigError
+from simlab.models.images import IMAGE_BACKBONES, IMAGENET_MEAN, IMAGENET_STD
 
 RESNETS: dict[str, dict[str, Any]] = {
-    "resnet18": {"depths": [2, 2, 2, 2], "hidden_sizes": [64, 128, 256, 512], "layer_type": "basic"},
-    "resnet50": {"depths": [3, 4, 6, 3], "hidden_sizes": [256, 512, 1024, 2048], "layer_type": "bottleneck"},
-    "resnet152": {"depths": [3, 8, 36, 3], "hidden_sizes": [256, 512, 1024, 2048], "layer_type": "bottleneck"},
+    name: {"depths": list(s.depths), "hidden_sizes": list(s.hidden_sizes), "layer_type": s.layer_type}
+    for name, s in IMAGE_BACKBONES.items()
 }
-"""ResNet shapes by name, as the `microsoft/resnet-*` checkpoints of the hub have them."""
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+"""ResNet shapes by name, as the `microsoft/resnet-*` checkpoints of the hub have them (the
+registry of `simlab.models.images`, shared with the multi-label image classifier)."""
 
 
 def vision_backbone(name: str, pretrained: bool = False) -> nn.Module:
