@@ -52,9 +52,21 @@ def _convert_deepmatcher(src: Path, out: Path, overwrite: bool):
     return convert_deepmatcher(src, out, overwrite)
 
 
+def _convert_definitions(name: str) -> Callable[[Path, Path, bool], Any]:
+    def convert(src: Path, out: Path, overwrite: bool):
+        from simlab.data import definitions
+
+        return getattr(definitions, name)(src, out, overwrite)
+
+    return convert
+
+
 CONVERTERS: dict[str, Callable[[Path, Path, bool], Any]] = {
     "glasgow": convert_glasgow,  # SMART test collections -> BEIR retrieval layout
     "deepmatcher": _convert_deepmatcher,  # tableA/tableB + labelled pair files -> simlab matching layout
+    "wic-tsv": _convert_definitions("convert_wic_tsv"),  # WiC-TSV contexts vs definitions -> matching layout
+    "wic": _convert_definitions("convert_wic"),  # Word-in-Context sentence pairs -> matching layout
+    "oewn": _convert_definitions("build_oewn_pairs"),  # Open English WordNet examples vs glosses -> pairs
 }
 
 

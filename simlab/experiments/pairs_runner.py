@@ -197,10 +197,10 @@ def _rounds(cfg: PairsConfig) -> list[int]:
     return [min(every, cfg.train.epochs - start) for start in range(0, cfg.train.epochs, every)]
 
 
-def _system(scores_val: np.ndarray, scores_test: np.ndarray, val: PairSet, test: PairSet):
+def _system(scores_val: np.ndarray, scores_test: np.ndarray, val: PairSet, test: PairSet, by: str = "f1"):
     from simlab.evaluation.pairs import best_threshold, pair_metrics
 
-    thr, _ = best_threshold(scores_val, val.labels)
+    thr, _ = best_threshold(scores_val, val.labels, by)
     val_m = pair_metrics(scores_val, val.labels, thr)
     test_m = pair_metrics(scores_test, test.labels, thr)  # val's threshold, frozen
     return (
@@ -221,6 +221,10 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     from simlab.training.pairs import pair_scores, train_pairs
 
     out = Path(out)
+    if cfg.head is not None:  # example-vs-definition matching with a classifier head (workload B)
+        from simlab.experiments.head_runner import run_head
+
+        return run_head(cfg, out, overwrite)
     if cfg.sampling.remine_every and (cfg.sampling.hard_miner != "model" or cfg.sampling.mode != "sampled"):
         raise ConfigError(
             "sampling.remine_every re-mines with the model being trained: it needs sampling.hard_miner: model "
@@ -240,10 +244,12 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     per_item: dict[str, np.ndarray] = {}
     with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
         fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
-        summary.metrics["overlap"], per_item["overlap"], _ = _system(token_overlap(val), token_overlap(test), val, test)
+        summary.metrics["overlap"], per_item["overlap"], _ = _system(
+            token_overlap(val), token_overlap(test), val, test, cfg.train.threshold_by
+        )
         d = cfg.train.distance
         summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
-            pair_scores(model, val, d), pair_scores(model, test, d), val, test
+            pair_scores(model, val, d), pair_scores(model, test, d), val, test, cfg.train.threshold_by
         )
         ckpt = checkpoint_dir(out)
         done, train_seconds = 0, 0.0
@@ -261,7 +267,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
             )
         model.eval()
         summary.metrics["trained"], per_item["trained"], test_m = _system(
-            pair_scores(model, val, d), pair_scores(model, test, d), val, test
+            pair_scores(model, val, d), pair_scores(model, test, d), val, test, cfg.train.threshold_by
         )
         from simlab.evaluation.pairs import epoch_line
 
