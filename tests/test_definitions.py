@@ -19,21 +19,36 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "definitions.yaml"
 
 TOPICS = {
     "animal": (
-        [f"the {a} {v} in the {p}" for a in ("cat", "dog", "horse", "cow") for v, p in
-         (("chased a mouse", "garden"), ("slept", "barn"), ("ate grass", "field"))],
+        [
+            f"the {a} {v} in the {p}"
+            for a in ("cat", "dog", "horse", "cow")
+            for v, p in (("chased a mouse", "garden"), ("slept", "barn"), ("ate grass", "field"))
+        ],
         ["a domesticated animal kept on a farm or as a pet", "a mammal with fur that hunts small animals"],
     ),
     "money": (
-        [f"the {a} {v} on the {p}" for a in ("bank", "price", "loan", "payment") for v, p in
-         (("rose in cash", "market"), ("was paid in dollars", "account"), ("cost money", "stock exchange"))],
+        [
+            f"the {a} {v} on the {p}"
+            for a in ("bank", "price", "loan", "payment")
+            for v, p in (
+                ("rose in cash", "market"),
+                ("was paid in dollars", "account"),
+                ("cost money", "stock exchange"),
+            )
+        ],
         ["a financial institution that lends money", "a payment of money for goods or services"],
     ),
     "weather": (
-        [f"the {a} {v} over the {p}" for a in ("rain", "snow", "wind", "storm") for v, p in
-         (("fell heavily", "coast"), ("blew cold", "valley"), ("came with clouds", "mountains"))],
+        [
+            f"the {a} {v} over the {p}"
+            for a in ("rain", "snow", "wind", "storm")
+            for v, p in (("fell heavily", "coast"), ("blew cold", "valley"), ("came with clouds", "mountains"))
+        ],
         ["water falling from clouds in drops", "the state of the atmosphere: wind, rain and temperature"],
     ),
 }
+
+
 def write_toy(folder: Path) -> Path:
     """Contexts x definitions of three topics; label 1 iff the topics agree. Split by context."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -90,9 +105,21 @@ def head_run(tmp_path_factory):
 
 def write_wic_tsv(root: Path) -> None:
     for folder, prefix, rows in (
-        ("Training", "train", [("spring", 3, "I spent my spring holidays in Morocco .", "the season of growth",
-                                "season\ttime_of_year", "T"),
-                               ("bank", 1, "the bank closed", "sloping land", "slope", "F")]),
+        (
+            "Training",
+            "train",
+            [
+                (
+                    "spring",
+                    3,
+                    "I spent my spring holidays in Morocco .",
+                    "the season of growth",
+                    "season\ttime_of_year",
+                    "T",
+                ),
+                ("bank", 1, "the bank closed", "sloping land", "slope", "F"),
+            ],
+        ),
         ("Development", "dev", [("rains", 1, "it rains today", "precipitate as rain", "fall", "T")]),
     ):
         d = root / folder
@@ -274,8 +301,16 @@ def test_head_run_folder_and_test_threshold_frozen_from_val(head_run):
     from simlab.models.head import PairHead
 
     folder = head_run.folder
-    for name in ("config.yaml", "metrics.json", "history.jsonl", "curves.png", "perquery.tsv", "report.md",
-                 "model/modules.json", "model/head/head.safetensors"):
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "history.jsonl",
+        "curves.png",
+        "perquery.tsv",
+        "report.md",
+        "model/modules.json",
+        "model/head/head.safetensors",
+    ):
         assert (folder / name).exists(), name
     from sentence_transformers import SentenceTransformer
 
@@ -369,13 +404,16 @@ def test_synthetic_run_reports_counts(tmp_path):
     from simlab.experiments.runner import run_experiment
 
     toy = write_toy(tmp_path / "toy")
-    cfg = load_config(EXAMPLE, head_overrides(toy, "synthetic.replace_share=0.5", "synthetic.swap_share=0.25",
-                                              "train.epochs=1"))
+    cfg = load_config(
+        EXAMPLE, head_overrides(toy, "synthetic.replace_share=0.5", "synthetic.swap_share=0.25", "train.epochs=1")
+    )
     summary = run_experiment(cfg, tmp_path / "run")
     line = next(n for n in summary.notes if n.startswith("synthetic counts: "))
     counts = json.loads(line.removeprefix("synthetic counts: "))
     n_neg = sum(1 for _ in open(toy / "pairs" / "train.csv")) - 1 - counts["positives"]
-    assert counts["template"] == int(np.floor(0.5 * n_neg + 0.5)) and counts["swap"] == int(np.floor(0.25 * n_neg + 0.5))
+    assert counts["template"] == int(np.floor(0.5 * n_neg + 0.5)) and counts["swap"] == int(
+        np.floor(0.25 * n_neg + 0.5)
+    )
 
 
 # ------------------------------------------------------------------ PCA filter
@@ -403,15 +441,20 @@ def test_pca_filter_drops_exactly_the_pairs_beyond_the_thresholds(tmp_path, unit
     mean = x.mean(0)
     _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
     pe, pd = (ex - mean) @ vt[:2].T, (de - mean) @ vt[:2].T
-    d = np.array([np.linalg.norm(pe[lids.index(a)] - pd[rids.index(b)]) for a, b in zip(train.left_ids, train.right_ids)])
+    d = np.array(
+        [np.linalg.norm(pe[lids.index(a)] - pd[rids.index(b)]) for a, b in zip(train.left_ids, train.right_ids)]
+    )
     hi, lo = (60.0, 40.0) if units == "percentile" else (float(np.median(d)), float(np.median(d)))
     t1 = np.percentile(d, hi) if units == "percentile" else hi
     t0 = np.percentile(d, lo) if units == "percentile" else lo
     results = filter_pca(toy, tmp_path / "out", hi, lo, units=units, encode=_fake_encode, plot=tmp_path / "pca.png")
     np.testing.assert_allclose(results[0].distances, d, rtol=1e-6)
     labels = np.array(train.labels)
-    expected_keep = [(a, b) for a, b, y, dist in zip(train.left_ids, train.right_ids, labels, d)
-                     if (y == 1 and dist <= t1) or (y == 0 and dist >= t0)]
+    expected_keep = [
+        (a, b)
+        for a, b, y, dist in zip(train.left_ids, train.right_ids, labels, d)
+        if (y == 1 and dist <= t1) or (y == 0 and dist >= t0)
+    ]
     out = read_matching(tmp_path / "out")
     assert list(zip(out.pairs["train"].left_ids, out.pairs["train"].right_ids)) == expected_keep
     assert 0 < len(expected_keep) < len(train)
@@ -427,12 +470,27 @@ def test_pca_filter_cli_and_errors(tmp_path):
     from simlab.cli import app
 
     toy = write_toy(tmp_path / "toy")
-    res = CliRunner().invoke(app, ["data", "filter-pca", str(toy), "--label1-max", "75", "--label0-min", "80",
-                                   "--out", str(tmp_path / "f"), "--plot", str(tmp_path / "p.png")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "data",
+            "filter-pca",
+            str(toy),
+            "--label1-max",
+            "75",
+            "--label0-min",
+            "80",
+            "--out",
+            str(tmp_path / "f"),
+            "--plot",
+            str(tmp_path / "p.png"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "dropped" in res.output and (tmp_path / "f" / "pairs" / "train.csv").is_file()
-    res = CliRunner().invoke(app, ["data", "filter-pca", str(toy), "--label1-max", "175", "--label0-min", "80",
-                                   "--out", str(tmp_path / "g")])
+    res = CliRunner().invoke(
+        app, ["data", "filter-pca", str(toy), "--label1-max", "175", "--label0-min", "80", "--out", str(tmp_path / "g")]
+    )
     assert res.exit_code != 0 and not (tmp_path / "g").exists()
 
 

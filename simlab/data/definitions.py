@@ -88,7 +88,10 @@ class _Builder:
             (tmp / PAIRS_DIR).mkdir()
             for split, rows in self.pairs.items():
                 _write_csv(tmp / PAIRS_DIR / f"{split}.csv", PAIR_COLUMNS, rows)
-            counts = {s: {"pos": sum(r[2] for r in rows), "neg": sum(1 - r[2] for r in rows)} for s, rows in self.pairs.items()}
+            counts = {
+                s: {"pos": sum(r[2] for r in rows), "neg": sum(1 - r[2] for r in rows)}
+                for s, rows in self.pairs.items()
+            }
             write_json(
                 tmp / "meta.json",
                 {

@@ -84,7 +84,13 @@ class ContextPooling(InputModule):
     save_in_root = False
 
     def __init__(
-        self, encoder: nn.Module, layers: int = 0, layer_mode: str = "sum", scope: str = "sentence", window: int = 5, **kw
+        self,
+        encoder: nn.Module,
+        layers: int = 0,
+        layer_mode: str = "sum",
+        scope: str = "sentence",
+        window: int = 5,
+        **kw,
     ):
         super().__init__()
         from sentence_transformers.sentence_transformer.modules import StaticEmbedding
