@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_definitions  # noqa: E402
 import bench_dense_search  # noqa: E402
 import bench_matching  # noqa: E402
 import bench_quality  # noqa: E402
@@ -33,6 +34,7 @@ def main() -> None:
     bench_quality.main(common)
     bench_matching.main(common)
     bench_dense_search.main(common)
+    bench_definitions.main(common)
 
 
 if __name__ == "__main__":

@@ -341,6 +341,33 @@ def test_cosine_head_and_trainable_encoder(tmp_path):
     assert len(summary.history) == 2 and summary.metrics["trained"]["val_accuracy"] > 0.5
 
 
+def test_layer_pooled_transformer_trains_end_to_end_and_reloads(tiny_bert_dir, tmp_path):
+    from simlab.experiments.head_runner import context_encoder
+    from simlab.experiments.runner import run_experiment
+    from simlab.models.context_pooling import ContextPooling
+
+    toy = write_toy(tmp_path / "toy")
+    over = [f"model.name={tiny_bert_dir}", "model.layers=last2_sum", "model.pooling_scope=target"]
+    cfg = load_config(EXAMPLE, head_overrides(toy, *over, "head.freeze_encoder=false", "train.epochs=1"))
+    before = context_encoder(cfg)[0].encoder.model.embeddings.word_embeddings.weight.detach().clone()
+    summary = run_experiment(cfg, tmp_path / "run")
+    again = context_encoder(load_config(EXAMPLE, [*head_overrides(toy), f"model.name={summary.folder / 'model'}"]))
+    assert isinstance(again[0], ContextPooling) and (again[0].layers, again[0].scope) == (2, "target")
+    after = again[0].encoder.model.embeddings.word_embeddings.weight
+    assert not np.allclose(before.numpy(), after.detach().numpy())  # the encoder was trained and saved
+
+
+def test_synthetic_share_list_is_a_sweep():
+    from simlab.config import load_sweep
+
+    points = load_sweep(EXAMPLE, ["synthetic.replace_share=[0.7,0.8,1.0]"])
+    assert [cfg.synthetic.replace_share for _, cfg in points] == [0.7, 0.8, 1.0]
+    with pytest.raises(ConfigError, match="cannot replace more than all"):
+        load_config(EXAMPLE, ["synthetic.replace_share=0.8", "synthetic.swap_share=0.5"])
+    with pytest.raises(ConfigError, match="target"):
+        load_config(EXAMPLE, ["synthetic.templates=[no slot here]"])
+
+
 # ------------------------------------------------------------------ synthetic negatives
 
 

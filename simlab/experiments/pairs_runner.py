@@ -55,7 +55,8 @@ def token_overlap(pairs: PairSet) -> np.ndarray:
 
 
 def _fields(cfg: PairsConfig, records: Records) -> list[str]:
-    names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field]
+    spans = ("char_start", "char_end")  # a context's target span (simlab.data.definitions), not text
+    names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field and f not in spans]
     missing = [f for f in names if f not in records.fields]
     if missing:
         raise ConfigError(f"data.fields: {missing} not in {records.source}; fields are {sorted(records.fields)}")
