@@ -169,8 +169,19 @@ def main(argv: list[str] | None = None) -> str:
             "Threshold: accuracy-optimal on val, frozen for dev; best epoch by val accuracy.",
             "",
             md_table(
-                ["group", "setting", "dev Acc", "dev F1", "precision", "recall", "AP", "val Acc", "best",
-                 "train s", "run s"],
+                [
+                    "group",
+                    "setting",
+                    "dev Acc",
+                    "dev F1",
+                    "precision",
+                    "recall",
+                    "AP",
+                    "val Acc",
+                    "best",
+                    "train s",
+                    "run s",
+                ],
                 rows,
             ),  # fmt: skip
             "",
