@@ -107,7 +107,10 @@ def main(argv: list[str] | None = None) -> str:
             f"({time.perf_counter() - t0:.1f} s)"
         )
         runs.append(("filter", name, SEED_HEAD, folder))
-    rows, results, refs = [], {}, None
+    senses_name = "sense margin over OEWN (untrained cosine)"
+    runs.append(("senses", senses_name, [*HEADS["cosine head, sentence"], f"data.senses={args.data / 'oewn-glosses'}"],
+                 data))  # fmt: skip
+    rows, results, refs, rule = [], {}, None, None
     for group, name, overrides, path in runs:
         cfg = load_config(REPO / "examples" / "definitions.yaml", [f"data.path={path}", *COMMON, *overrides])
         folder = args.work / "runs" / "-".join(re.findall(r"[a-z0-9]+", name.lower()))
@@ -115,11 +118,14 @@ def main(argv: list[str] | None = None) -> str:
         summary = run_experiment(cfg, folder, overwrite=True)
         wall = time.perf_counter() - t0
         meta = json.loads((folder / "meta.json").read_text())
-        m = summary.metrics["trained"]
+        m = summary.metrics["senses" if group == "senses" else "trained"]
         results[name] = m
+        if group == "senses":
+            rule = float(next(n for n in summary.notes if n.startswith("senses rule")).rsplit(" ", 1)[1])
+            filter_notes.append(next(n for n in summary.notes if n.startswith("senses: ")))
         refs = refs or summary.metrics
         syn = next((n for n in summary.notes if n.startswith("Synthetic negatives")), "")
-        best = max(summary.history, key=lambda h: h["val_accuracy"])["epoch"]
+        best = max(summary.history, key=lambda h: h["val_accuracy"])["epoch"] if group != "senses" else "-"
         rows.append(
             [
                 group,
@@ -130,8 +136,8 @@ def main(argv: list[str] | None = None) -> str:
                 f"{m['recall']:.3f}",
                 f"{m['ap']:.3f}",
                 f"{m['val_accuracy']:.3f}",
-                f"{best}/{cfg.train.epochs}",
-                f"{meta['train_seconds']:.1f}",
+                f"{best}/{cfg.train.epochs}" if group != "senses" else "-",
+                f"{meta['train_seconds']:.1f}" if group != "senses" else "-",
                 f"{wall:.0f}",
             ]
         )
@@ -155,6 +161,13 @@ def main(argv: list[str] | None = None) -> str:
         f"only since it is chosen on dev: `{best_dev}` {results[best_dev]['accuracy']:.3f}.) FastText's published "
         f"0.537 is {'beaten' if acc > 0.537 else 'not beaten'}."
     )
+    if rule is not None:
+        check += (
+            f"\n- The sense margin with the fixed rule margin >= 0 (the definition is the word's best-matching "
+            f"sense; no threshold tuned) reaches {rule:.3f} on dev ({'at or above' if rule >= TARGET else 'below'} "
+            f"{TARGET}). Not counted as the result: this rule was looked at on dev during exploration together "
+            "with the val-tuned threshold."
+        )
     body = "\n".join(
         [
             f"Command: `python benchmarks/bench_definitions.py --data {args.data} --out BENCHMARKS.md`",
@@ -198,7 +211,11 @@ def main(argv: list[str] | None = None) -> str:
             "whole `run_experiment` call (reading, the two reference systems, training, scoring, writing).",
             "- Val holds 185 pairs, so val accuracies differ by noise of about +-0.035 (one standard error); the "
             "selection among settings is weak.",
-            "- Why 0.65 is out of reach here: the encoder is a static bag of sub-word vectors. A probe with "
+            "- The sense margin (`data.senses`, simlab.data.senses) turns each pair into a choice among the word's "
+            "senses in Open English WordNet (the resource WiC-TSV's definitions come from; the copy here lacks "
+            "concrete nouns and adjectives, so some words have no other sense and keep the plain cosine). It "
+            "uses no labels, only the inventory.",
+            "- Why the trained heads stay low: the encoder is a static bag of sub-word vectors. A probe with "
             "scikit-learn's logistic regression on 12 cosine features (context sentence / window 1 / window 3 / "
             "target-only against gloss / hypernyms / both) and on their elementwise products reached 0.59-0.60 "
             "on dev, the same as the plain cosine; adding 35k Open English WordNet example/definition pairs "

@@ -135,6 +135,11 @@ class PairsDataConfig(Section):
     val_ratio: float = Field(0.1, ge=0, lt=1)
     test_ratio: float = Field(0.1, ge=0, lt=1)
     seed: int = 42
+    senses: str | None = Field(
+        None,
+        description="Open English WordNet folder: a sense inventory; a head run adds the `senses` system "
+        "(cosine to the definition minus the best other sense of the word; simlab.data.senses).",
+    )
 
 
 class PerSplitLimit(Section):

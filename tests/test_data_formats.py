@@ -323,6 +323,8 @@ def test_load_collection_unknown_layout(tmp_path: Path) -> None:
 
 
 def test_convert_unknown_kind_lists_converters(tmp_path: Path) -> None:
-    assert sorted(CONVERTERS) == ["deepmatcher", "glasgow"]
-    with pytest.raises(ConfigError, match=r"unknown converter 'trec'; choose one of: deepmatcher, glasgow\."):
+    assert sorted(CONVERTERS) == ["deepmatcher", "glasgow", "oewn", "wic", "wic-tsv"]
+    with pytest.raises(
+        ConfigError, match=r"unknown converter 'trec'; choose one of: deepmatcher, glasgow, oewn, wic, wic-tsv\."
+    ):
         convert("trec", tmp_path, tmp_path / "out")

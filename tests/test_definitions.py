@@ -538,3 +538,50 @@ def test_curves_png_has_one_point_per_epoch(head_run, tmp_path):
     assert set(series) == {"train loss", "val loss", "val accuracy"}
     for epochs, values in series.values():
         assert epochs == [1, 2, 3, 4, 5, 6] and len(values) == 6 and all(v is not None for v in values)
+
+
+# ------------------------------------------------------------------ sense inventory
+
+
+def test_sense_margin_is_the_cosine_minus_the_best_other_sense(tmp_path):
+    import yaml
+
+    from simlab.data.senses import read_oewn_senses, sense_margin
+
+    (tmp_path / "inv").mkdir()
+    synsets = {
+        "1-n": {"definition": ["a financial institution"], "members": ["bank"], "hypernym": ["3-n"]},
+        "2-n": {"definition": ["sloping land"], "members": ["bank", "slope"]},
+        "3-n": {"definition": ["an organization"], "members": ["institution"]},
+    }
+    (tmp_path / "inv" / "noun.x.yaml").write_text(yaml.safe_dump(synsets))
+    inventory = read_oewn_senses(tmp_path / "inv")
+    assert inventory["bank"] == [("a financial institution", "institution"), ("sloping land", "")]
+    contexts = ["the bank lent money", "we sat on the river bank", "a word nobody lists"]
+    definitions = ["a financial institution institution", "A Financial  institution institution", "a gloss"]
+    glosses = ["a financial institution", "A Financial  institution", "a gloss"]
+    margins, covered = sense_margin(_fake_encode, contexts, definitions, glosses, ["bank", "Bank", "zzz"], inventory)
+
+    def cos(a, b):
+        x, y = _fake_encode([a, b])
+        return float(x @ y / np.linalg.norm(x) / np.linalg.norm(y))
+
+    assert covered == 2
+    for k in range(2):  # the own sense is recognised despite case and spacing; the other is "sloping land"
+        assert margins[k] == pytest.approx(cos(contexts[k], definitions[k]) - cos(contexts[k], "sloping land"))
+    assert margins[2] == pytest.approx(cos(contexts[2], definitions[2]))  # not in the inventory: plain cosine
+
+
+def test_head_run_with_a_sense_inventory_adds_the_senses_system(tmp_path):
+    import yaml
+
+    from simlab.experiments.runner import run_experiment
+
+    toy = write_toy(tmp_path / "toy")
+    (tmp_path / "inv").mkdir()
+    synsets = {f"{i}-n": {"definition": [f"a sense number {i}"], "members": ["cat", "bank", "rain"]} for i in range(3)}
+    (tmp_path / "inv" / "noun.x.yaml").write_text(yaml.safe_dump(synsets))
+    cfg = load_config(EXAMPLE, head_overrides(toy, f"data.senses={tmp_path / 'inv'}", "train.epochs=1"))
+    summary = run_experiment(cfg, tmp_path / "run")
+    assert set(summary.metrics) == {"overlap", "zeroshot", "senses", "trained"}
+    assert any(n.startswith("senses: ") and "had other senses" in n for n in summary.notes)
