@@ -217,6 +217,9 @@ def run_head(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummary
         if cfg.data.senses:
             _senses_system(cfg, data, raw, sets, model, summary, per_item)
         h = cfg.head
+        import torch
+
+        torch.manual_seed(cfg.train.seed)  # the head's initial weights: reproducible whatever ran before
         head = PairHead(model.get_embedding_dimension(), h.kind, h.widths, h.features)
         result = train_head(model, head, train, val, cfg)
         summary.history = result.history
