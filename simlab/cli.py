@@ -181,31 +181,64 @@ def ui(
 
 @app.command("compare")
 def compare_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Run folders, or sweep folders holding run folders.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders, sweep folders holding run folders, or MLflow experiment names."),
+    ],
     baseline: Annotated[
         str | None,
-        typer.Option(help="Baseline system (e.g. bm25, or cran1/trained.flat); default: the first."),
+        typer.Option(
+            help="Baseline system (bm25, cran1/trained.flat) or, in a sweep, a run by its swept values "
+            "(pos_neg_ratio=1); default: the first."
+        ),
     ] = None,
-    metrics: Annotated[str | None, typer.Option(help="Comma-separated, e.g. ndcg@10,mrr@10; default: all.")] = None,
-    systems: Annotated[str | None, typer.Option(help="Comma-separated systems to keep; default: all.")] = None,
-    test: Annotated[str, typer.Option(help="Paired test: fisher, student, bootstrap or wilcoxon.")] = "fisher",
+    metrics: Annotated[
+        str | None, typer.Option(help="Comma-separated, e.g. ndcg@10,mrr@10 or f1,pos_acc,neg_acc; default: all.")
+    ] = None,
+    systems: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated systems to keep; default: all of one run, each run's trained one."),
+    ] = None,
+    test: Annotated[
+        str,
+        typer.Option(
+            help="Paired test: fisher, student, bootstrap, wilcoxon, mcnemar, or auto (McNemar on 0/1 per-item "
+            "outcomes, Fisher's randomization test on scores and on corpus-level F1/precision/recall)."
+        ),
+    ] = "auto",
     correction: Annotated[str, typer.Option(help="Multiple-comparison correction: holm, bonferroni, none.")] = "holm",
     alpha: Annotated[float, typer.Option(help="Significance level after correction.")] = 0.05,
     seed: Annotated[int, typer.Option(help="Seed of the resampling tests.")] = 42,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+    tracking_uri: Annotated[
+        str, typer.Option(help="MLflow store of experiment names given instead of folders.")
+    ] = "sqlite:///mlflow.db",
 ) -> None:
     """Compare systems of one or more runs: deltas vs a baseline, paired tests, W/T/L."""
+    import tempfile
+
     from rich.console import Console
 
     from simlab import fsutil
-    from simlab.experiments.compare import compare, load_systems
+    from simlab.experiments.compare import compare, keep_main_systems, load_systems, resolve_baseline
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
-    loaded = load_systems(paths, systems=split(systems), metrics=split(metrics))
+    downloads = tempfile.TemporaryDirectory(prefix="simlab-compare-")
+    folders = []
+    for path in paths:
+        if path.exists() or os.sep in str(path):
+            folders.append(path)
+        else:  # not a folder: the runs of an MLflow experiment, downloaded
+            from simlab.experiments.tracking import runs_from_mlflow
+
+            folders += runs_from_mlflow(str(path), tracking_uri, Path(downloads.name) / str(path))
+    loaded = load_systems(folders, systems=split(systems), metrics=split(metrics))
+    if systems is None and all("/" in name for name in loaded):  # several runs: one system each
+        loaded = keep_main_systems(loaded)
     result = compare(
         loaded,
-        baseline=baseline or next(iter(loaded)),
+        baseline=resolve_baseline(list(loaded), baseline) if baseline else next(iter(loaded)),
         metrics=split(metrics),
         test=test,
         correction=correction,

@@ -132,6 +132,9 @@ class PairsDataConfig(Section):
     fields: list[str] | None = Field(None, description="Text fields of a record; default: all but the id.")
     id_field: str = "id"
     group_field: str = Field("group", description="Group column of a records file (records of a group match).")
+    image_field: str | None = Field(
+        None, description="Column of image paths (relative to the records file), encoded by model.image's tower."
+    )
     val_ratio: float = Field(0.1, ge=0, lt=1)
     test_ratio: float = Field(0.1, ge=0, lt=1)
     seed: int = 42
@@ -162,6 +165,14 @@ class PairSamplingConfig(Section):
     limit_queries: int | None = Field(None, ge=1)
 
 
+class ImageTowerConfig(Section):
+    backbone: str = Field(
+        "resnet18", description="resnet18 | resnet50 | resnet152, a hub vision model (e.g. a CLIP) or a local folder."
+    )
+    pretrained: bool = Field(False, description="ResNets: ImageNet weights from the hub (microsoft/resnet-N).")
+    image_size: int = Field(64, gt=0, description="Images are resized to image_size x image_size.")
+
+
 class PairModelConfig(Section):
     name: str = Field("wordllama", description="'wordllama', a hub model name, or a local model folder.")
     preload: str | None = Field(None, description="Start from this saved model folder (e.g. an earlier run's model).")
@@ -176,6 +187,7 @@ class PairModelConfig(Section):
     fusion: Literal["concat", "mean"] = Field(
         "concat", description="How per-field embeddings are fused (fields_encoder shared/separate)."
     )
+    image: ImageTowerConfig = Field(ImageTowerConfig(), description="The tower of data.image_field, if any.")
     layers: str | None = Field(
         None,
         pattern=r"^last[1-9][0-9]*_(sum|mean)$",

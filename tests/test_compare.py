@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +13,24 @@ from scipy import stats
 from simlab.errors import ConfigError, DataError, RunFolderError
 from simlab.evaluation.significance import (
     CORRECTIONS,
+    RATIO_METRICS,
     TESTS,
     bonferroni,
     holm,
     paired_bootstrap_test,
     paired_randomization_test,
     paired_t_test,
+    ratio_bootstrap_test,
+    ratio_randomization_test,
     wilcoxon_test,
     win_tie_loss,
 )
 from simlab.experiments.compare import (
     Comparison,
     compare,
+    keep_main_systems,
     load_systems,
+    resolve_baseline,
 )
 
 # --------------------------------------------------------------------------- fixtures
@@ -113,13 +119,16 @@ def test_bootstrap_close_to_t_test_on_many_queries():
     assert paired_bootstrap_test(a, b, n_resamples=20_000) == pytest.approx(p_t, abs=0.01)
 
 
-@pytest.mark.parametrize("name", sorted(TESTS))
+SCORE_TESTS = sorted(set(TESTS) - {"mcnemar"})  # McNemar takes 0/1 outcomes: tested below
+
+
+@pytest.mark.parametrize("name", SCORE_TESTS)
 def test_identical_systems_give_p_one(name):
     a, _ = paired(12, 0.0)
     assert TESTS[name](a, a.copy()) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("name", sorted(TESTS))
+@pytest.mark.parametrize("name", SCORE_TESTS)
 def test_clearly_better_system_is_significant(name):
     a, b = paired(50, 0.2)
     assert TESTS[name](a, b) < 0.001
@@ -161,7 +170,7 @@ def test_bonferroni_and_registry():
 
 def test_unknown_test_or_correction_lists_choices():
     systems = {"a": {"m": scores([0.1, 0.2])}, "b": {"m": scores([0.1, 0.3])}}
-    with pytest.raises(ConfigError, match="'tukey'.*bootstrap, fisher, student, wilcoxon"):
+    with pytest.raises(ConfigError, match="'tukey'.*bootstrap, fisher, mcnemar, student, wilcoxon"):
         compare(systems, "a", ["m"], test="tukey")
     with pytest.raises(ConfigError, match="bonferroni, holm, none"):
         compare(systems, "a", ["m"], correction="bh")
@@ -268,7 +277,7 @@ def test_markdown_has_every_system_metric_and_delta():
 def test_json_round_trip():
     comp = compare(table(), "bm25", ["ndcg@10", "recall@100"], seed=3, n_resamples=500)
     data = json.loads(comp.to_json())
-    assert data["format"] == "simlab.compare" and data["test"] == "fisher" and data["seed"] == 3
+    assert data["format"] == "simlab.compare" and data["test"] == "auto" and data["seed"] == 3
     assert data == comp.to_dict()
     assert Comparison.from_dict(data) == comp
     with pytest.raises(DataError, match="simlab.compare"):
@@ -421,3 +430,113 @@ def test_fisher_matches_ranx_compare():
     assert 0.005 < p_ranx < 0.9
     assert ours.p_value == pytest.approx(p_ranx, abs=0.02)
     assert ours.mean == pytest.approx(report.results["better"]["ndcg@10"])
+
+
+# --------------------------------------------------------------------------- classification: McNemar, F1
+
+
+def test_mcnemar_exact_binomial_by_hand():
+    # 8 items only the system gets right, 2 only the baseline, 5 both, 3 neither
+    a = [1] * 8 + [0] * 2 + [1] * 5 + [0] * 3
+    b = [0] * 8 + [1] * 2 + [1] * 5 + [0] * 3
+    expected = 2 * sum(math.comb(10, k) for k in range(3)) / 2**10  # 2 P(X <= 2), X ~ Bin(10, 1/2)
+    assert TESTS["mcnemar"](a, b) == pytest.approx(expected)
+    assert TESTS["mcnemar"](a, a) == 1.0
+    with pytest.raises(ValueError, match="0/1 outcomes"):
+        TESTS["mcnemar"]([0.2, 1.0], [1.0, 0.0])
+
+
+def counts_of(labels: np.ndarray, preds: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per-item tp/fp/fn rows as a pair run writes them."""
+    return {
+        "tp": scores((labels & preds).astype(float)),
+        "fp": scores((~labels & preds).astype(float)),
+        "fn": scores((labels & ~preds).astype(float)),
+        "correct": scores((labels == preds).astype(float)),
+    }
+
+
+def test_ratio_randomization_matches_exact_enumeration():
+    from itertools import product
+
+    rng = np.random.default_rng(0)
+    y = rng.random(10) < 0.5
+    a = np.stack([y & (rng.random(10) < 0.9), ~y & (rng.random(10) < 0.2), y & (rng.random(10) < 0.1)])
+    pa = np.stack([y & (rng.random(10) < 0.5), ~y & (rng.random(10) < 0.5), y & (rng.random(10) < 0.5)])
+    a, b = a.astype(float), pa.astype(float)
+    f1 = RATIO_METRICS["f1"]
+    observed = abs(f1(*a.sum(1)) - f1(*b.sum(1)))
+    hits = 0
+    for swap in product([0, 1], repeat=10):
+        s = np.array(swap, dtype=bool)
+        sa, sb = np.where(s, b, a), np.where(s, a, b)
+        hits += abs(f1(*sa.sum(1)) - f1(*sb.sum(1))) >= observed - 1e-12
+    exact = hits / 2**10
+    assert ratio_randomization_test(a, b, f1, n_resamples=40_000, seed=1) == pytest.approx(exact, abs=0.01)
+    assert ratio_randomization_test(a, a, f1) == 1.0 and ratio_bootstrap_test(a, a, f1) == 1.0
+
+
+def test_compare_f1_from_per_item_counts_against_sklearn():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    labels = rng.random(400) < 0.3
+    good = np.where(rng.random(400) < 0.9, labels, ~labels)
+    weak = np.where(rng.random(400) < 0.6, labels, ~labels)
+    systems = {"weak": counts_of(labels, weak), "good": counts_of(labels, good)}
+    comp = compare(systems, "weak", ["f1", "correct"], n_resamples=2000)
+    r = comp.result("good", "f1")
+    assert r.mean == pytest.approx(f1_score(labels, good)) and r.baseline_mean == pytest.approx(f1_score(labels, weak))
+    assert comp.baseline_means["f1"] == pytest.approx(f1_score(labels, weak))
+    assert r.test == "ratio:fisher" and r.significant
+    assert comp.result("good", "correct").test == "mcnemar"  # auto: 0/1 outcomes per item
+    errors = lambda p: (labels != p).astype(int)  # noqa: E731
+    assert (r.wins, r.losses) == (int((errors(good) < errors(weak)).sum()), int((errors(good) > errors(weak)).sum()))
+    assert "McNemar" in comp.legend() and "randomization" in comp.legend()
+    assert compare(systems, "weak", ["f1"], test="bootstrap", n_resamples=500).result("good", "f1").test == (
+        "ratio:bootstrap"
+    )
+    with pytest.raises(ConfigError, match="corpus-level.*bootstrap or fisher"):
+        compare(systems, "weak", ["f1"], test="student")
+    assert compare(systems, "weak", n_resamples=200).metrics[0] == "f1"  # default metrics lead with F1
+
+
+def pair_items(labels: np.ndarray, preds: np.ndarray) -> dict[str, dict[str, float]]:
+    """A pair system's per-item rows, as `evaluation.pairs.per_item_rows` writes them."""
+    rows = counts_of(labels, preds)
+    rows["pos_acc"] = {q: v for q, v, y in zip(rows["correct"], rows["correct"].values(), labels) if y}
+    rows["neg_acc"] = {q: v for q, v, y in zip(rows["correct"], rows["correct"].values(), labels) if not y}
+    return rows
+
+
+def test_resolve_baseline_by_swept_values():
+    names = ["a=1,b=0.3/overlap", "a=1,b=0.3/trained", "a=2,b=0.3/trained", "a=1,b=0.7/trained"]
+    assert resolve_baseline(names, "a=2") == "a=2,b=0.3/trained"
+    assert resolve_baseline(names, "a=1.0,b=0.30") == "a=1,b=0.3/trained"  # numbers compare as numbers
+    assert resolve_baseline(names, "a=1,b=0.3/overlap") == "a=1,b=0.3/overlap"
+    with pytest.raises(ConfigError, match="2 runs match it.*a=1,b=0.3, a=1,b=0.7"):
+        resolve_baseline(names, "a=1")
+    with pytest.raises(ConfigError, match="names none"):
+        resolve_baseline(names, "a=9")
+    assert list(keep_main_systems({n: {} for n in names})) == names[1:]
+
+
+def test_cli_compare_pairs_sweep_on_f1_pos_neg_acc(tmp_path):
+    from typer.testing import CliRunner
+
+    from simlab.cli import app
+
+    rng = np.random.default_rng(0)
+    labels = rng.random(300) < 0.3
+    for ratio, flip in ((1, 0.35), (2, 0.1)):
+        preds = np.where(rng.random(300) < flip, ~labels, labels)
+        items = pair_items(labels, preds)
+        write_run(tmp_path / "ratio" / f"pos_neg_ratio={ratio}", {"overlap": items, "trained": items}, task="pairs")
+    md = tmp_path / "cmp.md"
+    args = ["compare", str(tmp_path / "ratio"), "--baseline", "pos_neg_ratio=1", "--metrics", "f1,pos_acc,neg_acc"]
+    result = CliRunner().invoke(app, [*args, "--markdown", str(md)])
+    assert result.exit_code == 0, result.output
+    table = md.read_text()
+    assert "overlap" not in table and "pos_neg_ratio=1/trained (baseline)" in table
+    assert "| pos_neg_ratio=2/trained | f1 |" in table and "| pos_neg_ratio=2/trained | neg_acc |" in table
+    assert "McNemar" in table and "randomization" in table

@@ -585,3 +585,20 @@ def test_head_run_with_a_sense_inventory_adds_the_senses_system(tmp_path):
     summary = run_experiment(cfg, tmp_path / "run")
     assert set(summary.metrics) == {"overlap", "zeroshot", "senses", "trained"}
     assert any(n.startswith("senses: ") and "had other senses" in n for n in summary.notes)
+
+
+def test_accuracy_threshold_matches_a_brute_force_search():
+    from simlab.evaluation.pairs import best_threshold
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        labels = rng.integers(0, 2, 40)
+        labels[0] = 1
+        scores = np.round(rng.normal(size=40) + labels * 0.8, 1)  # ties included
+        accs = {t: float(((scores >= t) == labels).mean()) for t in np.unique(scores)}
+        best = max(accs.values())
+        thr, acc = best_threshold(scores, labels, "accuracy")
+        assert acc == pytest.approx(best) and accs[thr] == pytest.approx(best)
+        assert thr == max(t for t, a in accs.items() if a == pytest.approx(best))  # ties: the largest
+    with pytest.raises(DataError, match="choose f1 or accuracy"):
+        best_threshold([0.1, 0.2], [0, 1], "auc")

@@ -146,3 +146,21 @@ def test_epoch_line_from_pair_metrics():
     line = epoch_line("val", 1, 0.25, pair_metrics(SCORES, LABELS, thr), thr)
     assert line.startswith("[val] Epoch 1 - loss 0.2500, P Acc ")
     assert line.endswith(f", thr* {thr:.3f}")
+
+
+def test_per_item_rows_reproduce_the_split_metrics():
+    from simlab.evaluation.pairs import pair_metrics, per_item_rows
+    from simlab.evaluation.significance import RATIO_METRICS
+
+    rng = np.random.default_rng(5)
+    labels = (rng.random(200) < 0.3).astype(int)
+    scores = labels * 0.3 + rng.random(200)
+    rows = [r.rstrip("\n").split("\t") for r in per_item_rows("trained", range(200), labels, scores, 0.8)]
+    values: dict[str, list[float]] = {}
+    for _, _, metric, value in rows:
+        values.setdefault(metric, []).append(float(value))
+    m = pair_metrics(scores, labels, 0.8)
+    assert np.mean(values["pos_acc"]) == pytest.approx(m["pos_acc"]) and len(values["pos_acc"]) == labels.sum()
+    assert np.mean(values["neg_acc"]) == pytest.approx(m["neg_acc"])
+    f1 = RATIO_METRICS["f1"](*(np.sum(values[c]) for c in ("tp", "fp", "fn")))
+    assert f1 == pytest.approx(m["f1"]) and np.mean(values["correct"]) == pytest.approx(m["accuracy"])

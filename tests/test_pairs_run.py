@@ -90,7 +90,7 @@ def test_grouped_records_run_writes_the_run_folder(grouped_run):
         assert (folder / name).exists(), name
     assert not (folder / ".checkpoints").exists()
     metrics = json.loads((folder / "metrics.json").read_text())
-    assert set(metrics) == {"overlap", "zeroshot", "trained"}
+    assert set(metrics) == {"overlap", "fields", "zeroshot", "trained", "hybrid"}
     for m in metrics.values():
         assert 0 <= m["f1"] <= 1 and "threshold" in m and "val_f1" in m
     history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
@@ -127,6 +127,25 @@ def test_test_threshold_is_vals_best_threshold(grouped_run):
     rows = [r.split("\t") for r in (folder / "perquery.tsv").read_text().splitlines()[1:]]
     correct = [int(v) for s, _, m, v in rows if s == "overlap" and m == "correct"]
     assert np.mean(correct) == pytest.approx(test_m["accuracy"])
+
+
+def test_fields_system_is_a_logistic_regression_on_train_pair_features(grouped_run):
+    """Recomputed independently: features of the train pairs -> sklearn LR -> val threshold -> test F1."""
+    from sklearn.linear_model import LogisticRegression
+
+    from simlab.data.matching import read_matching
+    from simlab.evaluation.pairs import best_threshold, pair_metrics
+    from simlab.experiments.pairs_runner import build_pair_sets
+    from simlab.models.field_matcher import field_features
+
+    cfg = grouped_run.config
+    sets = build_pair_sets(cfg, read_matching(Path(cfg.data.path), group_field="group"), [])
+    x = {k: field_features(p.left_values, p.right_values) for k, p in sets.items()}
+    lr = LogisticRegression(max_iter=2000, random_state=cfg.train.seed).fit(x["train"], sets["train"].labels)
+    thr, _ = best_threshold(lr.predict_proba(x["val"])[:, 1], sets["val"].labels)
+    expected = pair_metrics(lr.predict_proba(x["test"])[:, 1], sets["test"].labels, thr)
+    got = json.loads((grouped_run.folder / "metrics.json").read_text())["fields"]
+    assert got["threshold"] == pytest.approx(thr) and got["f1"] == pytest.approx(expected["f1"])
 
 
 def test_no_group_on_two_sides(grouped_run):

@@ -278,3 +278,28 @@ def test_cli_sweep_prints_one_line_per_run_and_the_compare_hint(toy_dir, tmp_pat
     )
     assert bad.returncode == 2 and "[batch_size=1]: train.batch_size" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+def test_compare_reads_the_runs_of_an_mlflow_experiment(toy_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from simlab.cli import app
+    from simlab.errors import RunFolderError
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    out = tmp_path / "ksweep"
+    base = [f"data.path={toy_dir}", "train.enabled=false", "eval.systems=[bm25]", f"tracking.uri={uri}"]
+    run_sweep(load_sweep(None, [*base, "tracking.experiment=ks", "eval.k=[5,10]"]), out)
+    compare = ["compare", "--baseline", "k=5", "--metrics", "ndcg@10"]
+    from_folder = CliRunner().invoke(app, [*compare, str(out), "--json", str(tmp_path / "folder.json")])
+    assert from_folder.exit_code == 0, from_folder.output
+    shutil.rmtree(out)  # only the MLflow store is left
+    store_args = ["ks", "--tracking-uri", uri, "--json", str(tmp_path / "store.json")]
+    from_store = CliRunner().invoke(app, [*compare, *store_args])
+    assert from_store.exit_code == 0, from_store.output
+    folder, store = (json.loads((tmp_path / f).read_text()) for f in ("folder.json", "store.json"))
+    assert store["systems"] == folder["systems"] == ["k=5/bm25", "k=10/bm25"]
+    assert store["results"] == folder["results"]
+    missing = CliRunner().invoke(app, ["compare", "nosuch", "--tracking-uri", uri])
+    assert isinstance(missing.exception, RunFolderError) and "experiments: " in str(missing.exception)
+    assert "ks" in str(missing.exception)

@@ -166,6 +166,7 @@ def read_records(
     id_field: str = "id",
     group_field: str | None = None,
     fields: Sequence[str] | None = None,
+    image_field: str | None = None,
 ) -> Records:
     """Read records from a CSV file (with a header) or a JSONL file (`.jsonl`, one object a line).
 
@@ -175,6 +176,8 @@ def read_records(
         group_field: Column holding the group id, or None (no groups).
         fields: Text fields to keep, in this order; None keeps every column except the id
             and group columns. JSON numbers become strings; missing or null values become `""`.
+        image_field: A column holding image paths, relative to the file's folder (or absolute);
+            they are made absolute, and each must exist (an empty value: no image).
 
     Raises:
         DataError: the file is missing or malformed; the id, group or a named field column is
@@ -186,7 +189,7 @@ def read_records(
         columns, rows = _jsonl_rows(path)
     else:
         columns, rows = _csv_rows(path)
-    for key, what in ((id_field, "id_field"), (group_field, "group_field")):
+    for key, what in ((id_field, "id_field"), (group_field, "group_field"), (image_field, "image_field")):
         if key is not None and key not in columns:
             raise DataError(
                 f"{path}: no `{key}` column; columns found: {', '.join(columns) or '(none)'}. "
@@ -199,8 +202,9 @@ def read_records(
         missing = [f for f in fields if f not in columns]
         if missing:
             raise DataError(f"{path}: field(s) {', '.join(missing)} not found; columns found: {', '.join(columns)}.")
+    fields = [f for f in fields if f != image_field]  # the image column comes last, as a path
     ids: list[str] = []
-    values: dict[str, list[str]] = {f: [] for f in fields}
+    values: dict[str, list[str]] = {f: [] for f in [*fields, *([image_field] if image_field else [])]}
     groups: list[str] | None = None if group_field is None else []
     seen: dict[str, int] = {}
     for lineno, row in rows:
@@ -214,6 +218,8 @@ def read_records(
         ids.append(rid)
         for f in fields:
             values[f].append(row.get(f, ""))
+        if image_field is not None:
+            values[image_field].append(_image_path(path, where, row.get(image_field, "").strip(), image_field))
         if groups is not None:
             group = row.get(group_field, "").strip()  # type: ignore[arg-type]
             if not group:
@@ -223,6 +229,16 @@ def read_records(
                 )
             groups.append(group)
     return Records(ids, values, groups, str(path))
+
+
+def _image_path(path: Path, where: str, value: str, field: str) -> str:
+    """The absolute path of a record's image (`""` stays: no image); it must exist."""
+    if not value:
+        return ""
+    image = (path.parent / value).resolve()
+    if not image.is_file():
+        raise DataError(f"{where}: {field} {value!r}: no such image file ({image}); fix the path or leave it empty.")
+    return str(image)
 
 
 def _csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
@@ -335,7 +351,7 @@ def _parse_label(raw: str, where: str) -> int:
     raise DataError(f"{where}: label {raw!r} is not 0 or 1; write 1 for a match and 0 for a non-match.")
 
 
-def read_deepmatcher(folder: str | Path) -> MatchingDataset:
+def read_deepmatcher(folder: str | Path, image_field: str | None = None) -> MatchingDataset:
     """Read a DeepMatcher folder: tableA.csv, tableB.csv, train.csv, valid.csv, test.csv.
 
     The tables are read with `read_records` (id column `id`, every other column a field);
@@ -347,15 +363,17 @@ def read_deepmatcher(folder: str | Path) -> MatchingDataset:
     """
     folder = Path(folder)
     files = [TABLE_A, TABLE_B, *DEEPMATCHER_FILES.values()]
-    return _read_tables_and_pairs(folder, {s: folder / f for s, f in DEEPMATCHER_FILES.items()}, files)
+    return _read_tables_and_pairs(folder, {s: folder / f for s, f in DEEPMATCHER_FILES.items()}, files, image_field)
 
 
-def _read_tables_and_pairs(folder: Path, pair_files: dict[str, Path], files: list[str]) -> MatchingDataset:
+def _read_tables_and_pairs(
+    folder: Path, pair_files: dict[str, Path], files: list[str], image_field: str | None = None
+) -> MatchingDataset:
     for path in [folder / TABLE_A, folder / TABLE_B, *pair_files.values()]:
         if not path.is_file():
             raise DataError(f"{folder}: missing {path.relative_to(folder)}; the layout needs {', '.join(files)}.")
-    left = read_records(folder / TABLE_A)
-    right = read_records(folder / TABLE_B)
+    left = read_records(folder / TABLE_A, image_field=image_field)
+    right = read_records(folder / TABLE_B, image_field=image_field)
     pairs = {s: _read_pairs(p, s, left, right, TABLE_A, TABLE_B) for s, p in pair_files.items()}
     return MatchingDataset(folder.name, left, right, pairs, str(folder))
 
@@ -412,7 +430,12 @@ def _write_csv(path: Path, header: Sequence[str], rows: Any) -> None:
 
 
 def read_matching(
-    path: str | Path, *, id_field: str = "id", group_field: str = "group", fields: Sequence[str] | None = None
+    path: str | Path,
+    *,
+    id_field: str = "id",
+    group_field: str = "group",
+    fields: Sequence[str] | None = None,
+    image_field: str | None = None,
 ) -> MatchingDataset:
     """Read a matching dataset in any supported layout.
 
@@ -427,19 +450,21 @@ def read_matching(
     """
     path = Path(path)
     if path.is_file():
-        records = read_records(path, id_field, group_field, fields)
+        records = read_records(path, id_field, group_field, fields, image_field)
         return MatchingDataset(path.stem, records, records, {}, str(path))
     if path.is_dir():
         if (path / PAIRS_DIR).is_dir():
             _check_meta(path / "meta.json")
             pair_files = {s: path / PAIRS_DIR / f"{s}.csv" for s in SPLITS}
             files = [TABLE_A, TABLE_B, *(f"{PAIRS_DIR}/{s}.csv" for s in SPLITS)]
-            return _read_tables_and_pairs(path, pair_files, files)
+            return _read_tables_and_pairs(path, pair_files, files, image_field)
         if (path / DEEPMATCHER_FILES["train"]).is_file():
-            return read_deepmatcher(path)
+            return read_deepmatcher(path, image_field)
         for name in RECORDS_FILES:
             if (path / name).is_file():
-                return read_matching(path / name, id_field=id_field, group_field=group_field, fields=fields)
+                return read_matching(
+                    path / name, id_field=id_field, group_field=group_field, fields=fields, image_field=image_field
+                )
     raise DataError(
         f"{path}: not a matching dataset. Expected a records file (CSV/JSONL with `{id_field}` and "
         f"`{group_field}` columns), a folder with {' or '.join(RECORDS_FILES)}, a DeepMatcher folder "

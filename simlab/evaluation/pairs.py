@@ -162,3 +162,21 @@ def epoch_line(
         f"N Acc {metrics['neg_acc']:.3f}, Avg Acc {metrics['avg_acc']:.3f}, F1 {metrics['f1']:.3f}, "
         f"{thr} {threshold:.3f}"
     )
+
+
+def per_item_rows(system: str, ids: Any, labels: Any, scores: Any, threshold: float) -> list[str]:
+    """The `perquery.tsv` rows (`system, query_id, metric, value`) of one system's test pairs.
+
+    Per pair: `correct` (0/1) and `score`; the counts `tp`, `fp`, `fn` (0/1) that
+    `simlab compare` sums into F1, precision and recall; `pos_acc` on positive pairs only and
+    `neg_acc` on negative pairs only, so that their means are the split's pos_acc and neg_acc.
+    """
+    s, y = _arrays(scores, labels)
+    pred = s >= threshold
+    rows = []
+    for pid, label, p, score in zip(ids, y.astype(bool), pred, s):
+        values = {"correct": int(p == label), "score": f"{score:.6f}", "tp": int(p and label)}
+        values |= {"fp": int(p and not label), "fn": int(label and not p)}
+        values |= {"pos_acc": int(p)} if label else {"neg_acc": int(not p)}
+        rows += [f"{system}\t{pid}\t{metric}\t{value}\n" for metric, value in values.items()]
+    return rows

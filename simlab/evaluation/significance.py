@@ -166,13 +166,155 @@ def wilcoxon_test(a, b) -> float:
     return 1.0 if math.isnan(p) else p
 
 
+def mcnemar_test(a, b) -> float:
+    r"""McNemar's exact test on paired 0/1 outcomes (per-item correctness), two-sided.
+
+    Only the discordant items carry information: with $n_{10} = \#\{i : a_i = 1, b_i = 0\}$
+    and $n_{01} = \#\{i : a_i = 0, b_i = 1\}$, under $H_0$ each discordant item is equally
+    likely to go either way, so $n_{10} \sim \mathrm{Binomial}(n_{10} + n_{01}, 1/2)$ and
+
+    $$p = \min\Big(1,\ 2 \sum_{k \le \min(n_{10}, n_{01})} \binom{n_{10}+n_{01}}{k} 2^{-(n_{10}+n_{01})}\Big)$$
+
+    (McNemar 1947; the exact binomial form, `scipy.stats.binomtest`, recommended for
+    classifiers by Dietterich 1998). No discordant item gives $p = 1$.
+
+    Args:
+        a: Per-item outcomes of the system, 0 or 1, shape `[n]`.
+        b: Per-item outcomes of the baseline on the same items.
+
+    Returns:
+        The p-value.
+
+    Raises:
+        ValueError: a value is not 0 or 1.
+    """
+    import numpy as np
+    from scipy import stats
+
+    d = _differences(a, b)  # checks shapes
+    if not (np.isin(a, (0, 1)).all() and np.isin(b, (0, 1)).all()):
+        raise ValueError("McNemar's test needs 0/1 outcomes per item (e.g. `correct`); use fisher for scores.")
+    n10, n01 = int(np.count_nonzero(d > 0)), int(np.count_nonzero(d < 0))
+    if n10 + n01 == 0:
+        return 1.0
+    return float(stats.binomtest(n10, n10 + n01, 0.5).pvalue)
+
+
 TESTS: dict[str, Callable[..., float]] = {
     "fisher": paired_randomization_test,
     "student": paired_t_test,
     "bootstrap": paired_bootstrap_test,
     "wilcoxon": wilcoxon_test,
+    "mcnemar": mcnemar_test,
 }
 """Paired two-sided tests by name: `(a, b[, n_resamples, seed]) -> p`."""
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
+
+
+RATIO_METRICS: dict[str, Callable[..., np.ndarray]] = {
+    "f1": lambda tp, fp, fn: _ratio(2 * tp, 2 * tp + fp + fn),
+    "precision": lambda tp, fp, fn: _ratio(tp, tp + fp),
+    "recall": lambda tp, fp, fn: _ratio(tp, tp + fn),
+}
+r"""Corpus-level metrics from summed per-item counts, by name: `(TP, FP, FN) -> value`.
+
+$F_1 = 2TP / (2TP + FP + FN)$, precision $= TP / (TP + FP)$, recall $= TP / (TP + FN)$
+(0 when the denominator is 0, as scikit-learn's `zero_division=0`). They are not means of
+per-item values, so they are tested by resampling items and recomputing the metric
+(`ratio_randomization_test`, `ratio_bootstrap_test`). With per-label counts summed per
+item, the same formulas give micro-averaged multi-label metrics."""
+RATIO_METRICS |= {f"micro_{k}": v for k, v in list(RATIO_METRICS.items())}
+COUNTS = ("tp", "fp", "fn")
+"""The per-item counts a ratio metric is computed from, in `RATIO_METRICS`' argument order."""
+
+
+def _counts(a, b) -> tuple[np.ndarray, np.ndarray]:
+    import numpy as np
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] != len(COUNTS):
+        raise ValueError(f"a and b must be paired count arrays of shape (3, n) (TP, FP, FN); got {a.shape}, {b.shape}.")
+    if a.shape[1] == 0:
+        raise ValueError("a and b are empty; a paired test needs at least one item.")
+    return a, b
+
+
+def ratio_randomization_test(a, b, metric: Callable[..., np.ndarray], n_resamples: int = 10_000, seed: int = 42):
+    r"""Approximate randomization test of a corpus-level metric's difference, two-sided.
+
+    `a` and `b` are the per-item counts (TP, FP, FN; shape `(3, n)`) of the system and the
+    baseline. Under $H_0$ the two systems' outputs are exchangeable per item, so each item's
+    counts are swapped between them with probability 1/2 and the metric recomputed; with
+    $\Delta = |m(a) - m(b)|$ and $\Delta_j$ that of the $j$-th of $B$ shuffles,
+
+    $$p = rac{1 + \#\{j : \Delta_j \ge \Delta\}}{B + 1}$$
+
+    (Noreen 1989; Yeh, COLING 2000, the usual test for F1 differences). It is Fisher's
+    randomization test of `paired_randomization_test` with the mean replaced by the metric.
+
+    Args:
+        a, b: Per-item TP, FP, FN counts, shape `(3, n)`.
+        metric: A `RATIO_METRICS` function.
+        n_resamples: $B$.
+        seed: Seed of the numpy generator.
+
+    Returns:
+        The p-value.
+    """
+    import numpy as np
+
+    a, b = _counts(a, b)
+    observed = abs(float(metric(*a.sum(axis=1)) - metric(*b.sum(axis=1))))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for size in _chunks(n_resamples, a.shape[1]):
+        swap = rng.integers(0, 2, size=(size, a.shape[1])).astype(np.float64)  # 1: item's outputs swapped
+        sa = a.sum(axis=1) + swap @ (b - a).T  # (size, 3): the shuffled system's summed counts
+        sb = b.sum(axis=1) + swap @ (a - b).T
+        delta = np.abs(metric(*sa.T) - metric(*sb.T))
+        hits += int(np.count_nonzero(delta >= observed - 1e-12))
+    return (1 + hits) / (1 + n_resamples)
+
+
+def ratio_bootstrap_test(a, b, metric: Callable[..., np.ndarray], n_resamples: int = 10_000, seed: int = 42):
+    r"""Paired bootstrap test of a corpus-level metric's difference, two-sided.
+
+    Items are resampled with replacement, the same items for both systems; with
+    $\delta = m(a) - m(b)$ and $\delta^*_j$ its value on the $j$-th of $B$ resamples, the
+    bootstrap distribution is shifted to the null (Efron & Tibshirani 1993, sec. 16.4):
+
+    $$p = rac{1 + \#\{j : |\delta^*_j - \delta| \ge |\delta|\}}{B + 1}$$
+
+    Args:
+        a, b: Per-item TP, FP, FN counts, shape `(3, n)`.
+        metric: A `RATIO_METRICS` function.
+        n_resamples: $B$.
+        seed: Seed of the numpy generator.
+
+    Returns:
+        The p-value.
+    """
+    import numpy as np
+
+    a, b = _counts(a, b)
+    n = a.shape[1]
+    observed = float(metric(*a.sum(axis=1)) - metric(*b.sum(axis=1)))
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for size in _chunks(n_resamples, n):
+        weights = np.stack([np.bincount(row, minlength=n) for row in rng.integers(0, n, size=(size, n))])
+        delta = metric(*(weights @ a.T).T) - metric(*(weights @ b.T).T)  # weights: (size, n) item multiplicities
+        hits += int(np.count_nonzero(np.abs(delta - observed) >= abs(observed) - 1e-12))
+    return (1 + hits) / (1 + n_resamples)
+
+
+RATIO_TESTS: dict[str, Callable[..., float]] = {"fisher": ratio_randomization_test, "bootstrap": ratio_bootstrap_test}
+"""The tests of `TESTS` that have a corpus-level-metric form, by the same names."""
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from simlab.errors import ConfigError, DataError, RunFolderError
-from simlab.evaluation.significance import CORRECTIONS, TESTS, win_tie_loss
+from simlab.evaluation.significance import CORRECTIONS, COUNTS, RATIO_METRICS, RATIO_TESTS, TESTS, win_tie_loss
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -216,6 +216,9 @@ def load_systems(
             keep = {}
             for m in metrics:
                 key = _find_key(scores, m)
+                if key is None and _find_key(RATIO_METRICS, m) and all(c in scores for c in COUNTS):
+                    keep |= {c: scores[c] for c in COUNTS}  # a corpus-level metric: compare computes it
+                    continue
                 if key is None:
                     raise RunFolderError(
                         f"{folder}: system {system!r} has no per-query {m!r} scores; "
@@ -225,6 +228,57 @@ def load_systems(
             scores = keep
         out[name(label, system)] = scores
     return out
+
+
+MAIN_SYSTEMS = ("trained.flat", "trained")
+"""The system that stands for a run in a sweep: the trained one (exact index for retrieval)."""
+
+
+def main_system(systems: Sequence[str]) -> str:
+    """The first of `MAIN_SYSTEMS` among a run's systems, else its first system."""
+    return next((s for s in MAIN_SYSTEMS if s in systems), systems[0])
+
+
+def keep_main_systems(loaded: dict[str, PerQuery]) -> dict[str, PerQuery]:
+    """Of systems named `<run>/<system>` (several runs), keep each run's `main_system`."""
+    by_run: dict[str, list[str]] = {}
+    for name in loaded:
+        run, _, system = name.rpartition("/")
+        by_run.setdefault(run, []).append(system)
+    keep = {f"{run}/{main_system(systems)}" if run else main_system(systems) for run, systems in by_run.items()}
+    return {name: scores for name, scores in loaded.items() if name in keep}
+
+
+def resolve_baseline(names: Sequence[str], wanted: str) -> str:
+    """The system `wanted` stands for: a system name, or a sweep run given by its swept values.
+
+    `pos_neg_ratio=1` (or `a=1,b=0.3`) picks the run of a sweep whose name holds these
+    `key=value` parts (numbers compared as numbers: `1` matches `1.0`), and of it the system
+    kept for it (`<run>/trained`, or its only system).
+
+    Raises:
+        ConfigError: no system or several runs match; the message lists the systems.
+    """
+    if wanted in names:
+        return wanted
+
+    def parts(text: str) -> dict[str, str]:
+        return dict(p.split("=", 1) for p in text.split(",") if "=" in p)
+
+    def same(x: str, y: str) -> bool:
+        try:
+            return float(x) == float(y)
+        except ValueError:
+            return x == y
+
+    want = parts(wanted)
+    hits = [n for n in names if want and all(k in (got := parts(n.rpartition("/")[0] or n)) and same(got[k], v)
+                                             for k, v in want.items())]
+    runs = sorted({n.rpartition("/")[0] for n in hits})
+    if len(runs) == 1:
+        return f"{runs[0]}/{main_system([n.rpartition('/')[2] for n in hits])}" if runs[0] else hits[0]
+    found = f"{len(runs)} runs match it ({', '.join(runs)}); add the other swept values" if runs else "it names none"
+    raise ConfigError(f"--baseline {wanted!r}: {found}; systems: {', '.join(names)}.")
 
 
 def _find_key(mapping: dict[str, Any], key: str) -> str | None:
@@ -259,8 +313,10 @@ class PairResult:
         delta: `mean - baseline_mean`.
         p_value, p_corrected: The test's p-value, and after the table-wide correction.
         significant: `p_corrected <= alpha`.
-        wins, ties, losses: Queries where the system is above, equal to, below the baseline.
+        wins, ties, losses: Queries where the system is above, equal to, below the baseline
+            (for a corpus-level metric such as F1: items with fewer, as many, more errors).
         only_baseline, only_system: Queries left out because only one of the two has them.
+        test: The test that made `p_value`: a key of `TESTS`, or `ratio:<key of RATIO_TESTS>`.
     """
 
     system: str
@@ -277,6 +333,7 @@ class PairResult:
     n_queries: int
     only_baseline: int = 0
     only_system: int = 0
+    test: str = ""
 
 
 @dataclass(frozen=True)
@@ -321,11 +378,19 @@ class Comparison:
         return f"{r.mean:.4f} ({r.delta:+.4f}){'†' if r.significant else ''}"
 
     def legend(self) -> str:
-        """One sentence: the test, the correction, alpha and the number of queries."""
-        fn = TESTS.get(self.test)
-        doc = (inspect.getdoc(fn) or self.test).splitlines()[0].rstrip(".") if fn else self.test
-        if fn and _test_kwargs(fn, self.seed, self.n_resamples):
-            doc += f", {self.n_resamples:,} resamples, seed {self.seed}"
+        """One sentence: the tests (with their metrics when several), the correction, alpha, queries."""
+        used: dict[str, list[str]] = {}
+        for r in self.results:
+            metrics = used.setdefault(r.test or self.test, [])
+            metrics += [] if r.metric in metrics else [r.metric]
+        docs = []
+        for name, metrics in (used or {self.test: []}).items():
+            fn = _test_fn(name)
+            doc = (inspect.getdoc(fn) or name).splitlines()[0].rstrip(".") if fn else name
+            if fn and _test_kwargs(fn, self.seed, self.n_resamples):
+                doc += f", {self.n_resamples:,} resamples, seed {self.seed}"
+            docs.append(doc + (f" ({', '.join(metrics)})" if len(used) > 1 else ""))
+        doc = "; ".join(docs)
         counts = sorted({r.n_queries for r in self.results}) or [0]
         queries = f"{counts[0]} queries per comparison"
         if len(counts) > 1:
@@ -411,6 +476,16 @@ class Comparison:
         return table
 
 
+def _test_fn(name: str) -> Callable[..., float] | None:
+    """The function of a `PairResult.test` name: `TESTS[name]` or `RATIO_TESTS[...]` for `ratio:...`."""
+    kind, _, key = name.rpartition(":")
+    return (RATIO_TESTS if kind == "ratio" else TESTS).get(key)
+
+
+def _is_binary(values: Sequence[float]) -> bool:
+    return all(v in (0.0, 1.0) for v in values)
+
+
 def _fmt_p(p: float) -> str:
     return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
 
@@ -419,7 +494,7 @@ def compare(
     systems: dict[str, PerQuery],
     baseline: str,
     metrics: Sequence[str] | None = None,
-    test: str = "fisher",
+    test: str = "auto",
     correction: str = "holm",
     alpha: float = 0.05,
     seed: int = 42,
@@ -433,12 +508,20 @@ def compare(
     all (system, metric) pairs of the table are then corrected together, and a pair is
     significant when its corrected p-value is <= `alpha`. The inputs are not modified.
 
+    A metric of `RATIO_METRICS` (F1, precision, recall) that a system has no per-item scores
+    for is computed from its per-item TP/FP/FN counts (`tp`, `fp`, `fn` rows, as pair and
+    multi-label runs write them) and tested by resampling items (`RATIO_TESTS`).
+
+    With `test="auto"`: McNemar's exact test where both systems' per-item values are 0/1
+    (per-item correctness of a classifier), Fisher's randomization test otherwise (per-query
+    retrieval scores, and corpus-level metrics).
+
     Args:
         systems: system -> metric -> query id -> value (see `load_systems`).
         baseline: The system the others are compared with.
         metrics: Metric names (case-insensitive); None: every metric all systems have, in
             the baseline's order.
-        test: A key of `TESTS`.
+        test: A key of `TESTS`, or "auto" (see above).
         correction: A key of `CORRECTIONS`.
         alpha: The significance level, in (0, 1).
         seed: Seed of the resampling tests (the same for every pair, as ranx does).
@@ -451,37 +534,45 @@ def compare(
         ConfigError: an unknown test, correction, baseline or metric, or a bad alpha.
         DataError: a system shares no query with the baseline on a metric.
     """
-    test_fn = _lookup(TESTS, test, "test")
+    if test != "auto":
+        _lookup(TESTS, test, "test")
     correct = _lookup(CORRECTIONS, correction, "correction")
     if not 0 < alpha < 1:
         raise ConfigError(f"alpha must be in (0, 1), got {alpha}; the usual choice is 0.05.")
     if baseline not in systems:
         raise ConfigError(f"Baseline {baseline!r} is not a system; choose one of: {', '.join(systems)}.")
     if metrics is None:
-        metrics = [m for m in systems[baseline] if all(m in s for s in systems.values())]
+        metrics = [m for m in systems[baseline] if m not in COUNTS and all(m in s for s in systems.values())]
+        if all(c in s for s in systems.values() for c in COUNTS):
+            metrics.insert(0, "f1")
     if not metrics:
         raise ConfigError(f"No metric to compare; the baseline has: {', '.join(systems[baseline]) or 'none'}")
     resolved = {name: [_resolve(name, s, m) for m in metrics] for name, s in systems.items()}
     metric_names = resolved[baseline]
-    empty = [m for m in metric_names if not systems[baseline][m]]
+    base = systems[baseline]
+    empty = [m for m in metric_names if not base.get(m, base.get(COUNTS[0]))]
     if empty:
         raise DataError(f"The baseline {baseline} has no query with {', '.join(empty)} scores.")
-    extra = _test_kwargs(test_fn, seed, n_resamples)
     pairs, notes = [], []
     for name, keys in resolved.items():
         for metric, key in zip(metric_names, keys if name != baseline else []):
-            sys_scores, base_scores = systems[name][key], systems[baseline][metric]
-            common = [q for q in base_scores if q in sys_scores]
+            ratio = key not in systems[name]  # a corpus-level metric, from per-item counts
+            sys_scores, base_scores = (systems[name], base) if ratio else (systems[name][key], base[metric])
+            items = (lambda s: s[COUNTS[0]]) if ratio else (lambda s: s)
+            common = [q for q in items(base_scores) if q in items(sys_scores)]
             if not common:
                 raise DataError(f"{name} and the baseline {baseline} share no query with {metric} scores.")
-            only_b, only_s = len(base_scores) - len(common), len(sys_scores) - len(common)
+            only_b, only_s = len(items(base_scores)) - len(common), len(items(sys_scores)) - len(common)
             if only_b or only_s:
                 notes.append(
                     f"{name}, {metric}: {len(common)} queries compared; left out {only_b} only the baseline "
                     f"has and {only_s} only {name} has."
                 )
-            a, b = [sys_scores[q] for q in common], [base_scores[q] for q in common]
-            mean, base_mean, p = math.fsum(a) / len(a), math.fsum(b) / len(b), float(test_fn(a, b, **extra))
+            if ratio:
+                result = _ratio_pair(sys_scores, base_scores, common, key, test, seed, n_resamples)
+            else:
+                result = _mean_pair(sys_scores, base_scores, common, test, seed, n_resamples)
+            mean, base_mean, p, wtl, used = result
             pairs.append(
                 PairResult(
                     name,
@@ -492,21 +583,28 @@ def compare(
                     p,
                     p,  # p_corrected and significant: set below, after the table-wide correction
                     False,
-                    *win_tie_loss(a, b),
+                    *wtl,
                     len(common),
                     only_b,
                     only_s,
+                    used,
                 )
             )
     adjusted = correct([r.p_value for r in pairs])
     results = [replace(r, p_corrected=p, significant=p <= alpha) for r, p in zip(pairs, adjusted)]
-    base = systems[baseline]
+
+    def overall(metric: str) -> tuple[float, int]:
+        if metric in base:
+            return math.fsum(base[metric].values()) / len(base[metric]), len(base[metric])
+        ids = list(base[COUNTS[0]])
+        return float(RATIO_METRICS[metric](*[math.fsum(base[c][q] for q in ids) for c in COUNTS])), len(ids)
+
     return Comparison(
         baseline=baseline,
         systems=[baseline, *[s for s in systems if s != baseline]],
         metrics=list(metric_names),
-        baseline_means={m: math.fsum(base[m].values()) / len(base[m]) for m in metric_names},
-        baseline_queries={m: len(base[m]) for m in metric_names},
+        baseline_means={m: overall(m)[0] for m in metric_names},
+        baseline_queries={m: overall(m)[1] for m in metric_names},
         results=results,
         test=test,
         correction=correction,
@@ -517,8 +615,41 @@ def compare(
     )
 
 
+def _mean_pair(sys_scores: dict, base_scores: dict, common: list[str], test: str, seed: int, n_resamples: int):
+    """Means, p, W/T/L and the test used for a metric that is a mean of per-query values."""
+    a, b = [sys_scores[q] for q in common], [base_scores[q] for q in common]
+    if test == "auto":
+        test = "mcnemar" if _is_binary(a) and _is_binary(b) else "fisher"
+    fn = TESTS[test]
+    try:
+        p = float(fn(a, b, **_test_kwargs(fn, seed, n_resamples)))
+    except ValueError as e:
+        raise ConfigError(f"--test {test}: {e}") from None
+    return math.fsum(a) / len(a), math.fsum(b) / len(b), p, win_tie_loss(a, b), test
+
+
+def _ratio_pair(sys: PerQuery, base: PerQuery, common: list[str], metric: str, test: str, seed: int, n: int):
+    """Metric values, p, W/T/L (on per-item errors FP + FN) and the test for a corpus-level metric."""
+    import numpy as np
+
+    name = "fisher" if test == "auto" else test
+    if name not in RATIO_TESTS:
+        raise ConfigError(
+            f"{metric} is a corpus-level metric (from per-item TP/FP/FN), not a mean of per-item values; "
+            f"test it with {' or '.join(sorted(RATIO_TESTS))}, not {test}."
+        )
+    a = np.array([[sys[c][q] for q in common] for c in COUNTS])  # (3, n)
+    b = np.array([[base[c][q] for q in common] for c in COUNTS])
+    fn = RATIO_METRICS[metric]
+    p = float(RATIO_TESTS[name](a, b, fn, n_resamples=n, seed=seed))
+    wtl = win_tie_loss(-(a[1] + a[2]), -(b[1] + b[2]))
+    return float(fn(*a.sum(axis=1))), float(fn(*b.sum(axis=1))), p, wtl, f"ratio:{name}"
+
+
 def _resolve(system: str, scores: PerQuery, metric: str) -> str:
     key = _find_key(scores, metric)
+    if key is None and all(c in scores for c in COUNTS):
+        key = _find_key(RATIO_METRICS, metric)
     if key is None:
         raise ConfigError(
             f"System {system!r} has no {metric!r} scores; available metrics: {', '.join(scores) or 'none'}."

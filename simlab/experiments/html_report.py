@@ -6,9 +6,9 @@ else the run folders directly inside it), and collects:
 - the config differences against the baseline run (the first by default): both configs
   flattened to dotted fields, and the fields whose values differ;
 - the comparison table (`compare.compare` on the per-query scores of `perquery.tsv`): for
-  retrieval on the main metric (the first of `eval.metrics`, e.g. `ndcg@10`); for pairs on the
-  per-pair `correct` (1 when the frozen threshold classifies the pair right), with F1,
-  precision, recall and the threshold from `metrics.json` beside it. A single run compares its
+  retrieval on the main metric (the first of `eval.metrics`, e.g. `ndcg@10`); for pairs on F1
+  (from the per-pair TP/FP/FN counts; tested by randomization over pairs), with precision,
+  recall and the threshold from `metrics.json` beside it. A single run compares its
   systems against the reference system (bm25 / overlap); a sweep compares the main system
   (trained.flat / trained) of every run against the baseline run's;
 - figures (matplotlib Agg, PNG bytes): learning curves overlaid across runs; the main metric
@@ -39,7 +39,7 @@ import yaml
 
 from simlab import fsutil
 from simlab.errors import ConfigError, RunFolderError
-from simlab.experiments.compare import Comparison, compare, find_runs, load_systems, read_run
+from simlab.experiments.compare import Comparison, compare, find_runs, load_systems, main_system, read_run
 from simlab.experiments.sweep import _flat, read_sweep
 
 REFERENCE = {"retrieval": "bm25", "pairs": "overlap"}
@@ -69,7 +69,7 @@ class RunData:
     @property
     def system(self) -> str:
         """The main system: the trained one when there is one, else the first."""
-        return next((s for s in ("trained.flat", "trained") if s in self.metrics), next(iter(self.metrics)))
+        return main_system(list(self.metrics))
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ class Report:
         diff_rows = [[f, *(_fmt(self.config_values[r].get(f)) for r in self.runs)] for f in self.config_fields]
         none = [] if diff_rows else ["No configuration difference: one run, or all runs share their config."]
         c, metric = self.comparison, self.comparison.metrics[0]
-        head = ["system", f"{metric} (mean, Δ)", "W/T/L", f"p ({c.correction})", *self.columns]
+        head = ["system", f"{metric} (Δ)", "W/T/L", f"p ({c.correction})", *self.columns]
         rows = []
         for s in c.systems:
             r = None if s == c.baseline else c.result(s, metric)
@@ -243,7 +243,7 @@ def build_report(path: Path, baseline: str | None = None) -> Report:
     flats = {r.name: _flat(r.config) for r in runs}
     ref_flat = flats[base.name]
     fields = sorted({k for f in flats.values() for k in f.keys() | ref_flat.keys() if f.get(k) != ref_flat.get(k)})
-    metric = "correct" if task == "pairs" else base.metric
+    metric = base.metric  # pairs: F1, from the per-pair TP/FP/FN counts of perquery.tsv
     folders = [base.folder, *[r.folder for r in runs if r is not base]]
     if single:
         systems = load_systems(folders, metrics=[metric])

@@ -194,10 +194,11 @@ def match_tables(
     threshold = frozen if threshold is None else float(threshold)
     index_type = INDEX_TYPES[index]  # unknown name -> ConfigError listing the valid ones
     id_field, distance = cfg.data.id_field, cfg.train.distance
-    chosen = fields or cfg.data.fields
-    left = read_records(left_path, id_field=id_field, fields=chosen)
+    chosen, image = fields or cfg.data.fields, cfg.data.image_field
+    left = read_records(left_path, id_field=id_field, fields=chosen, image_field=image)
     names = list(chosen) if chosen else [f for f in left.fields if f != cfg.data.group_field]
-    right = read_records(right_path, id_field=id_field, fields=names)
+    names = [f for f in names if f != image] + ([image] if image else [])  # the image path last, as in training
+    right = read_records(right_path, id_field=id_field, fields=names, image_field=image)
     for table in (left, right):
         if not len(table):
             raise DataError(f"{table.source}: no records; a table needs a header and at least one record.")

@@ -23,6 +23,7 @@ from simlab.config import PairsConfig
 from simlab.data.matching import MatchingDataset, Records
 from simlab.errors import ConfigError, RunFolderError
 from simlab.experiments.runner import RunSummary, checkpoint_dir, write_summary
+from simlab.models.field_matcher import FieldMatcher, field_features
 from simlab.training.pairs import REPORTED, PairSet
 
 
@@ -41,11 +42,13 @@ def record_sep(cfg: PairsConfig) -> str:
     return " " if cfg.model.fields_encoder == "joined" else FIELD_SEP
 
 
-def token_overlap(pairs: PairSet) -> np.ndarray:
-    """Jaccard overlap of lower-cased word sets: the model-free baseline, scored like the model."""
+def token_overlap(pairs: PairSet, image: bool = False) -> np.ndarray:
+    """Jaccard overlap of lower-cased word sets: the model-free baseline, scored like the model.
+    With `image`, the texts' last field (the image path of `data.image_field`) is left out."""
+    from simlab.models.fields import FIELD_SEP
 
     def words(t: str) -> set[str]:
-        return set(re.findall(r"\w+", t.lower()))
+        return set(re.findall(r"\w+", (t.rpartition(FIELD_SEP)[0] if image else t).lower()))
 
     out = []
     for a, b in zip(pairs.left, pairs.right):
@@ -55,18 +58,30 @@ def token_overlap(pairs: PairSet) -> np.ndarray:
 
 
 def _fields(cfg: PairsConfig, records: Records) -> list[str]:
+    """The model's fields in order: the text fields, then the image field (`data.image_field`) if any."""
+    image = cfg.data.image_field
     spans = ("char_start", "char_end")  # a context's target span (simlab.data.definitions), not text
     names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field and f not in spans]
     missing = [f for f in names if f not in records.fields]
     if missing:
         raise ConfigError(f"data.fields: {missing} not in {records.source}; fields are {sorted(records.fields)}")
-    return names
+    if image and cfg.model.fields_encoder == "joined":
+        raise ConfigError(
+            "data.image_field needs an encoder per field: set model.fields_encoder: shared (one text encoder for "
+            "the text fields) or separate (one each); the image field gets the image tower of model.image"
+        )
+    return [f for f in names if f != image] + ([image] if image else [])
 
 
-def _labelled_set(
-    data: MatchingDataset, split: str, limit: int | None, seed: int, fields: list[str], sep: str = " "
-) -> PairSet:
+def field_values(records: Records, i: int, fields: list[str], image: str | None = None) -> tuple[str, ...]:
+    """A record's text field values (the image path field left out)."""
+    return tuple(records.fields[f][i] for f in fields if f != image)
+
+
+def _labelled_set(data: MatchingDataset, split: str, limit: int | None, cfg: PairsConfig, fields: list[str]) -> PairSet:
     from simlab.data.sampling import limit_labelled_pairs
+
+    seed, sep, image = cfg.train.seed, record_sep(cfg), cfg.data.image_field
 
     pairs = data.pairs[split]
     if limit:
@@ -77,6 +92,8 @@ def _labelled_set(
         [record_text(data.right, rpos[i], fields, sep) for i in pairs.right_ids],
         list(pairs.labels),
         [f"{a}|{b}" for a, b in zip(pairs.left_ids, pairs.right_ids)],
+        [field_values(data.left, lpos[i], fields, image) for i in pairs.left_ids],
+        [field_values(data.right, rpos[i], fields, image) for i in pairs.right_ids],
     )
 
 
@@ -99,7 +116,8 @@ def _sampled_set(
     if s.hard_soft_ratio > 0 and s.hard_miner == "model" and sep != " ":  # the per-field texts it trains on
         miner = model_miner(Records(records.ids, {"text": texts}, records.groups), model, ["text"])
     elif s.hard_soft_ratio > 0:
-        miner = model_miner(records, model, fields) if s.hard_miner == "model" else bm25_miner(records, fields)
+        text_fields = [f for f in fields if f != cfg.data.image_field]
+        miner = model_miner(records, model, fields) if s.hard_miner == "model" else bm25_miner(records, text_fields)
     sampled = sample_pairs(records, indices, scfg, miner)
     counts = sampled.counts()
     notes.append(
@@ -112,6 +130,8 @@ def _sampled_set(
         [texts[i] for i in sampled.right_idx],
         list(sampled.labels),
         [f"{records.ids[a]}|{records.ids[b]}" for a, b in zip(sampled.left_idx, sampled.right_idx)],
+        [field_values(records, i, fields, cfg.data.image_field) for i in sampled.left_idx],
+        [field_values(records, i, fields, cfg.data.image_field) for i in sampled.right_idx],
     )
 
 
@@ -127,9 +147,9 @@ def build_pair_sets(
         fields = _fields(cfg, data.left)
         for s in splits:
             if s != "train":
-                sets[s] = _labelled_set(data, s, getattr(limits, s), cfg.train.seed, fields, record_sep(cfg))
+                sets[s] = _labelled_set(data, s, getattr(limits, s), cfg, fields)
             elif cfg.sampling.mode == "given":
-                sets[s] = _labelled_set(data, "train", limits.train, cfg.train.seed, fields, record_sep(cfg))
+                sets[s] = _labelled_set(data, "train", limits.train, cfg, fields)
                 notes.append(f"train pairs: the {len(sets['train'])} given labelled pairs (sampling.mode: given).")
             else:
                 records = groups_from_pairs(data, splits=("train",))
@@ -179,15 +199,28 @@ def _pair_model(cfg: PairsConfig, n_fields: int = 1):
                 f"wordllama), but {mcfg.preload or mcfg.name} starts with {type(model[0]).__name__}; "
                 "use model.fields_encoder: joined for it"
             )
-        copies = 1 if mcfg.fields_encoder == "shared" else n_fields
+        n_text = n_fields - bool(cfg.data.image_field)
+        copies = 1 if mcfg.fields_encoder == "shared" else n_text
         encoders = [copy.deepcopy(model[0]) for _ in range(copies)]
-        fusion = FieldFusion(encoders, n_fields=n_fields, fusion=mcfg.fusion)
+        field_encoders = [0 if copies == 1 else i for i in range(n_text)]
+        if cfg.data.image_field:  # the last field: an image tower with the text encoders' dimension
+            from simlab.models.image_tower import ImageTower
+
+            dim = encoders[0].get_embedding_dimension()
+            encoders.append(ImageTower(mcfg.image.backbone, dim, mcfg.image.image_size, mcfg.image.pretrained))
+            field_encoders.append(len(encoders) - 1)
+        fusion = FieldFusion(encoders, n_fields=n_fields, fusion=mcfg.fusion, field_encoders=field_encoders)
         model = SentenceTransformer(modules=[fusion, *list(model)[1:]], device="cpu")
     if not mcfg.dropout:
         return model
     from sentence_transformers.sentence_transformer.modules import Dropout
 
     return SentenceTransformer(modules=[*list(model)[:1], Dropout(mcfg.dropout), *list(model)[1:]], device="cpu")
+
+
+def _features(pairs: PairSet) -> np.ndarray:
+    """The per-field similarity features of `simlab.models.field_matcher`, `[n, n_fields * 5]`."""
+    return field_features(pairs.left_values, pairs.right_values)
 
 
 def _rounds(cfg: PairsConfig) -> list[int]:
@@ -236,7 +269,12 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     if out.exists() and not overwrite:
         raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
     t0 = time.perf_counter()
-    data = read_matching(Path(cfg.data.path), id_field=cfg.data.id_field, group_field=cfg.data.group_field)
+    data = read_matching(
+        Path(cfg.data.path),
+        id_field=cfg.data.id_field,
+        group_field=cfg.data.group_field,
+        image_field=cfg.data.image_field,
+    )
     summary = RunSummary(folder=out, config=cfg)
     model = _pair_model(cfg, len(_fields(cfg, data.left)))
     sets = build_pair_sets(cfg, data, summary.notes, model)
@@ -246,8 +284,18 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
         fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
         summary.metrics["overlap"], per_item["overlap"], _ = _system(
-            token_overlap(val), token_overlap(test), val, test, cfg.train.threshold_by
+            *(token_overlap(pairs, image=bool(cfg.data.image_field)) for pairs in (val, test)),
+            val,
+            test,
+            cfg.train.threshold_by,
         )
+        train_labels = sets["train"].labels
+        matcher = None
+        if len(set(train_labels)) == 2:  # the logistic regressions need both classes among the train pairs
+            matcher = FieldMatcher(cfg.train.seed).fit(_features(sets["train"]), train_labels)
+            summary.metrics["fields"], per_item["fields"], _ = _system(
+                matcher.score(_features(val)), matcher.score(_features(test)), val, test, cfg.train.threshold_by
+            )
         d = cfg.train.distance
         summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
             pair_scores(model, val, d), pair_scores(model, test, d), val, test, cfg.train.threshold_by
@@ -267,10 +315,27 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
                 "are the best epoch of the last round."
             )
         model.eval()
+        val_scores, test_scores = pair_scores(model, val, d), pair_scores(model, test, d)
         summary.metrics["trained"], per_item["trained"], test_m = _system(
-            pair_scores(model, val, d), pair_scores(model, test, d), val, test, cfg.train.threshold_by
+            val_scores, test_scores, val, test, cfg.train.threshold_by
         )
-        from simlab.evaluation.pairs import epoch_line
+        if matcher is not None:
+            train = sets["train"]
+            hybrid = FieldMatcher(cfg.train.seed).fit(
+                np.c_[_features(train), pair_scores(model, train, d)], train.labels
+            )
+            summary.metrics["hybrid"], per_item["hybrid"], _ = _system(
+                hybrid.score(np.c_[_features(val), val_scores]), hybrid.score(np.c_[_features(test), test_scores]),
+                val,
+                test,
+                cfg.train.threshold_by,
+            )
+            summary.notes.append(
+                "fields: a logistic regression on per-field similarity features (word Jaccard, exact and contained "
+                "alphanumerics, missing values), fitted on the train pairs; hybrid: the same with the trained "
+                "model's similarity as one more feature. Both thresholds tuned on val and frozen for test."
+            )
+        from simlab.evaluation.pairs import epoch_line, per_item_rows
 
         summary.notes.append(
             f"Best epoch by val {cfg.train.best_by}: {result.best_epoch}; test scored once with its weights "
@@ -287,10 +352,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
         learning_curves(summary.history, tmp / "curves.png", cfg.train.best_by, prefix="val")
         rows = ["system\tquery_id\tmetric\tvalue\n"]
         for system, scores in per_item.items():
-            thr = summary.metrics[system]["threshold"]
-            for pid, y, s in zip(test.ids, test.labels, scores):
-                rows.append(f"{system}\t{pid}\tcorrect\t{int((s >= thr) == bool(y))}\n")
-                rows.append(f"{system}\t{pid}\tscore\t{s:.6f}\n")
+            rows += per_item_rows(system, test.ids, test.labels, scores, summary.metrics[system]["threshold"])
         fsutil.write_text(tmp / "perquery.tsv", "".join(rows))
         summary.seconds = time.perf_counter() - t0
         write_summary(tmp, summary, n_test_pairs=len(test))

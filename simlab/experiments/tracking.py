@@ -67,6 +67,20 @@ def _metric_key(text: str) -> str:
     return re.sub(r"[^0-9A-Za-z_\-. /]", "_", text)  # MLflow forbids '@' in metric names
 
 
+RUN_ARTIFACTS = (
+    "meta.json",
+    "config.yaml",
+    "metrics.json",
+    "perquery.tsv",
+    "speed.json",
+    "history.jsonl",
+    "report.md",
+    "curves.png",
+)
+"""The run folder's files logged as MLflow artifacts: enough for `simlab compare` to read a
+run back from the store (`runs_from_mlflow`); the model and indexes stay in the folder."""
+
+
 def log_run(summary: RunSummary, parent_run_id: str | None = None) -> str:
     """Log the run to MLflow and return the MLflow run id.
 
@@ -99,7 +113,7 @@ def log_run(summary: RunSummary, parent_run_id: str | None = None) -> str:
         mlflow.log_metrics(
             {_metric_key(f"{system}.{m}"): v for system, ms in summary.metrics.items() for m, v in ms.items()}
         )
-        for name in ("report.md", "metrics.json", "config.yaml", "speed.json", "history.jsonl", "curves.png"):
+        for name in RUN_ARTIFACTS:
             path = summary.folder / name
             if path.exists():
                 mlflow.log_artifact(str(path))
@@ -122,3 +136,48 @@ def ui_command(uri: str, port: int) -> list[str]:
         "--port",
         str(port),
     ]
+
+
+def runs_from_mlflow(experiment: str, uri: str, dest: Path) -> list[Path]:
+    """Download the finished simlab runs of an MLflow experiment as run folders under `dest`.
+
+    Every FINISHED run that has a `perquery.tsv` artifact (sweep parent runs have none) gets
+    `dest/<run name>` with the files of `RUN_ARTIFACTS` it has; when several runs share a name
+    (a sweep point re-run), the most recent one is used.
+
+    Raises:
+        RunFolderError: the experiment does not exist in the store (the message lists those
+            that do), or it has no finished simlab run.
+    """
+    from simlab.errors import RunFolderError
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = ", ".join(e.name for e in client.search_experiments()) or "none"
+        raise RunFolderError(
+            f"{experiment!r} is neither a run folder nor an MLflow experiment of {uri} (experiments: {names}); "
+            "pass a folder written by `simlab run`, or --tracking-uri for another store."
+        )
+    folders: list[Path] = []
+    seen: set[str] = set()
+    for run in client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"]):
+        name = run.info.run_name or run.info.run_id
+        if run.info.status != "FINISHED" or name in seen:
+            continue
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        if "perquery.tsv" not in artifacts:
+            continue
+        seen.add(name)
+        folder = dest / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for file in RUN_ARTIFACTS:
+            if file in artifacts:
+                client.download_artifacts(run.info.run_id, file, str(folder))
+        folders.append(folder)
+    if not folders:
+        raise RunFolderError(f"MLflow experiment {experiment!r} of {uri} has no finished simlab run to compare.")
+    return sorted(folders)

@@ -6,14 +6,16 @@ Empty fields stay as empty strings so that positions line up. A string with fewe
 than `n_fields` is padded with empty fields (a plain string is field 0 only); more parts
 than `n_fields` is an error.
 
-Field i is encoded by encoder i (per-field encoders, `len(encoders) == n_fields`) or by the
-one shared encoder (`len(encoders) == 1`), and the fields' `sentence_embedding`s are fused:
+Field i is encoded by encoder i (per-field encoders, `len(encoders) == n_fields`), by the
+one shared encoder (`len(encoders) == 1`), or by `encoders[field_encoders[i]]` (e.g. the text
+fields by one shared text encoder and an image field by an `ImageTower`; every encoder has
+the same output dimension), and the fields' `sentence_embedding`s are fused:
 `concat` (dimension `n_fields * d`) or `mean` (dimension `d`). It is a sentence-transformers
 input module, so it works as the first module of `SentenceTransformer(modules=[FieldFusion(...),
 Normalize()])`, trains with the sentence-transformers trainer, and saves each sub-encoder in a
 subfolder `encoder_<j>` of its own folder. Features are field i's encoder features under
-`field<i>.<key>`. Only `StaticEmbedding` sub-encoders are supported
-for saving and loading.
+`field<i>.<key>`. Sub-encoders of the classes `encoder_type` knows (`StaticEmbedding`,
+`ImageTower`) save and load.
 
 Loading: sentence-transformers (>= 6) only imports module classes outside its own package
 with `trust_remote_code=True`, so a saved model loads with
@@ -37,22 +39,40 @@ FUSIONS = ("concat", "mean")
 class FieldFusion(InputModule):
     """Encode each field of a `FIELD_SEP`-joined record and fuse the embeddings; see the module docstring."""
 
-    config_keys = ["n_fields", "fusion", "n_encoders"]
+    config_keys = ["n_fields", "fusion", "n_encoders", "field_encoders", "encoder_types"]
     save_in_root = False
 
-    def __init__(self, encoders: list[nn.Module], n_fields: int | None = None, fusion: str = "concat", **kwargs):
+    def __init__(
+        self,
+        encoders: list[nn.Module],
+        n_fields: int | None = None,
+        fusion: str = "concat",
+        field_encoders: list[int] | None = None,
+        **kwargs,
+    ):
         super().__init__()
         n_fields = len(encoders) if n_fields is None else int(n_fields)
-        if len(encoders) not in (1, n_fields):
-            raise ValueError(f"FieldFusion: {len(encoders)} encoders for {n_fields} fields; need 1 (shared) or 1 each")
+        if field_encoders is None:
+            if len(encoders) not in (1, n_fields):
+                raise ValueError(
+                    f"FieldFusion: {len(encoders)} encoders for {n_fields} fields; need 1 (shared) or 1 each"
+                )
+            field_encoders = [0 if len(encoders) == 1 else i for i in range(n_fields)]
+        if len(field_encoders) != n_fields or not all(0 <= j < len(encoders) for j in field_encoders):
+            raise ValueError(f"FieldFusion: field_encoders {field_encoders} must name one of {len(encoders)} encoders "
+                             f"for each of {n_fields} fields")
         if fusion not in FUSIONS:
             raise ValueError(f"FieldFusion: fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
         self.encoders = nn.ModuleList(encoders)
-        self.n_fields, self.fusion = n_fields, fusion
+        self.n_fields, self.fusion, self.field_encoders = n_fields, fusion, [int(j) for j in field_encoders]
 
     @property
     def n_encoders(self) -> int:
         return len(self.encoders)
+
+    @property
+    def encoder_types(self) -> list[str]:
+        return [type(e).__name__ for e in self.encoders]
 
     @property
     def shared(self) -> bool:
@@ -60,7 +80,7 @@ class FieldFusion(InputModule):
 
     def encoder(self, i: int) -> nn.Module:
         """The encoder of field `i`."""
-        return self.encoders[0 if self.shared else i]
+        return self.encoders[self.field_encoders[i]]
 
     @property
     def tokenizer(self):
@@ -120,12 +140,23 @@ class FieldFusion(InputModule):
         local_files_only: bool = False,
         **kwargs,
     ) -> FieldFusion:
-        from sentence_transformers.sentence_transformer.modules import StaticEmbedding
-
         hub = {"token": token, "cache_folder": cache_folder, "revision": revision, "local_files_only": local_files_only}
         config = cls.load_config(model_name_or_path, subfolder=subfolder, **hub)
+        types = config.get("encoder_types") or ["StaticEmbedding"] * config["n_encoders"]
         encoders = [
-            StaticEmbedding.load(model_name_or_path, subfolder=f"{subfolder}/encoder_{j}".lstrip("/"), **hub)
-            for j in range(config["n_encoders"])
+            encoder_type(name).load(model_name_or_path, subfolder=f"{subfolder}/encoder_{j}".lstrip("/"), **hub)
+            for j, name in enumerate(types)
         ]
-        return cls(encoders, n_fields=config["n_fields"], fusion=config["fusion"])
+        return cls(encoders, config["n_fields"], config["fusion"], config.get("field_encoders"))
+
+
+def encoder_type(name: str) -> type[nn.Module]:
+    """The sub-encoder class a saved `FieldFusion` names in its `encoder_types`."""
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+
+    from simlab.models.image_tower import ImageTower
+
+    types = {"StaticEmbedding": StaticEmbedding, "ImageTower": ImageTower}
+    if name not in types:
+        raise ValueError(f"FieldFusion: unknown sub-encoder {name!r}; known: {', '.join(sorted(types))}")
+    return types[name]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from simlab.data.mining import MinedPairs
 from simlab.data.pairs import DevSet
 from simlab.evaluation.metrics import parse_metric
+from simlab.training import report_to
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -186,7 +187,7 @@ def train_dense(
         greater_is_better=True,
         save_total_limit=1,
         logging_steps=max(1, steps_per_epoch // 4),
-        report_to=cfg.report_to or "none",  # e.g. ["tensorboard"]; needs that integration installed
+        report_to=report_to(cfg.report_to),  # e.g. ["tensorboard"]; needs that integration installed
         use_cpu=True,
         dataloader_drop_last=False,
         router_mapping={"anchor": "query", "positive": "document"}

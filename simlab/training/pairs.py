@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
+from simlab.training import report_to
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -60,12 +61,16 @@ LOSSES = {"contrastive": _contrastive, "online_contrastive": _online_contrastive
 
 @dataclass(frozen=True)
 class PairSet:
-    """Pairs of record texts with 0/1 labels; `ids` name each pair (for per-item scores)."""
+    """Pairs of record texts with 0/1 labels; `ids` name each pair (for per-item scores);
+    `left_values` / `right_values`: per pair, the records' text field values (for the
+    per-field features of `simlab.models.field_matcher`), when known."""
 
     left: list[str]
     right: list[str]
     labels: list[int]
     ids: list[str]
+    left_values: list[tuple[str, ...]] = field(default_factory=list)
+    right_values: list[tuple[str, ...]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -209,7 +214,7 @@ def train_pairs(
         greater_is_better=True,
         save_total_limit=2,
         logging_steps=max(1, steps_per_epoch // 4),
-        report_to=cfg.report_to or "none",  # e.g. ["tensorboard"]; needs that integration installed
+        report_to=report_to(cfg.report_to),  # e.g. ["tensorboard"]; needs that integration installed
         use_cpu=True,
     )
     trainer = SentenceTransformerTrainer(
