@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_definitions  # noqa: E402
 import bench_dense_search  # noqa: E402
 import bench_matching  # noqa: E402
 import bench_multilabel  # noqa: E402
@@ -35,6 +36,7 @@ def main() -> None:
     bench_matching.main(common)
     bench_dense_search.main(common)
     bench_multilabel.main(["--out", str(args.out)])
+    bench_definitions.main(common)
 
 
 if __name__ == "__main__":

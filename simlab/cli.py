@@ -281,6 +281,7 @@ def data_convert(
         str,
         typer.Argument(
             help="Source layout: glasgow (Cranfield, CISI, CACM, MED), deepmatcher (tableA/tableB), "
+            "wic-tsv, wic (Word-in-Context) or oewn (Open English WordNet YAML: example/definition pairs), "
             "digits (scikit-learn's digits as PNG + attribute labels; no SRC), demo-topics (examples/demo texts "
             "with topic tags; SRC optional)."
         ),
@@ -289,11 +290,55 @@ def data_convert(
     src: Annotated[Path | None, typer.Argument(help="Folder with the source files (not for digits).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
-    """Convert a dataset: glasgow -> BEIR layout; deepmatcher -> pairs layout; digits, demo-topics -> multi-label."""
+    """Convert a dataset: glasgow -> BEIR layout; deepmatcher, wic-tsv, wic, oewn -> pairs layout; digits,
+    demo-topics -> multi-label layout."""
     from simlab.data.loader import convert, describe
 
     for i, line in enumerate(describe(convert(kind, src, out, overwrite))):
         typer.echo(f"{out}: {line}" if i == 0 else line)
+
+
+@data_app.command("filter-pca")
+def data_filter_pca(
+    src: Annotated[Path, typer.Argument(help="A labelled-pairs dataset folder (e.g. from `data convert wic-tsv`).")],
+    label1_max: Annotated[
+        float, typer.Option("--label1-max", help="Drop label-1 pairs farther apart than this (see --units).")
+    ],
+    label0_min: Annotated[float, typer.Option("--label0-min", help="Drop label-0 pairs closer than this.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write: the filtered dataset.")],
+    plot: Annotated[
+        Path | None, typer.Option(help="PNG: PCA-2D points and distances per pair with the thresholds.")
+    ] = None,
+    units: Annotated[
+        str, typer.Option(help="percentile (of the split's pair distances, 0-100) or distance (raw).")
+    ] = "percentile",
+    model: Annotated[str, typer.Option(help="Model that embeds examples and definitions.")] = "wordllama",
+    splits: Annotated[str, typer.Option(help="Comma-separated splits to filter; the others are copied.")] = "train",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+) -> None:
+    """Drop pairs by their distance in a PCA-2D projection of example and definition embeddings (per label)."""
+    _prepare_runtime()
+    from simlab.data.pca_filter import filter_pca
+
+    results = filter_pca(
+        src,
+        out,
+        label1_max,
+        label0_min,
+        units=units,
+        model=model,
+        splits=[s.strip() for s in splits.split(",") if s.strip()],
+        plot=plot,
+        overwrite=overwrite,
+    )
+    for r in results:
+        c = r.counts()
+        typer.echo(
+            f"{r.split}: dropped {c['label1_dropped']} label-1 pairs with distance > {r.label1_max:.4g} and "
+            f"{c['label0_dropped']} label-0 pairs with distance < {r.label0_min:.4g} ({units} {label1_max:g} / "
+            f"{label0_min:g}); kept {c['label1_kept']} + {c['label0_kept']} of {c['pairs']}"
+        )
+    typer.echo(f"Filtered dataset: {out} (filter.json lists every dropped pair)" + (f"; plot: {plot}" if plot else ""))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simlab.errors import ConfigError
 
@@ -138,6 +138,11 @@ class PairsDataConfig(Section):
     val_ratio: float = Field(0.1, ge=0, lt=1)
     test_ratio: float = Field(0.1, ge=0, lt=1)
     seed: int = 42
+    senses: str | None = Field(
+        None,
+        description="Open English WordNet folder: a sense inventory; a head run adds the `senses` system "
+        "(cosine to the definition minus the best other sense of the word; simlab.data.senses).",
+    )
 
 
 class PerSplitLimit(Section):
@@ -183,6 +188,30 @@ class PairModelConfig(Section):
         "concat", description="How per-field embeddings are fused (fields_encoder shared/separate)."
     )
     image: ImageTowerConfig = Field(ImageTowerConfig(), description="The tower of data.image_field, if any.")
+    layers: str | None = Field(
+        None,
+        pattern=r"^last[1-9][0-9]*_(sum|mean)$",
+        description="Token vectors = sum or mean of the last k hidden layers, e.g. last4_sum (transformer "
+        "models only; see simlab.models.context_pooling).",
+    )
+    pooling_scope: Literal["sentence", "target", "window"] = Field(
+        "sentence",
+        description="Pool all tokens, only the target word's tokens, or the tokens within `window` of the target "
+        "(contexts with a target span; other texts pool all tokens). Needs a `head` block.",
+    )
+    window: int = Field(5, ge=0, description="pooling_scope: window: tokens on each side of the target.")
+
+    @model_validator(mode="after")
+    def _layers_need_a_transformer(self):
+        from simlab.models import STATIC_MODELS
+
+        if self.layers and (self.preload or self.name) in STATIC_MODELS:
+            raise ValueError(
+                f"model.layers: {self.layers} sums hidden layers, but {self.preload or self.name!r} is a static "
+                "embedding (one table of token vectors, no layers); set model.layers: null (pooling_scope: window "
+                "pools around the target word for static models too), or model.name: a local transformers folder"
+            )
+        return self
 
 
 class PairTrainConfig(Section):
@@ -199,7 +228,10 @@ class PairTrainConfig(Section):
     )
     margin: float = Field(0.5, gt=0, description="Contrastive loss margin on the distance.")
     distance: Literal["cosine", "euclidean"] = "cosine"
-    best_by: Literal["f1", "pos_acc"] = "f1"
+    best_by: Literal["f1", "pos_acc", "accuracy"] = "f1"
+    threshold_by: Literal["f1", "accuracy"] = Field(
+        "f1", description="The val-tuned threshold maximises this (then frozen for test)."
+    )
     save_every: int | None = Field(None, ge=1, description="Also keep the model every N epochs.")
     report_to: list[str] = Field(
         [], description="Trainer integrations besides simlab's own MLflow run: tensorboard, wandb, clearml, ..."
@@ -212,14 +244,90 @@ class PairTrainConfig(Section):
     seed: int = 42
 
 
+class HeadConfig(Section):
+    """A classifier head over (example, definition) embeddings, trained with BCE (workload B)."""
+
+    kind: Literal["mlp", "cosine"] = Field(
+        "mlp", description="mlp: two tanh branches, combined features, linear + sigmoid; cosine: cosine of branches."
+    )
+    widths: list[int] = Field([512, 128], description="Layer widths of each branch (example, definition); [] = none.")
+    features: list[Literal["u", "v", "absdiff", "product"]] = Field(
+        ["u", "v", "absdiff", "product"],
+        min_length=1,
+        description="mlp: what the final linear layer reads: branch outputs u, v, |u-v|, u*v.",
+    )
+    freeze_encoder: bool = Field(True, description="Train the head only (embeddings computed once).")
+    encoder_learning_rate: float = Field(2e-5, gt=0, description="Encoder learning rate when not frozen.")
+
+
+DEFAULT_TEMPLATES = [
+    "From the top of the hill {target} can be seen along the whole road.",
+    "She wrote the word {target} on the blackboard.",
+    "The children laughed when the {target} started to sing.",
+    "He never understood why {target} was printed on the ticket.",
+    "In the old story the king kept {target} in a golden box.",
+    "Nobody at the station could explain the {target}.",
+    "The letter ended with the word {target}.",
+    "They painted {target} on the side of the boat.",
+    "The teacher asked who had brought the {target} to class.",
+    "A sign by the gate said {target} in large letters.",
+]
+
+
+class SyntheticConfig(Section):
+    """Synthetic negatives for the train split (workload B); see simlab.data.synthetic."""
+
+    replace_share: float = Field(0.0, ge=0, le=1, description="Share of label-0 train pairs replaced by templates.")
+    templates: list[str] = Field(
+        DEFAULT_TEMPLATES, description="Contexts with a {target} slot, filled with a positive's target word."
+    )
+    swap_share: float = Field(
+        0.0, ge=0, le=1, description="Share of label-0 train pairs replaced by swapped contexts (opposite index)."
+    )
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.replace_share + self.swap_share > 1:
+            raise ValueError(
+                f"synthetic.replace_share ({self.replace_share}) + synthetic.swap_share ({self.swap_share}) > 1: "
+                "together they cannot replace more than all label-0 pairs"
+            )
+        bad = [t for t in self.templates if "{target}" not in t]
+        if bad or (self.replace_share > 0 and not self.templates):
+            raise ValueError(f"synthetic.templates: every template needs a {{target}} slot (got {bad or []!r})")
+        return self
+
+
 class PairsConfig(Experiment):
-    """`task: pairs`: a siamese matcher with a threshold tuned on val and frozen for test (workload A)."""
+    """`task: pairs`: a siamese matcher with a threshold tuned on val and frozen for test (workload A), or, with
+    a `head` block, an example-vs-definition classifier (workload B)."""
 
     task: Literal["pairs"] = "pairs"
     data: PairsDataConfig
     sampling: PairSamplingConfig = PairSamplingConfig()
     model: PairModelConfig = PairModelConfig()
     train: PairTrainConfig = PairTrainConfig()
+    head: HeadConfig | None = None
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="after")
+    def _definition_options_need_a_head(self):
+        used = [
+            name
+            for name, on in (
+                ("synthetic.replace_share", self.synthetic.replace_share > 0),
+                ("synthetic.swap_share", self.synthetic.swap_share > 0),
+                (f"model.pooling_scope: {self.model.pooling_scope}", self.model.pooling_scope != "sentence"),
+            )
+            if on
+        ]
+        if used and self.head is None:
+            raise ValueError(
+                f"{', '.join(used)} need a head block (head: {{kind: mlp}}): they are options of "
+                "example-vs-definition matching"
+            )
+        return self
 
 
 TASKS: dict[str, type[Experiment]] = {"retrieval": ExperimentConfig, "pairs": PairsConfig}

@@ -323,8 +323,10 @@ def test_load_collection_unknown_layout(tmp_path: Path) -> None:
 
 
 def test_convert_unknown_kind_lists_converters(tmp_path: Path) -> None:
-    assert sorted(CONVERTERS) == ["deepmatcher", "demo-topics", "digits", "glasgow"]
+    assert sorted(CONVERTERS) == ["deepmatcher", "demo-topics", "digits", "glasgow", "oewn", "wic", "wic-tsv"]
     with pytest.raises(
-        ConfigError, match=r"unknown converter 'trec'; choose one of: deepmatcher, demo-topics, digits, glasgow\."
+        ConfigError,
+        match=r"unknown converter 'trec'; choose one of: deepmatcher, demo-topics, digits, glasgow, oewn, wic, "
+        r"wic-tsv\.",
     ):
         convert("trec", tmp_path, tmp_path / "out")

@@ -96,6 +96,12 @@ def test_grouped_records_run_writes_the_run_folder(grouped_run):
     history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(h["val_loss"] is not None and "val_threshold" in h for h in history)
+    assert all(h["train_loss"] is not None and h["train_loss"] > 0 for h in history)  # for curves.png
+    from simlab.experiments.plots import learning_curves
+
+    series = learning_curves(history, folder.parent / "curves-check.png", "f1", prefix="val")
+    assert {k: v[0] for k, v in series.items()} == {"train loss": [1, 2], "val loss": [1, 2], "val f1": [1, 2]}
+    assert (folder / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (folder / "report.md").read_text()
     assert "frozen" in report and "both thresholds come from val" in report
     assert "hard negatives (bm25)" in report and "false negatives avoided" in report

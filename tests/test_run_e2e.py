@@ -116,6 +116,11 @@ def test_run_folder_has_every_artifact(finished_run):
     history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(h["train_loss"] > 0 and "dev_ndcg@10" in h for h in history)
+    from simlab.experiments.plots import learning_curves
+
+    series = learning_curves(history, folder.parent / "curves-check.png", "ndcg@10")
+    assert {k: v[0] for k, v in series.items()} == {"train loss": [1, 2], "dev ndcg@10": [1, 2]}
+    assert (folder / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((folder / "indexes/trained.hnsw/meta.json").read_text())
     assert meta["dim"] == 256 and meta["normalized"] is True and meta["type"] == "hnsw"
     report = (folder / "report.md").read_text()

@@ -64,11 +64,25 @@ def _convert_demo_topics(src: Path | None, out: Path, overwrite: bool):
     return convert_demo_topics(src or Path(__file__).resolve().parents[2] / "examples" / "demo", out, overwrite)
 
 
+def _convert_definitions(name: str) -> Callable[[Path, Path, bool], Any]:
+    def convert(src: Path, out: Path, overwrite: bool):
+        from simlab.data import definitions
+
+        return getattr(definitions, name)(src, out, overwrite)
+
+    return convert
+
+
 CONVERTERS: dict[str, Callable[[Path, Path, bool], Any]] = {
     "glasgow": convert_glasgow,  # SMART test collections -> BEIR retrieval layout
     "deepmatcher": _convert_deepmatcher,  # tableA/tableB + labelled pair files -> simlab matching layout
     "digits": _convert_digits,  # scikit-learn's bundled digits -> PNG images + attribute labels (no SRC)
     "demo-topics": _convert_demo_topics,  # examples/demo texts -> multi-label topic/theme tags (SRC optional)
+
+
+    "wic-tsv": _convert_definitions("convert_wic_tsv"),  # WiC-TSV contexts vs definitions -> matching layout
+    "wic": _convert_definitions("convert_wic"),  # Word-in-Context sentence pairs -> matching layout
+    "oewn": _convert_definitions("build_oewn_pairs"),  # Open English WordNet examples vs glosses -> pairs
 }
 
 NO_SOURCE = ("digits", "demo-topics")  # converters whose SRC is optional

@@ -41,8 +41,8 @@ def _arrays(scores: Any, labels: Any) -> tuple[Any, Any]:
     return s, y.astype(np.int64)
 
 
-def best_threshold(scores: Any, labels: Any) -> tuple[float, float]:
-    """The threshold maximising F1 over all cut points, in O(n log n).
+def best_threshold(scores: Any, labels: Any, by: str = "f1") -> tuple[float, float]:
+    """The threshold maximising F1 (or accuracy, `by="accuracy"`) over all cut points, in O(n log n).
 
     Candidates are the distinct scores: with threshold t, pairs scoring >= t are predicted
     positive (the convention of `sklearn.metrics.precision_recall_curve`), so the returned
@@ -55,7 +55,7 @@ def best_threshold(scores: Any, labels: Any) -> tuple[float, float]:
         labels: 0/1 per pair; at least one 1.
 
     Returns:
-        (threshold, F1 at that threshold).
+        (threshold, F1 at that threshold); with `by="accuracy"`, (threshold, accuracy).
 
     Raises:
         DataError: empty input, mismatched lengths, non-finite scores, labels other than 0/1,
@@ -76,9 +76,14 @@ def best_threshold(scores: Any, labels: Any) -> tuple[float, float]:
     tp = np.cumsum(y)  # (n,) true positives when the first i+1 pairs are predicted positive
     last = np.flatnonzero(np.r_[s[1:] != s[:-1], True])  # last position of each distinct score
     predicted = last + 1  # (d,) predicted positives at each cut point
-    f1 = 2 * tp[last] / (predicted + n_pos)  # 2TP / (2TP + FP + FN) = 2TP / (#predicted + P)
-    best = int(np.argmax(f1))  # first maximum = largest threshold
-    return float(s[last[best]]), float(f1[best])
+    if by == "accuracy":  # (TP + TN) / n with TN = N - FP = (n - P) - (#predicted - TP)
+        value = (tp[last] + (len(y) - n_pos) - (predicted - tp[last])) / len(y)
+    elif by == "f1":
+        value = 2 * tp[last] / (predicted + n_pos)  # 2TP / (2TP + FP + FN) = 2TP / (#predicted + P)
+    else:
+        raise DataError(f"best_threshold: by={by!r}; choose f1 or accuracy.")
+    best = int(np.argmax(value))  # first maximum = largest threshold
+    return float(s[last[best]]), float(value[best])
 
 
 def pair_metrics(scores: Any, labels: Any, threshold: float) -> dict[str, float | int]:

@@ -60,7 +60,8 @@ def token_overlap(pairs: PairSet, image: bool = False) -> np.ndarray:
 def _fields(cfg: PairsConfig, records: Records) -> list[str]:
     """The model's fields in order: the text fields, then the image field (`data.image_field`) if any."""
     image = cfg.data.image_field
-    names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field]
+    spans = ("char_start", "char_end")  # a context's target span (simlab.data.definitions), not text
+    names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field and f not in spans]
     missing = [f for f in names if f not in records.fields]
     if missing:
         raise ConfigError(f"data.fields: {missing} not in {records.source}; fields are {sorted(records.fields)}")
@@ -230,10 +231,10 @@ def _rounds(cfg: PairsConfig) -> list[int]:
     return [min(every, cfg.train.epochs - start) for start in range(0, cfg.train.epochs, every)]
 
 
-def _system(scores_val: np.ndarray, scores_test: np.ndarray, val: PairSet, test: PairSet):
+def _system(scores_val: np.ndarray, scores_test: np.ndarray, val: PairSet, test: PairSet, by: str = "f1"):
     from simlab.evaluation.pairs import best_threshold, pair_metrics
 
-    thr, _ = best_threshold(scores_val, val.labels)
+    thr, _ = best_threshold(scores_val, val.labels, by)
     val_m = pair_metrics(scores_val, val.labels, thr)
     test_m = pair_metrics(scores_test, test.labels, thr)  # val's threshold, frozen
     return (
@@ -254,6 +255,10 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     from simlab.training.pairs import pair_scores, train_pairs
 
     out = Path(out)
+    if cfg.head is not None:  # example-vs-definition matching with a classifier head (workload B)
+        from simlab.experiments.head_runner import run_head
+
+        return run_head(cfg, out, overwrite)
     if cfg.sampling.remine_every and (cfg.sampling.hard_miner != "model" or cfg.sampling.mode != "sampled"):
         raise ConfigError(
             "sampling.remine_every re-mines with the model being trained: it needs sampling.hard_miner: model "
@@ -279,18 +284,21 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
     with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
         fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
         summary.metrics["overlap"], per_item["overlap"], _ = _system(
-            *(token_overlap(pairs, image=bool(cfg.data.image_field)) for pairs in (val, test)), val, test
+            *(token_overlap(pairs, image=bool(cfg.data.image_field)) for pairs in (val, test)),
+            val,
+            test,
+            cfg.train.threshold_by,
         )
         train_labels = sets["train"].labels
         matcher = None
         if len(set(train_labels)) == 2:  # the logistic regressions need both classes among the train pairs
             matcher = FieldMatcher(cfg.train.seed).fit(_features(sets["train"]), train_labels)
             summary.metrics["fields"], per_item["fields"], _ = _system(
-                matcher.score(_features(val)), matcher.score(_features(test)), val, test
+                matcher.score(_features(val)), matcher.score(_features(test)), val, test, cfg.train.threshold_by
             )
         d = cfg.train.distance
         summary.metrics["zeroshot"], per_item["zeroshot"], _ = _system(
-            pair_scores(model, val, d), pair_scores(model, test, d), val, test
+            pair_scores(model, val, d), pair_scores(model, test, d), val, test, cfg.train.threshold_by
         )
         ckpt = checkpoint_dir(out)
         done, train_seconds = 0, 0.0
@@ -308,7 +316,9 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
             )
         model.eval()
         val_scores, test_scores = pair_scores(model, val, d), pair_scores(model, test, d)
-        summary.metrics["trained"], per_item["trained"], test_m = _system(val_scores, test_scores, val, test)
+        summary.metrics["trained"], per_item["trained"], test_m = _system(
+            val_scores, test_scores, val, test, cfg.train.threshold_by
+        )
         if matcher is not None:
             train = sets["train"]
             hybrid = FieldMatcher(cfg.train.seed).fit(
@@ -318,6 +328,7 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
                 hybrid.score(np.c_[_features(val), val_scores]), hybrid.score(np.c_[_features(test), test_scores]),
                 val,
                 test,
+                cfg.train.threshold_by,
             )
             summary.notes.append(
                 "fields: a logistic regression on per-field similarity features (word Jaccard, exact and contained "

@@ -47,6 +47,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 PAIR_COLUMNS = [
+    ("accuracy", "Acc"),
     ("f1", "F1"),
     ("pos_acc", "P Acc"),
     ("neg_acc", "N Acc"),
@@ -126,9 +127,14 @@ def _render_pairs(summary: RunSummary) -> str:
     parts = [
         f"# {cfg.name}",
         "",
-        f"Pairs `{cfg.data.path}`: {summary.n_test_queries} test pairs. Model `{cfg.model.name}`, contrastive "
-        f"loss (margin {cfg.train.margin}, {cfg.train.distance}), best epoch by val {cfg.train.best_by}. Every "
-        "system's threshold is the F1-optimal threshold on val, frozen for test.",
+        f"Pairs `{cfg.data.path}`: {summary.n_test_queries} test pairs. Model `{cfg.model.name}`, "
+        + (
+            f"a {cfg.head.kind} head with BCE"
+            if getattr(cfg, "head", None)
+            else f"contrastive loss (margin {cfg.train.margin}, {cfg.train.distance})"
+        )
+        + f", best epoch by val {cfg.train.best_by}. Every system's threshold is the "
+        f"{getattr(cfg.train, 'threshold_by', 'f1')}-optimal threshold on val, frozen for test.",
         "",
         "## Test",
         "",

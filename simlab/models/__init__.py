@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from simlab.config import ModelConfig
 
 MODELS: dict[str, Callable[[int], SentenceTransformer]] = {"wordllama": build_wordllama}
+STATIC_MODELS = frozenset({"wordllama"})
+"""Registered names that are static embedding tables (no hidden layers to pool)."""
 
 HUB_HOST = "huggingface.co"
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from simlab.config import PairTrainConfig
 
-REPORTED = ("f1", "pos_acc", "neg_acc", "avg_acc", "precision", "recall", "ap")
+REPORTED = ("f1", "pos_acc", "neg_acc", "avg_acc", "precision", "recall", "ap", "accuracy")
 
 
 def _distance(cfg: PairTrainConfig):
@@ -89,11 +89,13 @@ def pair_scores(model: SentenceTransformer, pairs: PairSet, distance: str = "cos
     return (a * b).sum(axis=1) / np.maximum(norms, 1e-12)
 
 
-def score_split(model, pairs: PairSet, distance: str, threshold: float | None = None) -> tuple[dict, np.ndarray]:
-    """Metrics of `pairs` at `threshold`, or at the F1-optimal threshold of these pairs when None."""
+def score_split(
+    model, pairs: PairSet, distance: str, threshold: float | None = None, by: str = "f1"
+) -> tuple[dict, np.ndarray]:
+    """Metrics of `pairs` at `threshold`, or at the `by`-optimal (F1 or accuracy) threshold of these pairs when None."""
     scores = pair_scores(model, pairs, distance)
     if threshold is None:
-        threshold, _ = best_threshold(scores, pairs.labels)
+        threshold, _ = best_threshold(scores, pairs.labels, by)
     return pair_metrics(scores, pairs.labels, threshold), scores
 
 
@@ -117,7 +119,7 @@ def _evaluator(val: PairSet, cfg: PairTrainConfig, result: PairTrainResult):
             self.primary_metric = cfg.best_by
 
         def __call__(self, model, output_path=None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
-            metrics, _ = score_split(model, val, cfg.distance)
+            metrics, _ = score_split(model, val, cfg.distance, by=cfg.threshold_by)
             result.history.append({f"val_{k}": float(metrics[k]) for k in (*REPORTED, "threshold")})
             out = {k: float(metrics[k]) for k in (*REPORTED, "threshold")}
             return self.prefix_name_to_metrics(out, self.name)
