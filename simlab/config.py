@@ -52,13 +52,35 @@ class HardNegativesConfig(Section):
     margin: float | None = Field(None, description="Model mining: negative must score below positive - margin.")
 
 
+# ----- schedulers (shared: any task's training loop can take a `scheduler:` section) ----------
+
+
+class SchedulerConfig(Section):
+    """The learning-rate schedule; built by `simlab.training.schedulers.build_scheduler`.
+
+    `exponential` multiplies the rate by `gamma` after every epoch (torch ExponentialLR);
+    `warmup_cosine` / `warmup_linear` warm up linearly over `warmup_ratio` of the steps, then
+    decay along a cosine / a line to 0, stepped every batch; `plateau` multiplies it by
+    `factor` when the val metric has not improved for `patience` epochs (ReduceLROnPlateau);
+    `constant` keeps it. The same section serves every task: `train.scheduler` of retrieval
+    and pairs (on the Hugging Face trainer, `trainer_schedule`), `scheduler` of multilabel.
+    """
+
+    name: Literal["constant", "exponential", "warmup_cosine", "warmup_linear", "plateau"] = "exponential"
+    gamma: float = Field(0.9, gt=0, le=1, description="exponential: rate factor per epoch.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="warmup_*: share of steps spent warming up.")
+    patience: int = Field(2, ge=0, description="plateau: epochs without val improvement before reducing.")
+    factor: float = Field(0.5, gt=0, lt=1, description="plateau: rate factor on a plateau.")
+    min_lr: float = Field(0.0, ge=0, description="plateau: lower bound of the rate.")
+
+
+
 class TrainConfig(Section):
     enabled: bool = True
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(64, ge=2)
     learning_rate: float = Field(0.05, gt=0)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    scheduler: SchedulerConfig = SchedulerConfig(name="warmup_cosine")
     seed: int = 42
     best_metric: str = Field("ndcg@10", description=f"Dev metric that picks the best epoch ({METRIC_CHOICES}).")
     hard_negatives: HardNegativesConfig = HardNegativesConfig()
@@ -221,7 +243,7 @@ class PairTrainConfig(Section):
     learning_rate: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD only.")
     weight_decay: float = Field(0.0, ge=0)
-    patience: int = Field(2, ge=0, description="ReduceLROnPlateau: epochs without val improvement.")
+    scheduler: SchedulerConfig = SchedulerConfig(name="plateau")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     loss: Literal["contrastive", "online_contrastive", "cosent"] = Field(
         "contrastive", description="sentence-transformers pair loss (see simlab.training.pairs.LOSSES)."
@@ -331,26 +353,6 @@ class PairsConfig(Experiment):
 
 
 TASKS: dict[str, type[Experiment]] = {"retrieval": ExperimentConfig, "pairs": PairsConfig}
-
-
-# ----- schedulers (shared: any task's training loop can take a `scheduler:` section) ----------
-
-
-class SchedulerConfig(Section):
-    """The learning-rate schedule; built by `simlab.training.schedulers.build_scheduler`.
-
-    `exponential` multiplies the rate by `gamma` after every epoch (torch ExponentialLR);
-    `warmup_cosine` warms up linearly over `warmup_ratio` of the steps, then decays along a
-    cosine to 0, stepped every batch; `plateau` multiplies it by `factor` when the val metric
-    has not improved for `patience` epochs (ReduceLROnPlateau); `constant` keeps it.
-    """
-
-    name: Literal["constant", "exponential", "warmup_cosine", "plateau"] = "exponential"
-    gamma: float = Field(0.9, gt=0, le=1, description="exponential: rate factor per epoch.")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="warmup_cosine: share of steps spent warming up.")
-    patience: int = Field(2, ge=0, description="plateau: epochs without val improvement before reducing.")
-    factor: float = Field(0.5, gt=0, lt=1, description="plateau: rate factor on a plateau.")
-    min_lr: float = Field(0.0, ge=0, description="plateau: lower bound of the rate.")
 
 
 # ----- task: multilabel (workload D) ------------------------------------------------------------

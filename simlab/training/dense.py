@@ -19,6 +19,7 @@ from simlab.data.mining import MinedPairs
 from simlab.data.pairs import DevSet
 from simlab.evaluation.metrics import parse_metric
 from simlab.training import report_to
+from simlab.training.schedulers import trainer_schedule
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -171,13 +172,13 @@ def train_dense(
                     {f"dev_{k[len(prefix) :]}": float(v) for k, v in metrics.items() if k.startswith(prefix)}
                 )
 
+    schedule, schedule_callbacks = trainer_schedule(cfg.scheduler)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=cfg.epochs,
         per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of all steps
-        lr_scheduler_type=cfg.scheduler,
+        **schedule,
         seed=cfg.seed,
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # duplicate texts would be false in-batch negatives
         eval_strategy="epoch" if has_dev else "no",
@@ -204,7 +205,7 @@ def train_dense(
         if world > 1
         else MultipleNegativesRankingLoss(model),
         evaluator=_make_evaluator(dev, cfg.best_metric) if has_dev else None,
-        callbacks=[History()],
+        callbacks=[History(), *schedule_callbacks],
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(EpochProgress())

@@ -24,6 +24,7 @@ import torch
 
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
 from simlab.training.pairs import REPORTED, PairSet
+from simlab.training.schedulers import build_scheduler
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -124,7 +125,8 @@ def _train_head(model, head, train: PairSet, val: PairSet, cfg: PairsConfig) -> 
         opt = torch.optim.SGD(groups, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
     else:
         opt = torch.optim.AdamW(groups, weight_decay=tcfg.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", patience=tcfg.patience)
+    steps_per_epoch = -(-len(train) // (tcfg.batch_size * tcfg.grad_accum))
+    sched = build_scheduler(tcfg.scheduler, opt, steps_per_epoch, tcfg.epochs)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     labels = torch.tensor(train.labels, dtype=torch.float32)
     gen = torch.Generator().manual_seed(tcfg.seed)
@@ -148,6 +150,7 @@ def _train_head(model, head, train: PairSet, val: PairSet, cfg: PairsConfig) -> 
             if n % tcfg.grad_accum == 0 or start + tcfg.batch_size >= len(order):
                 opt.step()
                 opt.zero_grad()
+                sched.after_batch()
             losses.append(float(loss.detach()))
         logits = head_logits(model, head, val, cache)
         scores = 1.0 / (1.0 + np.exp(-logits))
@@ -164,7 +167,7 @@ def _train_head(model, head, train: PairSet, val: PairSet, cfg: PairsConfig) -> 
         result.history.append(rec)
         print(f"{epoch_line('val', epoch, rec['val_loss'], m, thr)}, Acc {m['accuracy']:.3f}, {rec['seconds']:.1f} s")
         value = rec[f"val_{tcfg.best_by}"]
-        sched.step(value)
+        sched.after_epoch(value)
         if value > best_value:
             best_value, result.best_epoch, result.threshold = value, epoch, float(thr)
             best_state = (copy.deepcopy(head.state_dict()), None if freeze else copy.deepcopy(model.state_dict()))

@@ -19,6 +19,7 @@ import numpy as np
 
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
 from simlab.training import report_to
+from simlab.training.schedulers import trainer_schedule
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -173,12 +174,15 @@ def train_pairs(
         def on_log(self, args, state, control, logs=None, **kw):
             if logs and "loss" in logs:
                 self.losses.append(float(logs["loss"]))
+            if logs and "learning_rate" in logs:
+                self.lr = float(logs["learning_rate"])
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             super().on_evaluate(args, state, control, **kw)
             rec = result.history[-1]
             rec["epoch"] = round(state.epoch or 0) + epoch_offset
             rec["train_loss"] = sum(self.losses) / len(self.losses) if self.losses else None
+            rec["learning_rate"] = getattr(self, "lr", None)  # the last logged in the epoch
             rec["val_loss"] = float(metrics["eval_loss"]) if metrics and "eval_loss" in metrics else None
             rec["seconds"] = round(time.perf_counter() - self.t0, 3)
             line = epoch_line(
@@ -194,6 +198,7 @@ def train_pairs(
                 model.save(str(keep_dir / f"epoch-{rec['epoch']}"))
 
     steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * cfg.grad_accum))
+    schedule, schedule_callbacks = trainer_schedule(cfg.scheduler)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(work_dir),
         num_train_epochs=cfg.epochs,
@@ -204,8 +209,7 @@ def train_pairs(
         weight_decay=cfg.weight_decay,
         optim="sgd" if cfg.optimizer == "sgd" else "adamw_torch",
         optim_args=f"momentum={cfg.momentum}" if cfg.optimizer == "sgd" else None,
-        lr_scheduler_type="reduce_lr_on_plateau",
-        lr_scheduler_kwargs={"patience": cfg.patience, "mode": "max"},  # the metric is maximised
+        **schedule,  # plateau by default, on the val metric (maximised)
         seed=cfg.seed,
         eval_strategy="epoch",
         save_strategy="epoch",
@@ -227,6 +231,8 @@ def train_pairs(
     )
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(Epochs())
+    for callback in schedule_callbacks:
+        trainer.add_callback(callback)
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=_resume_from(cfg.resume, work_dir))
     result.seconds = time.perf_counter() - t0
