@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_dense_search  # noqa: E402
 import bench_matching  # noqa: E402
 import bench_quality  # noqa: E402
+import bench_sparse  # noqa: E402
 import bench_throughput  # noqa: E402
 from common import REPO  # noqa: E402
 
@@ -33,6 +34,7 @@ def main() -> None:
     bench_quality.main(common)
     bench_matching.main(common)
     bench_dense_search.main(common)
+    bench_sparse.main(common)
 
 
 if __name__ == "__main__":

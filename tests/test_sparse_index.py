@@ -93,3 +93,16 @@ def test_seismic_matches_exact_and_keeps_query_order(data, tmp_path):
     assert again.search(queries, 10)[0] == got
     timing = measure_search(again, queries, 10, max_single=5)
     assert timing.qps_single > 0 and timing.n_batched == queries.shape[0]
+
+
+def test_sparse_example_configs_validate():
+    from pathlib import Path
+
+    from simlab.config import load_config
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    toy = load_config(examples / "splade.yaml")
+    assert toy.model.kind == "sparse" and toy.model.name == "bert-mlm-scratch"
+    assert toy.model.sparse.mask == ["punctuation", "special", "unused"]
+    hub = load_config(examples / "splade-eval.yaml")
+    assert hub.model.name == "naver/splade-cocondenser-ensembledistil" and not hub.train.enabled

@@ -243,6 +243,12 @@ def test_sparse_run_and_inspect(tiny_mlm_dir, tmp_path):
     assert f"score {float(q.multiply(d).sum()):.4f}" in result.output
     assert "." not in [line.split()[1] for line in result.output.splitlines() if line[:5].strip().isdigit()]
 
+    from simlab.experiments.search import search_run
+
+    hits = search_run(out, "flat plate flow .", 3, "trained.flat")  # `simlab search` on a sparse run
+    assert hits[0].doc_id == index.search(q, 1)[0][0][0]
+    assert hits[0].score == pytest.approx(float(index.search(q, 1)[1][0, 0]), rel=1e-5)
+
     # a model over another vocabulary cannot use this index
     other = ModelConfig(name="bert-mlm-scratch", kind="sparse", sparse={"scratch": {"vocab_size": 120}})
     from simlab.models.sparse import load_sparse_model
