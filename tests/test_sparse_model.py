@@ -263,3 +263,18 @@ def test_inspect_refuses_a_dense_run(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": {"kind": "dense"}}))
     with pytest.raises(RunFolderError, match="simlab search"):
         inspect_run(tmp_path, "query")
+
+
+def test_inspect_an_evaluation_only_run_uses_the_configured_model(tiny_mlm_dir, tmp_path):
+    from simlab.experiments.inspect import inspect_run
+
+    data = _toy_collection(tmp_path / "toy")
+    cfg = {"model": {"kind": "sparse", "name": str(tiny_mlm_dir), "max_length": 32, "sparse": {"mask": ["special"]}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp_path / "meta.json").write_text(json.dumps({"data": str(data)}))
+    ins = inspect_run(tmp_path, "flat plate", top=3, doc_id="d0")
+    assert "zero-shot" in ins.model and len(ins.tokens) == 3 and ins.doc_id == "d0"
+    shown = sum(q * d for _, q, d in ins.overlap)  # the 3 largest products of the n_shared that make the score
+    assert ins.n_shared >= len(ins.overlap) and ins.score >= shown - 1e-6
+    assert [q * d for _, q, d in ins.overlap] == sorted((q * d for _, q, d in ins.overlap), reverse=True)
+    assert all("[" not in t for t, _ in ins.tokens)  # special tokens masked

@@ -24,6 +24,7 @@ class Inspection:
     active_dims: int
     vocab_size: int
     tokens: list[tuple[str, float]]
+    model: str = ""
     doc_id: str | None = None
     doc_active_dims: int | None = None
     overlap: list[tuple[str, float, float]] = field(default_factory=list)  # token, query weight, doc weight
@@ -32,6 +33,7 @@ class Inspection:
 
     def render(self) -> str:
         lines = [
+            f"Model: {self.model}",
             f"Query: {self.query}",
             f"Active dimensions: {self.active_dims} of {self.vocab_size:,}",
             f"Top tokens ({len(self.tokens)}):",
@@ -56,14 +58,27 @@ def _vector(model, text: str, side: str):
     return dict(zip(row.indices.tolist(), row.data.tolist()))
 
 
+def _corpus(run_dir: Path):
+    import json
+
+    from simlab.data.loader import load_collection
+
+    meta_path = run_dir / "meta.json"
+    if not meta_path.is_file():
+        raise RunFolderError(f"{run_dir}: no meta.json; the run folder is incomplete")
+    return load_collection(Path(json.loads(meta_path.read_text(encoding="utf-8"))["data"])).corpus
+
+
 def inspect_run(run_dir: Path, query: str, top: int = 20, doc_id: str | None = None) -> Inspection:
-    """Encode `query` (and document `doc_id` of the run's collection) with `run_dir/model`.
+    """Encode `query` (and document `doc_id` of the run's collection) with the run's model.
+
+    The run's trained model (`run_dir/model`), or for an evaluation-only run the configured
+    `model` section, loaded as the run evaluated it zero-shot.
 
     Raises:
-        RunFolderError: not a run folder, not a sparse run, or no trained model in it.
+        RunFolderError: not a run folder, or not a sparse run.
         DataError: `doc_id` is not in the run's collection.
     """
-    from simlab.data.loader import load_collection
     from simlab.models.sparse import load_saved_sparse
 
     run_dir = Path(run_dir)
@@ -77,26 +92,31 @@ def inspect_run(run_dir: Path, query: str, top: int = 20, doc_id: str | None = N
             f"{run_dir}: a model.kind: {kind} run; `simlab inspect` shows the vocabulary weights of sparse "
             "(SPLADE) runs. For dense runs use `simlab search`."
         )
-    if not (run_dir / "model" / "modules.json").is_file():
-        raise RunFolderError(f"{run_dir}/model: no trained model in this run (train.enabled was false?)")
     if top < 1:
         raise RunFolderError(f"--top {top}: must be at least 1")
-    model = load_saved_sparse(run_dir / "model")
+    model_source = f"{run_dir / 'model'} (trained)"
+    if (run_dir / "model" / "modules.json").is_file():
+        model = load_saved_sparse(run_dir / "model")
+    else:  # an evaluation-only run (e.g. a pretrained SPLADE): the configured model, as evaluated zero-shot
+        from simlab.config import ModelConfig
+        from simlab.models.sparse import load_sparse_model
+
+        model_cfg = ModelConfig.model_validate(cfg["model"])
+        texts = _corpus(run_dir).full_texts() if model_cfg.name == "bert-mlm-scratch" else ()
+        model = load_sparse_model(model_cfg, texts)
+        model_source = f"{model_cfg.name} (zero-shot: the run has no trained model)"
     tokenizer = model.tokenizer
     vocab_size = len(tokenizer.get_vocab())
     q = _vector(model, query, "query")
     ranked = sorted(q.items(), key=lambda kv: -kv[1])[:top]
     names = tokenizer.convert_ids_to_tokens([i for i, _ in ranked])
-    result = Inspection(query, len(q), vocab_size, [(t, w) for t, (_, w) in zip(names, ranked)])
+    result = Inspection(query, len(q), vocab_size, [(t, w) for t, (_, w) in zip(names, ranked)], model=model_source)
     if doc_id is None:
         return result
-    import json
-
-    meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
-    corpus = load_collection(Path(meta["data"])).corpus
+    corpus = _corpus(run_dir)
     texts = dict(zip(corpus.ids, corpus.full_texts()))
     if doc_id not in texts:
-        raise DataError(f"--doc {doc_id!r}: no such document in {meta['data']} ({len(texts)} documents)")
+        raise DataError(f"--doc {doc_id!r}: no such document in the run's collection ({len(texts)} documents)")
     d = _vector(model, texts[doc_id], "document")
     shared = sorted(set(q) & set(d), key=lambda i: -q[i] * d[i])
     tokens = tokenizer.convert_ids_to_tokens(shared)
@@ -107,6 +127,7 @@ def inspect_run(run_dir: Path, query: str, top: int = 20, doc_id: str | None = N
         result.active_dims,
         vocab_size,
         result.tokens,
+        model_source,
         doc_id,
         len(d),
         overlap[:top],
