@@ -1,6 +1,7 @@
 """Learned sparse retrieval (SPLADE): search speed, query latency, and quality against BM25.
 
-Three parts, one section of BENCHMARKS.md:
+Three parts, one section of BENCHMARKS.md (run in the order 2, 3, 1: after a Seismic build
+with its thread pool, torch encoding in the same process was ~30x slower on this machine):
 
 1. Search speed on synthetic SPLADE-shaped data (300k documents, ~120 non-zeros each,
    ~30 per query, 30k vocabulary, Zipf-distributed term ids): exact search (scipy CSR
@@ -382,9 +383,6 @@ def main(argv: list[str] | None = None) -> str:
     t_start = time.perf_counter()
     load_before = os.getloadavg()
     sections = []
-    if "speed" in parts:
-        body, _ = search_speed(args)
-        sections += ["### Search speed: exact vs Seismic (synthetic, 300k documents)", "", body, ""]
     if "latency" in parts:
         from simlab.data.loader import load_collection
 
@@ -403,6 +401,9 @@ def main(argv: list[str] | None = None) -> str:
             quality(args),
             "",
         ]
+    if "speed" in parts:  # last: after a Seismic build, torch in the same process ran ~30x slower here
+        body, _ = search_speed(args)
+        sections = ["### Search speed: exact vs Seismic (synthetic, 300k documents)", "", body, ""] + sections
     load_after = os.getloadavg()
     argv_text = " ".join(argv) if argv else " ".join(sys.argv[1:])
     head = [
