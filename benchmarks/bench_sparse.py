@@ -1,7 +1,8 @@
 """Learned sparse retrieval (SPLADE): search speed, query latency, and quality against BM25.
 
-Three parts, one section of BENCHMARKS.md (run in the order 2, 3, 1: after a Seismic build
-with its thread pool, torch encoding in the same process was ~30x slower on this machine):
+Three parts, one section of BENCHMARKS.md (run in the order 2, 3, 1). Torch encoding is very
+sensitive to other processes on this shared 2-core machine: the same latency part measured
+124 ms p50 alone and ~2 s p50 while a test suite ran beside it; the section records the load.
 
 1. Search speed on synthetic SPLADE-shaped data (300k documents, ~120 non-zeros each,
    ~30 per query, 30k vocabulary, Zipf-distributed term ids): exact search (scipy CSR
@@ -401,7 +402,7 @@ def main(argv: list[str] | None = None) -> str:
             quality(args),
             "",
         ]
-    if "speed" in parts:  # last: after a Seismic build, torch in the same process ran ~30x slower here
+    if "speed" in parts:  # last, so the long Seismic build does not sit between the model timings
         body, _ = search_speed(args)
         sections = ["### Search speed: exact vs Seismic (synthetic, 300k documents)", "", body, ""] + sections
     load_after = os.getloadavg()
