@@ -117,6 +117,22 @@ def search(
 
 
 @app.command()
+def inspect(
+    run_dir: Annotated[Path, typer.Argument(help="A model.kind: sparse run folder made by `simlab run`.")],
+    query: Annotated[str, typer.Argument(help="Query text.")],
+    top: Annotated[int, typer.Option("--top", "-n", help="Number of expansion tokens to show.")] = 20,
+    doc: Annotated[
+        str | None, typer.Option("--doc", help="A document id: show the tokens it shares with the query.")
+    ] = None,
+) -> None:
+    """Show a sparse (SPLADE) run's query expansion: top tokens with weights, active dimensions, overlap with --doc."""
+    _prepare_runtime()
+    from simlab.experiments.inspect import inspect_run
+
+    typer.echo(inspect_run(run_dir, query, top, doc).render())
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create.")] = Path("runs/demo"),
 ) -> None:

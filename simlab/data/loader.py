@@ -5,6 +5,7 @@
 - BEIR: `corpus.jsonl` (`simlab.data.beir`)
 - MS MARCO: `collection.tsv` (`simlab.data.msmarco`)
 - Glasgow / SMART: `cran.all.1400`, `CISI.ALL`, `cacm.all` or `MED.ALL` (`simlab.data.glasgow`)
+- SPLADE toy data: `full_collection/raw.tsv` (`simlab.data.splade_toy`)
 
 `CONVERTERS` maps a converter name to `convert_<name>(src, out, overwrite) -> Collection`;
 `convert` dispatches through it.
@@ -20,6 +21,8 @@ from typing import Any
 from simlab.data.beir import CORPUS_FILE, read_beir
 from simlab.data.glasgow import SPECS, convert_glasgow, detect_glasgow, read_glasgow
 from simlab.data.msmarco import COLLECTION_FILE, read_msmarco
+from simlab.data.splade_toy import MARKER as SPLADE_TOY_MARKER
+from simlab.data.splade_toy import read_splade_toy
 from simlab.errors import ConfigError, DataError
 from simlab.records import Collection
 
@@ -43,6 +46,7 @@ LAYOUTS: tuple[Layout, ...] = (
         lambda p: detect_glasgow(p) is not None,
         read_glasgow,
     ),
+    Layout("SPLADE toy", SPLADE_TOY_MARKER, lambda p: (p / SPLADE_TOY_MARKER).is_file(), read_splade_toy),
 )
 
 

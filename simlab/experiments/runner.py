@@ -169,6 +169,8 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
     if out.exists() and not overwrite:
         raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
     ddp = distributed.is_distributed()
+    if ddp and cfg.model.kind == "sparse":
+        raise ConfigError("model.kind: sparse does not train on several processes yet; run it without --nproc")
     if ddp and not distributed.is_main():
         return _train_follower(cfg, out)
     t0 = time.perf_counter()
@@ -185,7 +187,17 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
             log.info("BM25 over %d documents", len(collection.corpus))
             runs["bm25"] = BM25Retriever.build(collection.corpus).search(queries, k)
         dense_prefixes = []
-        if "zeroshot" in systems:
+        if cfg.model.kind == "sparse":  # SPLADE: same table, sparse indexes (experiments/sparse_systems.py)
+            from simlab.experiments.sparse_systems import run_sparse
+
+            sparse_runs, dense_prefixes = run_sparse(cfg, collection, queries, tmp, summary, out.name)
+            runs |= sparse_runs
+            if summary.history:
+                fsutil.write_text(tmp / "history.jsonl", "".join(json.dumps(h) + "\n" for h in summary.history))
+                from simlab.experiments.plots import learning_curves
+
+                learning_curves(summary.history, tmp / "curves.png", cfg.train.best_metric)
+        if "zeroshot" in systems and cfg.model.kind == "dense":
             from simlab.models import load_model
 
             log.info("zero-shot model %s", cfg.model.name)
@@ -204,7 +216,7 @@ def run_retrieval(cfg: ExperimentConfig, out: Path, overwrite: bool = False) -> 
             summary.speed |= zs.speed
             summary.notes.extend(zs.notes)
             dense_prefixes.append("zeroshot")
-        if "trained" in systems and cfg.train.enabled:
+        if "trained" in systems and cfg.train.enabled and cfg.model.kind == "dense":
             log.info("training %s", cfg.model.name)
             model = _train(cfg, collection, tmp, summary, checkpoint_dir(out) if ddp else None)
             tr = dense_systems(

@@ -34,10 +34,21 @@ def search_run(run_dir: Path, query: str, k: int = 10, index_name: str = "traine
             f"{index_dir}: no such index (found: {', '.join(found) or 'none; the run did not train a model'})"
         )
     meta = json.loads(meta_path.read_text())
-    model = SentenceTransformer(str(run_dir / "model"), device="cpu")
-    index = load(index_dir, expect_dim=model.get_embedding_dimension())
-    vec = model.encode_query([query], convert_to_numpy=True).astype("float32")
-    ids, scores = index.search(vec, k)
+    index_format = (
+        json.loads((index_dir / "meta.json").read_text()).get("format") if (index_dir / "meta.json").is_file() else None
+    )
+    if index_format == "simlab.sparse-index":  # a model.kind: sparse run
+        from simlab.index.sparse import load as load_sparse
+        from simlab.models.sparse import encode_sparse, load_saved_sparse, vocabulary_fingerprint
+
+        sparse_model = load_saved_sparse(run_dir / "model")
+        index = load_sparse(index_dir, expect_vocab=vocabulary_fingerprint(sparse_model))
+        ids, scores = index.search(encode_sparse(sparse_model, [query], "query"), k)
+    else:
+        model = SentenceTransformer(str(run_dir / "model"), device="cpu")
+        index = load(index_dir, expect_dim=model.get_embedding_dimension())
+        vec = model.encode_query([query], convert_to_numpy=True).astype("float32")
+        ids, scores = index.search(vec, k)
     corpus = load_collection(Path(meta["data"])).corpus
     text = dict(zip(corpus.ids, corpus.full_texts()))
     return [

@@ -76,7 +76,7 @@ def measure_search(
 
     Args:
         index: Any object with `search(queries, k)`.
-        queries: `[q, d]` float32 query vectors.
+        queries: `[q, d]` float32 query vectors (or a scipy sparse matrix, for sparse indexes).
         k: Results per query.
         batch_size: Queries per batched call; None means all queries in one call.
         max_single: At most this many queries are timed one at a time.
@@ -86,8 +86,9 @@ def measure_search(
     Raises:
         ValueError: no queries, or a non-positive batch size / repeat count.
     """
-    queries = np.ascontiguousarray(queries, dtype=np.float32)
-    n = len(queries)
+    if not hasattr(queries, "tocsr"):  # scipy sparse query matrices (sparse indexes) are timed as they are
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+    n = queries.shape[0]
     if queries.ndim != 2 or n == 0:
         raise ValueError(f"queries must be a non-empty [q, d] array, got shape {queries.shape}.")
     if batch_size is not None and batch_size < 1:
