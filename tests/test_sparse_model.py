@@ -144,8 +144,7 @@ def _train(tiny_mlm_dir, tmp_path, q_weight, d_weight):
         epochs=4,
         batch_size=6,
         learning_rate=1e-3,
-        warmup_ratio=0.0,
-        scheduler="constant",
+        scheduler={"name": "constant"},
         splade={
             "query_regularizer_weight": q_weight,
             "document_regularizer_weight": d_weight,
