@@ -25,7 +25,7 @@ def test_clearml_offline_session_records_the_training(tmp_path):
         env=env,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "run" / "metrics.json").is_file()

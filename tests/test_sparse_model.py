@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from simlab.config import ModelConfig, TrainConfig, load_config
@@ -277,3 +278,16 @@ def test_inspect_an_evaluation_only_run_uses_the_configured_model(tiny_mlm_dir, 
     assert ins.n_shared >= len(ins.overlap) and ins.score >= shown - 1e-6
     assert [q * d for _, q, d in ins.overlap] == sorted((q * d for _, q, d in ins.overlap), reverse=True)
     assert all("[" not in t for t, _ in ins.tokens)  # special tokens masked
+
+
+def test_int8_quantized_copy_stays_close_and_leaves_the_model_float32(tiny_mlm_dir):
+    from simlab.models.sparse import encode_sparse, load_sparse_model, quantize_for_cpu
+
+    model = load_sparse_model(sparse_cfg(tiny_mlm_dir))
+    quantized = quantize_for_cpu(model)
+    assert any(type(m) is torch.nn.Linear for m in model.modules())
+    assert not any(type(m) is torch.nn.Linear for m in quantized.modules()), "every Linear is quantized"
+    a, b = (encode_sparse(m, TEXTS, "document").toarray() for m in (model, quantized))
+    assert a.shape == b.shape
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cos.min() > 0.95

@@ -105,6 +105,10 @@ def inspect_run(run_dir: Path, query: str, top: int = 20, doc_id: str | None = N
         texts = _corpus(run_dir).full_texts() if model_cfg.name == "bert-mlm-scratch" else ()
         model = load_sparse_model(model_cfg, texts)
         model_source = f"{model_cfg.name} (zero-shot: the run has no trained model)"
+    if cfg.get("model", {}).get("sparse", {}).get("quantize"):  # the vectors the run evaluated with
+        from simlab.models.sparse import quantize_for_cpu
+
+        model = quantize_for_cpu(model)
     tokenizer = model.tokenizer
     vocab_size = len(tokenizer.get_vocab())
     q = _vector(model, query, "query")

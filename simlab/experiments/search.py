@@ -38,11 +38,16 @@ def search_run(run_dir: Path, query: str, k: int = 10, index_name: str = "traine
         json.loads((index_dir / "meta.json").read_text()).get("format") if (index_dir / "meta.json").is_file() else None
     )
     if index_format == "simlab.sparse-index":  # a model.kind: sparse run
+        import yaml
+
         from simlab.index.sparse import load as load_sparse
-        from simlab.models.sparse import encode_sparse, load_saved_sparse, vocabulary_fingerprint
+        from simlab.models.sparse import encode_sparse, load_saved_sparse, quantize_for_cpu, vocabulary_fingerprint
 
         sparse_model = load_saved_sparse(run_dir / "model")
         index = load_sparse(index_dir, expect_vocab=vocabulary_fingerprint(sparse_model))
+        run_cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+        if run_cfg.get("model", {}).get("sparse", {}).get("quantize"):  # encode queries as the run evaluated them
+            sparse_model = quantize_for_cpu(sparse_model)
         ids, scores = index.search(encode_sparse(sparse_model, [query], "query"), k)
     else:
         model = SentenceTransformer(str(run_dir / "model"), device="cpu")

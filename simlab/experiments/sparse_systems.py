@@ -97,13 +97,17 @@ def sparse_systems(
     k: int,
     cfg: IndexConfig,
     index_dir: Path | None,
+    quantize: bool = False,
 ) -> DenseResult:
-    """Runs `<prefix>.flat` (exact) and `<prefix>.<approx>` for each of `index.sparse_approximate`."""
+    """Runs `<prefix>.flat` (exact) and `<prefix>.<approx>` for each of `index.sparse_approximate`;
+    with `quantize`, every text is encoded by the int8 copy of `model` (`model.sparse.quantize`)."""
     from simlab.index.sparse import SPARSE_INDEX_TYPES
     from simlab.index.timing import index_size_bytes, measure_search, overlap_at_k
-    from simlab.models.sparse import encode_sparse, vocabulary_fingerprint
+    from simlab.models.sparse import encode_sparse, quantize_for_cpu, vocabulary_fingerprint
 
     vocab = vocabulary_fingerprint(model)
+    if quantize:
+        model = quantize_for_cpu(model)
     t0 = time.perf_counter()
     docs = encode_sparse(model, corpus.full_texts(), "document")
     doc_seconds = time.perf_counter() - t0
@@ -185,6 +189,7 @@ def run_sparse(cfg: ExperimentConfig, collection: Collection, queries: Queries, 
             k,
             cfg.index,
             None,
+            cfg.model.sparse.quantize,
         )
         runs |= zs.runs
         summary.speed |= zs.speed
@@ -225,6 +230,7 @@ def run_sparse(cfg: ExperimentConfig, collection: Collection, queries: Queries, 
             k,
             cfg.index,
             tmp / "indexes",
+            cfg.model.sparse.quantize,
         )
         runs |= tr.runs
         summary.speed |= tr.speed

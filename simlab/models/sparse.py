@@ -247,6 +247,24 @@ def to_csr(embeddings) -> scipy.sparse.csr_matrix:
     return m
 
 
+def quantize_for_cpu(model: SparseEncoder) -> SparseEncoder:
+    """A copy of `model` whose `nn.Linear` layers run in int8 (`model.sparse.quantize`).
+
+    PyTorch's dynamic quantization (`torch.ao.quantization.quantize_dynamic`): weights stored
+    as int8, activations quantized on the fly, for CPU inference. The transformer's and the MLM
+    head's matrix products dominate a SPLADE query's cost; BENCHMARKS.md measures the speed-up
+    and how close the quantized vectors and rankings stay to float32.
+    """
+    import copy
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {torch.nn.Linear}, torch.qint8)
+
+
 def encode_sparse(model: SparseEncoder, texts: Sequence[str], side: str, batch_size: int = 32):
     """`texts` encoded on the `side` route ("query" or "document") as a scipy CSR `[n, vocab]`."""
     if not texts:
