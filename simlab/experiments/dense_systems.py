@@ -60,7 +60,7 @@ def dense_systems(
 ) -> DenseResult:
     """Runs `<prefix>.flat` and `<prefix>.<approx>` for each configured approximate index."""
     from simlab.index.dense import INDEX_TYPES
-    from simlab.index.timing import index_size_bytes, measure_search, overlap_at_k
+    from simlab.index.timing import measure_search, overlap_at_k
 
     docs, qs = encode(model, corpus, queries)
     out = DenseResult()
@@ -83,14 +83,7 @@ def dense_systems(
         ids, scores = index.search(qs, k)
         out.runs[name] = Run.from_topk(name, queries.ids, ids, scores)
         timing = measure_search(index, qs, min(k, 10))
-        if index_dir is not None:
-            folder = index_dir / name
-            index.save(folder)
-            size = index_size_bytes(folder)
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                index.save(Path(tmp) / "index")
-                size = index_size_bytes(Path(tmp) / "index")
+        size = saved_size(index, index_dir, name)
         stats = {
             "qps_single": timing.qps_single,
             "qps_batched": timing.qps_batched,
@@ -105,3 +98,16 @@ def dense_systems(
             stats["overlap@10"] = float(np.mean(overlap_at_k(out.exact_ids, ids, 10)))
         out.speed[name] = stats
     return out
+
+
+def saved_size(index, index_dir: Path | None, name: str) -> int:
+    """Save `index` as `index_dir/name` (or, without `index_dir`, to a temporary folder) and return its size
+    on disk in bytes: the report's index size is that of the saved folder."""
+    from simlab.index.timing import index_size_bytes
+
+    if index_dir is not None:
+        index.save(index_dir / name)
+        return index_size_bytes(index_dir / name)
+    with tempfile.TemporaryDirectory() as tmp:
+        index.save(Path(tmp) / "index")
+        return index_size_bytes(Path(tmp) / "index")

@@ -13,7 +13,6 @@ collection with hard negatives mined by BM25 or the model (`train.hard_negatives
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab.errors import ConfigError
-from simlab.experiments.dense_systems import DenseResult
+from simlab.experiments.dense_systems import DenseResult, saved_size
 from simlab.records import Collection, Corpus, Queries, Run
 
 if TYPE_CHECKING:
@@ -102,7 +101,7 @@ def sparse_systems(
     """Runs `<prefix>.flat` (exact) and `<prefix>.<approx>` for each of `index.sparse_approximate`;
     with `quantize`, every text is encoded by the int8 copy of `model` (`model.sparse.quantize`)."""
     from simlab.index.sparse import SPARSE_INDEX_TYPES
-    from simlab.index.timing import index_size_bytes, measure_search, overlap_at_k
+    from simlab.index.timing import measure_search, overlap_at_k
     from simlab.models.sparse import encode_sparse, quantize_for_cpu, vocabulary_fingerprint
 
     vocab = vocabulary_fingerprint(model)
@@ -129,13 +128,7 @@ def sparse_systems(
         ids, scores = index.search(qs, k)
         out.runs[name] = Run.from_topk(name, queries.ids, ids, scores)
         timing = measure_search(index, qs, min(k, 10))
-        if index_dir is not None:
-            folder = index_dir / name
-            index.save(folder)
-            size = index_size_bytes(folder)
-        else:
-            with tempfile.TemporaryDirectory() as tmp:
-                size = index_size_bytes(index.save(Path(tmp) / "index"))
+        size = saved_size(index, index_dir, name)
         enc, total = _query_latency(model, queries.texts, index)
         stats = {
             "qps_single": timing.qps_single,

@@ -42,13 +42,27 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
-def _offline_message(name: str) -> str:
+def _offline_message(name: str, registered: str = "", fallback: str = "wordllama, which ships with simlab") -> str:
+    """Why a hub name cannot load here, and the fix (`registered`: the names that need no hub)."""
     return (
-        f"model.name: {name!r} is not a registered name ({', '.join(sorted(MODELS))}) nor a local folder, "
-        "and the Hugging Face hub is unreachable here (no network, or HF_HUB_OFFLINE=1). Where the hub is "
+        f"model.name: {name!r} is not a registered name ({registered or ', '.join(sorted(MODELS))}) nor a local "
+        "folder, and the Hugging Face hub is unreachable here (no network, or HF_HUB_OFFLINE=1). Where the hub is "
         f"available, download it once (`huggingface-cli download {name} --local-dir models/{name.split('/')[-1]}`) "
-        "and set model.name to that folder; or use model.name: wordllama, which ships with simlab."
+        f"and set model.name to that folder; or use model.name: {fallback}."
     )
+
+
+def from_hub(name: str, load, **offline):
+    """`load(name)` for a hub model name: a path-like name that is no folder, or an unreachable hub, fails at once
+    with a clear message (`offline`: `_offline_message`'s registry and fallback), never a stack of retries."""
+    if name.startswith((".", "/", "~")):
+        raise ModelLoadError(f"model.name: {name}: no such folder")
+    if not hub_reachable():
+        raise ModelLoadError(_offline_message(name, **offline))
+    try:
+        return load(name)
+    except OSError as exc:
+        raise ModelLoadError(f"model.name: {name!r} could not be loaded from the hub: {exc}") from None
 
 
 def _from_transformers(name: str, cfg: ModelConfig) -> SentenceTransformer:
@@ -76,14 +90,7 @@ def _load_base(cfg: ModelConfig) -> SentenceTransformer:
             f"model.name: {path} is a folder but neither a sentence-transformers model (modules.json) "
             "nor a transformers model (config.json)."
         )
-    if cfg.name.startswith((".", "/", "~")):
-        raise ModelLoadError(f"model.name: {cfg.name}: no such folder")
-    if not hub_reachable():
-        raise ModelLoadError(_offline_message(cfg.name))
-    try:
-        return SentenceTransformer(cfg.name, device="cpu")
-    except OSError as exc:
-        raise ModelLoadError(f"model.name: {cfg.name!r} could not be loaded from the hub: {exc}") from None
+    return from_hub(cfg.name, lambda name: SentenceTransformer(name, device="cpu"))
 
 
 def load_model(cfg: ModelConfig) -> SentenceTransformer:

@@ -120,19 +120,10 @@ def load_saved_sparse(path: str | Path) -> SparseEncoder:
     return SparseEncoder(str(path), device="cpu", trust_remote_code=trusted)
 
 
-def _offline_message(name: str) -> str:
-    return (
-        f"model.name: {name!r} is not a registered sparse model ({', '.join(sorted(SPARSE_MODELS))}) nor a local "
-        "folder, and the Hugging Face hub is unreachable here (no network, or HF_HUB_OFFLINE=1). Where the hub is "
-        f"available, download it once (`huggingface-cli download {name} --local-dir models/{name.split('/')[-1]}`) "
-        "and set model.name to that folder; or use model.name: bert-mlm-scratch, which needs no download."
-    )
-
-
 def _load_base(cfg: ModelConfig, texts: Sequence[str]) -> SparseEncoder:
     from sentence_transformers import SparseEncoder
 
-    from simlab.models import MODELS, hub_reachable
+    from simlab.models import MODELS, from_hub
 
     if cfg.name in SPARSE_MODELS:
         return SPARSE_MODELS[cfg.name](cfg, texts)
@@ -159,14 +150,10 @@ def _load_base(cfg: ModelConfig, texts: Sequence[str]) -> SparseEncoder:
             f"model.name: {path} is a folder but neither a sentence-transformers model (modules.json) "
             "nor a transformers model (config.json)."
         )
-    if cfg.name.startswith((".", "/", "~")):
-        raise ModelLoadError(f"model.name: {cfg.name}: no such folder")
-    if not hub_reachable():
-        raise ModelLoadError(_offline_message(cfg.name))
-    try:
-        return SparseEncoder(cfg.name, device="cpu")
-    except OSError as exc:
-        raise ModelLoadError(f"model.name: {cfg.name!r} could not be loaded from the hub: {exc}") from None
+    registered = f"sparse: {', '.join(sorted(SPARSE_MODELS))}"
+    fallback = "bert-mlm-scratch, which needs no download"
+    load = lambda name: SparseEncoder(name, device="cpu")  # noqa: E731
+    return from_hub(cfg.name, load, registered=registered, fallback=fallback)
 
 
 def idf_weights(tokenizer, texts: Sequence[str]) -> np.ndarray:

@@ -81,25 +81,29 @@ def negatives_per_query(n_pairs: int, batch_size: int, n_hard: int) -> float:
     return sum(per_anchor) / max(n_pairs, 1)
 
 
+def ir_evaluator_kwargs(dev: DevSet, metric: str) -> dict:
+    """The arguments of sentence-transformers' (dense or sparse) IR evaluator on the dev split: the cut-offs
+    of the reported metrics plus `metric`'s own k, so that its value picks the best epoch."""
+    _, k = _family_and_k(metric)
+    ks = sorted({10, k or 10})
+    return {
+        "queries": dev.queries,
+        "corpus": dev.corpus,
+        "relevant_docs": dev.relevant,
+        "name": "dev",
+        "ndcg_at_k": ks,
+        "mrr_at_k": ks,
+        "accuracy_at_k": [1],
+        "precision_recall_at_k": sorted({*ks, 100}),
+        "map_at_k": sorted({100, k or 100}),
+        "write_csv": False,
+    }
+
+
 def _make_evaluator(dev: DevSet, metric: str):
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 
-    _, k = _family_and_k(metric)
-    ks = sorted({10, k or 10})
-    return InformationRetrievalEvaluator(
-        dev.queries,
-        dev.corpus,
-        dev.relevant,
-        name="dev",
-        ndcg_at_k=ks,
-        mrr_at_k=ks,
-        accuracy_at_k=[1],
-        precision_recall_at_k=sorted({*ks, 100}),
-        map_at_k=sorted({100, k or 100}),
-        batch_size=256,
-        write_csv=False,
-        score_functions=None,
-    )
+    return InformationRetrievalEvaluator(**ir_evaluator_kwargs(dev, metric), batch_size=256, score_functions=None)
 
 
 def train_dense(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from simlab.data.mining import MinedPairs
 from simlab.data.pairs import DevSet
 from simlab.training import report_to
-from simlab.training.dense import _EVALUATOR_KEYS, TrainResult, _family_and_k
+from simlab.training.dense import _EVALUATOR_KEYS, TrainResult, _family_and_k, ir_evaluator_kwargs
 from simlab.training.schedulers import trainer_schedule
 
 if TYPE_CHECKING:
@@ -117,21 +117,7 @@ def progress_line(step: int, max_steps: int, logs: dict, q_dims: float | None, d
 def _make_evaluator(dev: DevSet, metric: str):
     from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
 
-    _, k = _family_and_k(metric)
-    ks = sorted({10, k or 10})
-    return SparseInformationRetrievalEvaluator(
-        dev.queries,
-        dev.corpus,
-        dev.relevant,
-        name="dev",
-        ndcg_at_k=ks,
-        mrr_at_k=ks,
-        accuracy_at_k=[1],
-        precision_recall_at_k=sorted({*ks, 100}),
-        map_at_k=sorted({100, k or 100}),
-        batch_size=32,
-        write_csv=False,
-    )
+    return SparseInformationRetrievalEvaluator(**ir_evaluator_kwargs(dev, metric), batch_size=32)
 
 
 def train_sparse(
