@@ -44,6 +44,19 @@ def test_exact_index_equals_naive_dot_product(data):
     np.testing.assert_allclose(one_scores[0], got_scores[3])
 
 
+def test_exact_index_breaks_ties_by_position_like_a_stable_sort():
+    docs = random_sparse(300, 50, 5, seed=2)
+    docs.data = np.ceil(docs.data * 2) / 2  # weights 0.5 or 1.0: many equal scores
+    queries = random_sparse(20, 50, 3, seed=3)
+    queries.data[:] = 1.0
+    ids = [f"d{i}" for i in range(300)]
+    got_ids, _ = SPARSE_INDEX_TYPES["exact"].build(docs, ids, model_id="m", vocab={"vocab_size": 50}).search(queries, 8)
+    naive = queries.toarray() @ docs.toarray().T
+    for i in range(queries.shape[0]):
+        order = np.argsort(-naive[i], kind="stable")
+        assert got_ids[i] == [ids[j] for j in order[naive[i][order] > 0][:8]]
+
+
 def test_exact_index_returns_only_documents_sharing_a_term():
     docs = sp.csr_matrix(np.array([[1, 0, 0], [0, 2, 0], [0, 0, 3]], dtype=np.float32))
     index = SPARSE_INDEX_TYPES["exact"].build(docs, ["a", "b", "c"], model_id="m", vocab={"vocab_size": 3})

@@ -6,7 +6,8 @@ vocabulary, $s(q, d) = \sum_{t} q_t d_t$, summed over the terms both have.
 - `exact` keeps the document matrix transposed, as scipy CSR `[vocab, n_docs]`: row $t$ is
   the posting list of term $t$. A query batch `Q` (`[b, vocab]` CSR) is scored as the sparse
   product `Q @ D^T`, which reads only the posting lists of the query terms (an
-  inverted-index traversal, done by scipy's compiled kernel), then a top-k per row.
+  inverted-index traversal, done by scipy's compiled kernel), then a top-k per row over the
+  documents that share a term with the query.
 - `seismic` is pyseismic-lsr's approximate index (Bruch et al., SIGIR 2024): posting lists
   pruned to the `n_postings` heaviest entries, grouped in blocks with summary vectors that
   let a query skip blocks; `query_cut` and `heap_factor` trade speed for recall at search
@@ -49,7 +50,8 @@ def as_csr(x: Any, vocab_size: int | None = None, name: str = "queries") -> sp.c
     m = x if sp.issparse(x) else np.asarray(x, dtype=np.float32)
     if not sp.issparse(m) and m.ndim == 1:
         m = m[None, :]
-    m = sp.csr_matrix(m, dtype=np.float32)
+    if not (isinstance(m, sp.csr_matrix) and m.dtype == np.float32):
+        m = sp.csr_matrix(m, dtype=np.float32)
     if vocab_size is not None and m.shape[1] != vocab_size:
         raise IndexMismatchError(
             f"{name} have {m.shape[1]} vocabulary dimensions but the index has {vocab_size}; "
@@ -58,17 +60,25 @@ def as_csr(x: Any, vocab_size: int | None = None, name: str = "queries") -> sp.c
     return m
 
 
-def _topk_rows(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of `scores` `[b, n]`: (positions, values) of the k largest, best first."""
-    b, n = scores.shape
-    k = min(k, n)
-    if k < n:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (b, k) unordered
-    else:
-        part = np.broadcast_to(np.arange(n), (b, n)).copy()
-    vals = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-vals, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
+def _topk_sparse_rows(scores: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the sparse `scores` `[b, n]`: (positions, values) of the k largest stored entries, best first
+    (ties by position), padded with position 0 and -inf.
+
+    Only the stored entries (the documents sharing a term with the query) are ranked: a dense
+    row of every document and a top-k over it cost twice the sparse product itself here.
+    """
+    b = scores.shape[0]
+    pos = np.zeros((b, k), dtype=np.int64)
+    val = np.full((b, k), -np.inf, dtype=np.float32)
+    for i in range(b):
+        lo, hi = scores.indptr[i], scores.indptr[i + 1]
+        cols, data = scores.indices[lo:hi], scores.data[lo:hi]
+        if len(data) > k:  # the k-th largest score, then every entry at or above it (ties included)
+            keep = np.flatnonzero(data >= data[np.argpartition(-data, k - 1)[k - 1]])
+            cols, data = cols[keep], data[keep]
+        order = np.lexsort((cols, -data))[:k]  # score descending, then position
+        pos[i, : len(order)], val[i, : len(order)] = cols[order], data[order]
+    return pos, val
 
 
 class SparseIndex:
@@ -218,19 +228,16 @@ class ExactSparseIndex(SparseIndex):
         return int(self.postings.nnz)
 
     def _search(self, q: sp.csr_matrix, k: int) -> tuple[list[list[str]], np.ndarray]:
-        n = len(self)
         out_pos = np.zeros((q.shape[0], k), dtype=np.int64)
         out_val = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
         bs = int(self.params["batch_size"])
         for s in range(0, q.shape[0], bs):
-            block = q[s : s + bs]
-            scores = (block @ self.postings).toarray()  # (b, n_docs), zeros where no term is shared
-            pos, val = _topk_rows(scores, k)
-            out_pos[s : s + bs], out_val[s : s + bs] = pos, val
+            scores = q[s : s + bs] @ self.postings  # sparse (b, n_docs): the documents sharing a query term
+            out_pos[s : s + bs], out_val[s : s + bs] = _topk_sparse_rows(scores, k)
         found = out_val > 0
         out_val = np.where(found, out_val, -np.inf).astype(np.float32)
         mapped = self._id_array[out_pos]
-        if n and found.all():
+        if found.all():
             return mapped.tolist(), out_val
         return [row[ok].tolist() for row, ok in zip(mapped, found)], out_val
 
@@ -286,32 +293,30 @@ class SeismicSparseIndex(SparseIndex):
         self._seismic = state
         import seismic
 
+        # Seismic names terms by strings: one array of every term id's name, indexed per query.
         self._str = seismic.get_seismic_string()
+        self._names = np.arange(self.vocab_size).astype(str).astype(self._str)
 
     def _search(self, q: sp.csr_matrix, k: int) -> tuple[list[list[str]], np.ndarray]:
         nq = q.shape[0]
-        comps, vals = [], []
-        for i in range(nq):
-            lo, hi = q.indptr[i], q.indptr[i + 1]
-            comps.append(q.indices[lo:hi].astype(str).astype(self._str))
-            vals.append(q.data[lo:hi].astype(np.float32))
+        comps = [self._names[q.indices[q.indptr[i] : q.indptr[i + 1]]] for i in range(nq)]
+        vals = [q.data[q.indptr[i] : q.indptr[i + 1]] for i in range(nq)]  # float32 (as_csr)
         cut, heap = int(self.params["query_cut"]), float(self.params["heap_factor"])
         if nq == 1:
             results = [self._seismic.search("0", comps[0], vals[0], k, cut, heap)] if len(comps[0]) else [[]]
         else:
-            qids = np.array([str(i) for i in range(nq)], dtype=self._str)
+            qids = np.arange(nq).astype(str).astype(self._str)
             results = self._seismic.batch_search(
                 qids, comps, vals, k, cut, heap, num_threads=int(self.params["threads"])
             )
-        by_query: dict[int, list[tuple[float, str]]] = {i: [] for i in range(nq)}
+        ids: list[list[str]] = [[] for _ in range(nq)]
+        scores = np.full((nq, k), -np.inf, dtype=np.float32)
         for res in results:  # batch_search returns the queries out of input order: key by query id
-            for qid, score, doc in res:
-                by_query[int(qid)].append((float(score), doc))
-        ids, scores = [], np.full((nq, k), -np.inf, dtype=np.float32)
-        for i in range(nq):
-            hits = sorted((h for h in by_query[i] if h[0] > 0), key=lambda h: -h[0])[:k]
-            ids.append([self.ids[int(d)] for _, d in hits])
-            scores[i, : len(hits)] = [s for s, _ in hits]
+            hits = sorted((h for h in res if h[1] > 0), key=lambda h: -h[1])[:k]
+            if hits:
+                i = int(hits[0][0])
+                ids[i] = [self.ids[int(d)] for _, _, d in hits]
+                scores[i, : len(hits)] = [s for _, s, _ in hits]
         return ids, scores
 
     def _save(self, folder: Path) -> None:
