@@ -39,6 +39,7 @@ browser:
 
 lint: venv
 	$(VENV)/bin/ruff check simlab tests benchmarks
+	$(VENV)/bin/ruff format --check simlab tests benchmarks
 
 test-all: venv
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -m "slow or not slow"

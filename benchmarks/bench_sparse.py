@@ -168,7 +168,8 @@ def search_speed(args) -> tuple[str, dict]:
             f"non-zeros per document, {queries.nnz / queries.shape[0]:.1f} per query ({queries.shape[0]} queries), "
             f"Zipf (a=1.1) term ids, log-normal weights; generated in {gen_s:.0f} s. Exact search is scipy's "
             f"sparse product with the [vocab, docs] posting matrix (only the query terms' posting lists are read), "
-            f"then a top 10 among the documents sharing a query term; batched: the best of batch sizes 1/16/64 ({best_bs}), one at a time: batch size 1. "
+            "then a top 10 among the documents sharing a query term; "
+            f"batched: the best of batch sizes 1/16/64 ({best_bs}), one at a time: batch size 1. "
             "QPS are medians of 3 repeats (single: up to 300 queries or 3 s).",
             "",
             md_table(header, rows),
@@ -225,6 +226,7 @@ def bert_base_latency(args, texts: list[str], queries: list[str]) -> str:
     index = SPARSE_INDEX_TYPES["exact"].build(
         docs, [str(i) for i in range(docs.shape[0])], model_id="random-bert-base", vocab={"vocab_size": vocab}
     )
+
     def top30(vec):  # a trained SPLADE query has ~30 active terms; random weights ~all
         keep = np.argsort(-vec.data)[:30]
         pruned = vec.copy()
@@ -259,8 +261,11 @@ def bert_base_latency(args, texts: list[str], queries: list[str]) -> str:
     ms = lambda xs, p: float(np.percentile(np.asarray(xs) * 1e3, p))  # noqa: E731
     rows = [
         ["float32: query encoding", f"{ms(enc, 50):.1f}", f"{ms(enc, 95):.1f}"],
-        ["float32: encoding + exact search, query cut to its 30 heaviest terms", f"{ms(total, 50):.1f}",
-         f"{ms(total, 95):.1f}"],
+        [
+            "float32: encoding + exact search, query cut to its 30 heaviest terms",
+            f"{ms(total, 50):.1f}",
+            f"{ms(total, 95):.1f}",
+        ],
         [
             f"float32: encoding + exact search, full random-weight query (~{statistics.median(dims):,.0f} terms)",
             f"{ms(total_full, 50):.1f}",

@@ -82,8 +82,6 @@ CONVERTERS: dict[str, Callable[[Path, Path, bool], Any]] = {
     "deepmatcher": _convert_deepmatcher,  # tableA/tableB + labelled pair files -> simlab matching layout
     "digits": _convert_digits,  # scikit-learn's bundled digits -> PNG images + attribute labels (no SRC)
     "demo-topics": _convert_demo_topics,  # examples/demo texts -> multi-label topic/theme tags (SRC optional)
-
-
     "wic-tsv": _convert_definitions("convert_wic_tsv"),  # WiC-TSV contexts vs definitions -> matching layout
     "wic": _convert_definitions("convert_wic"),  # Word-in-Context sentence pairs -> matching layout
     "oewn": _convert_definitions("build_oewn_pairs"),  # Open English WordNet examples vs glosses -> pairs

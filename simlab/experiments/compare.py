@@ -272,8 +272,11 @@ def resolve_baseline(names: Sequence[str], wanted: str) -> str:
             return x == y
 
     want = parts(wanted)
-    hits = [n for n in names if want and all(k in (got := parts(n.rpartition("/")[0] or n)) and same(got[k], v)
-                                             for k, v in want.items())]
+    hits = [
+        n
+        for n in names
+        if want and all(k in (got := parts(n.rpartition("/")[0] or n)) and same(got[k], v) for k, v in want.items())
+    ]
     runs = sorted({n.rpartition("/")[0] for n in hits})
     if len(runs) == 1:
         return f"{runs[0]}/{main_system([n.rpartition('/')[2] for n in hits])}" if runs[0] else hits[0]

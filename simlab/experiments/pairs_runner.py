@@ -325,7 +325,8 @@ def run_pairs(cfg: PairsConfig, out: Path, overwrite: bool = False) -> RunSummar
                 np.c_[_features(train), pair_scores(model, train, d)], train.labels
             )
             summary.metrics["hybrid"], per_item["hybrid"], _ = _system(
-                hybrid.score(np.c_[_features(val), val_scores]), hybrid.score(np.c_[_features(test), test_scores]),
+                hybrid.score(np.c_[_features(val), val_scores]),
+                hybrid.score(np.c_[_features(test), test_scores]),
                 val,
                 test,
                 cfg.train.threshold_by,

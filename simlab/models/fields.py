@@ -59,8 +59,10 @@ class FieldFusion(InputModule):
                 )
             field_encoders = [0 if len(encoders) == 1 else i for i in range(n_fields)]
         if len(field_encoders) != n_fields or not all(0 <= j < len(encoders) for j in field_encoders):
-            raise ValueError(f"FieldFusion: field_encoders {field_encoders} must name one of {len(encoders)} encoders "
-                             f"for each of {n_fields} fields")
+            raise ValueError(
+                f"FieldFusion: field_encoders {field_encoders} must name one of {len(encoders)} encoders "
+                f"for each of {n_fields} fields"
+            )
         if fusion not in FUSIONS:
             raise ValueError(f"FieldFusion: fusion {fusion!r}; choose one of {', '.join(FUSIONS)}")
         self.encoders = nn.ModuleList(encoders)
