@@ -188,34 +188,14 @@ def bert_base_latency(args, texts: list[str], queries: list[str]) -> str:
 
     import torch
     from sentence_transformers import SparseEncoder
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertForMaskedLM
 
     from simlab.index.sparse import SPARSE_INDEX_TYPES
     from simlab.models.sparse import encode_sparse, quantize_for_cpu
+    from simlab.models.wordpiece import train_wordpiece
 
     torch.manual_seed(0)
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(
-        texts,
-        trainers.WordPieceTrainer(vocab_size=30522, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]),
-    )
-    tok.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=512,
-    )
+    fast = train_wordpiece(texts, vocab_size=30522, max_length=512)
     with tempfile.TemporaryDirectory() as tmp:
         fast.save_pretrained(tmp)
         BertForMaskedLM(BertConfig(vocab_size=30522)).save_pretrained(tmp)  # bert-base shape: 12 x 768, 110M

@@ -36,34 +36,15 @@ SENTENCES = [
 @pytest.fixture(scope="session")
 def tiny_bert_dir(tmp_path_factory) -> Path:
     """A 2-layer BERT (hidden 32) with a WordPiece tokenizer trained on a few sentences, saved to disk."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel
+
+    from simlab.models.wordpiece import train_wordpiece
 
     folder = tmp_path_factory.mktemp("tiny-bert")
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(SENTENCES * 5, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
-    from tokenizers.processors import TemplateProcessing
-
-    tok.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=64,
-    )
+    fast = train_wordpiece(SENTENCES * 5, vocab_size=200, max_length=64)
     fast.save_pretrained(folder)
     config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
+        vocab_size=len(fast),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,

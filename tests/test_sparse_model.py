@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -240,7 +241,8 @@ def test_sparse_run_and_inspect(tiny_mlm_dir, tmp_path):
     top = model.tokenizer.convert_ids_to_tokens(int(q.indices[np.argmax(q.data)]))
     assert f"{top}" in result.output and f"{q.data.max():.4f}" in result.output
     d = encode_sparse(model, [TEXTS[0]], "document")
-    assert f"score {float(q.multiply(d).sum()):.4f}" in result.output
+    printed = float(re.search(r"score (\d+\.\d+)", result.output).group(1))  # 4 decimals; encodings may differ
+    assert printed == pytest.approx(float(q.multiply(d).sum()), abs=2e-4)  # in the last float32 bits by batch
     assert "." not in [line.split()[1] for line in result.output.splitlines() if line[:5].strip().isdigit()]
 
     from simlab.experiments.search import search_run

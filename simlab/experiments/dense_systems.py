@@ -60,7 +60,6 @@ def dense_systems(
 ) -> DenseResult:
     """Runs `<prefix>.flat` and `<prefix>.<approx>` for each configured approximate index."""
     from simlab.index.dense import INDEX_TYPES
-    from simlab.index.timing import measure_search, overlap_at_k
 
     docs, qs = encode(model, corpus, queries)
     out = DenseResult()
@@ -80,24 +79,33 @@ def dense_systems(
             normalized=normalized,
             **_index_params(kind, cfg),
         )
-        ids, scores = index.search(qs, k)
-        out.runs[name] = Run.from_topk(name, queries.ids, ids, scores)
-        timing = measure_search(index, qs, min(k, 10))
-        size = saved_size(index, index_dir, name)
-        stats = {
-            "qps_single": timing.qps_single,
-            "qps_batched": timing.qps_batched,
-            "p50_ms": timing.p50_ms,
-            "p95_ms": timing.p95_ms,
-            "build_seconds": index.build_seconds,
-            "size_mb": size / 1e6,
-        }
-        if kind == "flat":
-            out.exact_ids = ids
-        else:
-            stats["overlap@10"] = float(np.mean(overlap_at_k(out.exact_ids, ids, 10)))
-        out.speed[name] = stats
+        run_index(out, name, index, queries, qs, k, index_dir, exact=kind == "flat")
     return out
+
+
+def run_index(out: DenseResult, name: str, index, queries: Queries, qs, k: int, index_dir: Path | None, exact: bool):
+    """Search `qs` with `index` into `out.runs[name]`, time it, save it, and record `out.speed[name]` (QPS,
+    latency, build time, size; overlap@10 with the exact run unless `exact`, which becomes the reference).
+    Returns that speed record, for the caller to add to."""
+    from simlab.index.timing import measure_search, overlap_at_k
+
+    ids, scores = index.search(qs, k)
+    out.runs[name] = Run.from_topk(name, queries.ids, ids, scores)
+    timing = measure_search(index, qs, min(k, 10))
+    stats = {
+        "qps_single": timing.qps_single,
+        "qps_batched": timing.qps_batched,
+        "p50_ms": timing.p50_ms,
+        "p95_ms": timing.p95_ms,
+        "build_seconds": index.build_seconds,
+        "size_mb": saved_size(index, index_dir, name) / 1e6,
+    }
+    if exact:
+        out.exact_ids = ids
+    else:
+        stats["overlap@10"] = float(np.nanmean(overlap_at_k(out.exact_ids, ids, 10)))
+    out.speed[name] = stats
+    return stats
 
 
 def saved_size(index, index_dir: Path | None, name: str) -> int:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from simlab.experiments.report import closing_section, history_section, md_table
+
 if TYPE_CHECKING:
     from simlab.experiments.multilabel_runner import MultilabelSummary
 
@@ -28,11 +30,6 @@ COLUMNS = [
     ("val_f1_micro", "val F1 micro"),
 ]
 BLOCK = ("f1_micro", "f1_macro", "precision_micro", "recall_micro", "precision_macro", "recall_macro", "ap", "hamming")
-
-
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def delta_line(name: str, value: float, base: float | None) -> str:
@@ -89,7 +86,7 @@ def render_multilabel(summary: MultilabelSummary) -> str:
         "",
         "## Test (thresholds from val, frozen)",
         "",
-        _md_table(*metric_rows(summary)),
+        md_table(*metric_rows(summary)),
     ]
     table = summary.per_label.get("trained", {})
     if table:
@@ -99,7 +96,7 @@ def render_multilabel(summary: MultilabelSummary) -> str:
             for lab, t in table.items()
         ]
         parts += ["", "## Per label (trained, test)", ""]
-        parts.append(_md_table(["label", "support", "precision", "recall", "F1", "AP", "threshold"], rows))
+        parts.append(md_table(["label", "support", "precision", "recall", "F1", "AP", "threshold"], rows))
     if summary.cost:
         c = summary.cost
         parts += [
@@ -110,19 +107,6 @@ def render_multilabel(summary: MultilabelSummary) -> str:
             f"training, {c['seconds_per_epoch']:.1f} s per epoch (validation included); peak memory of the process "
             f"{c['peak_memory_mb']:,.0f} MiB (resident set).",
         ]
-    if summary.history:
-        keys = ["train_loss", "val_loss", "val_ap", "val_f1_micro", "val_f1_macro", "val_threshold", "lr", "seconds"]
-        rows = [[str(h.get("epoch"))] + [_fmt(h.get(k)) for k in keys] for h in summary.history]
-        parts += ["", "## Training (val every epoch)", "", _md_table(["epoch", *keys], rows)]
-        parts += ["", "![learning curves](curves.png)"]
-    parts += ["", "## Notes", ""] + [f"- {n}" for n in summary.notes]
-    parts += ["", f"Run time: {summary.seconds:.1f} s.", ""]
-    return "\n".join(parts)
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}"
-    return str(v)
+    keys = ["train_loss", "val_loss", "val_ap", "val_f1_micro", "val_f1_macro", "val_threshold", "lr", "seconds"]
+    parts += history_section(summary, keys)
+    return "\n".join(parts + closing_section(summary))

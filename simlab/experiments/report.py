@@ -40,10 +40,24 @@ def speed_rows(summary: RunSummary) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> str:
+def md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def history_section(summary: RunSummary, keys: list[str], title: str = "Training (val every epoch)") -> list[str]:
+    """The per-epoch table of `keys` and the learning curves (curves.png), or nothing without a history."""
+    if not summary.history:
+        return []
+    rows = [[str(h.get("epoch"))] + [fmt_cell(h.get(k)) for k in keys] for h in summary.history]
+    return ["", f"## {title}", "", md_table(["epoch", *keys], rows), "", "![learning curves](curves.png)"]
+
+
+def closing_section(summary: RunSummary) -> list[str]:
+    """The run's notes (if any) and its run time: the end of every report."""
+    notes = ["", "## Notes", "", *(f"- {n}" for n in summary.notes)] if summary.notes else []
+    return [*notes, "", f"Run time: {summary.seconds:.1f} s.", ""]
 
 
 PAIR_COLUMNS = [
@@ -102,24 +116,19 @@ def render_markdown(summary: RunSummary) -> str:
         "",
         "## Quality",
         "",
-        _md_table(*quality_rows(summary)),
+        md_table(*quality_rows(summary)),
         "",
         "## Exact vs approximate search",
         "",
-        _md_table(*speed_rows(summary)),
+        md_table(*speed_rows(summary)),
         "",
         f"Δ: {summary.config.eval.metrics[0]} minus exact search with the same model. top10 ∩ exact: share of "
         "the exact top 10 that the index returns. QPS 1: one query per call; QPS batch: all test queries "
         "in one call. p50/p95: latency of one query.",
     ]
-    if summary.history:
-        keys = [k for k in summary.history[0] if k != "epoch"]
-        rows = [[str(h["epoch"])] + [_fmt(h.get(k)) for k in keys] for h in summary.history]
-        parts += ["", "## Training", "", _md_table(["epoch", *keys], rows)]
-    if summary.notes:
-        parts += ["", "## Notes", ""] + [f"- {n}" for n in summary.notes]
-    parts += ["", f"Run time: {summary.seconds:.1f} s.", ""]
-    return "\n".join(parts)
+    keys = [k for k in summary.history[0] if k != "epoch"] if summary.history else []
+    parts += history_section(summary, keys, "Training")
+    return "\n".join(parts + closing_section(summary))
 
 
 def _render_pairs(summary: RunSummary) -> str:
@@ -138,28 +147,21 @@ def _render_pairs(summary: RunSummary) -> str:
         "",
         "## Test",
         "",
-        _md_table(*pair_rows(summary)),
+        md_table(*pair_rows(summary)),
     ]
-    if summary.history:
-        keys = ["train_loss", "val_loss", "val_f1", "val_pos_acc", "val_neg_acc", "val_threshold", "seconds"]
-        rows = [[str(h.get("epoch"))] + [_fmt(h.get(k)) for k in keys] for h in summary.history]
-        parts += [
-            "",
-            "## Training (val every epoch)",
-            "",
-            _md_table(["epoch", *keys], rows),
-            "",
-            "![learning curves](curves.png)",
-        ]
-    parts += ["", "## Notes", ""] + [f"- {n}" for n in summary.notes]
-    parts += ["", f"Run time: {summary.seconds:.1f} s.", ""]
-    return "\n".join(parts)
+    parts += history_section(
+        summary, ["train_loss", "val_loss", "val_f1", "val_pos_acc", "val_neg_acc", "val_threshold", "seconds"]
+    )
+    return "\n".join(parts + closing_section(summary))
 
 
-def _fmt(v) -> str:
+def fmt_cell(v) -> str:
+    """A table cell: `-` for missing, 4 decimals for floats (scientific below 1e-3, e.g. learning rates)."""
     if v is None:
         return "-"
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.4f}"
+    return str(v)
 
 
 def print_tables(summary: RunSummary) -> None:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab.errors import ConfigError
-from simlab.experiments.dense_systems import DenseResult, saved_size
+from simlab.experiments.dense_systems import DenseResult, run_index
 from simlab.records import Collection, Corpus, Queries, Run
 
 if TYPE_CHECKING:
@@ -101,7 +101,6 @@ def sparse_systems(
     """Runs `<prefix>.flat` (exact) and `<prefix>.<approx>` for each of `index.sparse_approximate`;
     with `quantize`, every text is encoded by the int8 copy of `model` (`model.sparse.quantize`)."""
     from simlab.index.sparse import SPARSE_INDEX_TYPES
-    from simlab.index.timing import measure_search, overlap_at_k
     from simlab.models.sparse import encode_sparse, quantize_for_cpu, vocabulary_fingerprint
 
     vocab = vocabulary_fingerprint(model)
@@ -125,29 +124,15 @@ def sparse_systems(
         index_type = "exact" if kind == "flat" else kind
         params = cfg.seismic.model_dump() if kind == "seismic" else {}
         index = SPARSE_INDEX_TYPES[index_type].build(docs, corpus.ids, model_id=model_id, vocab=vocab, **params)
-        ids, scores = index.search(qs, k)
-        out.runs[name] = Run.from_topk(name, queries.ids, ids, scores)
-        timing = measure_search(index, qs, min(k, 10))
-        size = saved_size(index, index_dir, name)
+        stats = run_index(out, name, index, queries, qs, k, index_dir, exact=kind == "flat")
         enc, total = _query_latency(model, queries.texts, index)
-        stats = {
-            "qps_single": timing.qps_single,
-            "qps_batched": timing.qps_batched,
-            "p50_ms": timing.p50_ms,
-            "p95_ms": timing.p95_ms,
-            "build_seconds": index.build_seconds,
-            "size_mb": size / 1e6,
+        stats |= {
             **enc_stats,
             "query_encode_p50_ms": float(np.percentile(enc, 50) * 1e3),
             "query_encode_p95_ms": float(np.percentile(enc, 95) * 1e3),
             "encode_search_p50_ms": float(np.percentile(total, 50) * 1e3),
             "encode_search_p95_ms": float(np.percentile(total, 95) * 1e3),
         }
-        if kind == "flat":
-            out.exact_ids = ids
-        else:
-            stats["overlap@10"] = float(np.nanmean(overlap_at_k(out.exact_ids, ids, 10)))
-        out.speed[name] = stats
     flat = out.speed[f"{prefix}.flat"]
     out.notes.append(
         f"{prefix} (sparse): {len(corpus)} documents encoded at {docs_per_s:,.1f} docs/s; active dimensions "

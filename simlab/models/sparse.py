@@ -45,34 +45,16 @@ def build_scratch_mlm(cfg: ModelConfig, texts: Sequence[str]) -> SparseEncoder:
     """A random BERT-MLM + SpladePooling over a WordPiece vocabulary trained on `texts`."""
     import torch
     from sentence_transformers import SparseEncoder
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertForMaskedLM
+
+    from simlab.models.wordpiece import train_wordpiece
 
     if not texts:
         raise ModelLoadError("model.name: bert-mlm-scratch needs the collection's texts to train its vocabulary")
     sc = cfg.sparse.scratch
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(list(texts), trainers.WordPieceTrainer(vocab_size=sc.vocab_size, special_tokens=specials))
-    tok.post_processor = TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B [SEP]",
-        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=cfg.max_length,
-    )
+    fast = train_wordpiece(texts, sc.vocab_size, cfg.max_length)
     config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
+        vocab_size=len(fast),
         hidden_size=sc.hidden_size,
         num_hidden_layers=sc.layers,
         num_attention_heads=sc.heads,
