@@ -455,15 +455,14 @@ def _fake_encode(texts):
 def test_pca_filter_drops_exactly_the_pairs_beyond_the_thresholds(tmp_path, units):
     from simlab.data.matching import read_matching
     from simlab.data.pca_filter import filter_pca
-    from simlab.experiments.pairs_runner import record_text
 
     toy = write_toy(tmp_path / "toy")
     data = read_matching(toy)
     train = data.pairs["train"]
     # independent PCA-2D by SVD on the same embeddings
     lids, rids = list(dict.fromkeys(train.left_ids)), list(dict.fromkeys(train.right_ids))
-    ex = _fake_encode([record_text(data.left, data.left.position[i], ["text", "target"]) for i in lids])
-    de = _fake_encode([record_text(data.right, data.right.position[i], ["text", "target", "hypernyms"]) for i in rids])
+    ex = _fake_encode([data.left.text(data.left.position[i], ["text", "target"]) for i in lids])
+    de = _fake_encode([data.right.text(data.right.position[i], ["text", "target", "hypernyms"]) for i in rids])
     x = np.vstack([ex, de])
     mean = x.mean(0)
     _, _, vt = np.linalg.svd(x - mean, full_matrices=False)

@@ -115,11 +115,10 @@ def test_save_and_reload_give_identical_embeddings(static, tmp_path, shared):
 
 def test_record_text_keeps_empty_fields_in_place():
     from simlab.data.matching import Records
-    from simlab.experiments.pairs_runner import record_text
 
     records = Records(["1"], {"name": [" acme "], "brand": [""], "price": [f"9{FIELD_SEP}9"]})
-    assert record_text(records, 0, ["name", "brand", "price"]) == "acme 9\x1f9"
-    assert record_text(records, 0, ["name", "brand", "price"], FIELD_SEP) == f"acme{FIELD_SEP}{FIELD_SEP}9 9"
+    assert records.text(0, ["name", "brand", "price"]) == "acme 9\x1f9"
+    assert records.text(0, ["name", "brand", "price"], FIELD_SEP) == f"acme{FIELD_SEP}{FIELD_SEP}9 9"
 
 
 def test_separate_fields_pairs_run_trains_saves_and_matches(tmp_path):

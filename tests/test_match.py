@@ -73,14 +73,13 @@ def _model_scores(run, pairs: list[tuple[str, str]], distance: str = "cosine") -
     from sentence_transformers import SentenceTransformer
 
     from simlab.data.matching import read_records
-    from simlab.experiments.pairs_runner import record_text
     from simlab.training.pairs import PairSet, pair_scores
 
     left, right = read_records(run / "tableA.csv"), read_records(run / "tableB.csv")
     fields = ["title", "price"]
     ps = PairSet(
-        [record_text(left, left.position[a], fields) for a, _ in pairs],
-        [record_text(right, right.position[b], fields) for _, b in pairs],
+        [left.text(left.position[a], fields) for a, _ in pairs],
+        [right.text(right.position[b], fields) for _, b in pairs],
         [0] * len(pairs),
         [f"{a}|{b}" for a, b in pairs],
     )

@@ -81,6 +81,13 @@ class Records:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def text(self, i: int, fields: list[str], sep: str = " ") -> str:
+        """Record `i`'s field values joined by `sep`: spaces skip empty fields; another separator (the
+        `FIELD_SEP` of `simlab.models.fields`) keeps them as empty strings, so each field keeps its position."""
+        if sep == " ":
+            return " ".join(v for f in fields if (v := self.fields[f][i].strip()))
+        return sep.join(self.fields[f][i].strip().replace(sep, " ") for f in fields)
+
     @cached_property
     def position(self) -> dict[str, int]:
         """Record id -> index."""

@@ -90,14 +90,13 @@ def filter_split(
     data: MatchingDataset, split: str, encode, label1_max: float, label0_min: float, units: str, fields=None
 ) -> SplitFilter:
     """Distances and the keep mask of one split; `encode(texts) -> (n, d)` embeds texts."""
-    from simlab.experiments.pairs_runner import record_text
 
     pairs = data.pairs[split]
     lf = [f for f in (fields or data.left.fields) if f in data.left.fields and f not in ("char_start", "char_end")]
     rf = [f for f in (fields or data.right.fields) if f in data.right.fields]
     lids, rids = list(dict.fromkeys(pairs.left_ids)), list(dict.fromkeys(pairs.right_ids))
-    ex = encode([record_text(data.left, data.left.position[i], lf) for i in lids])
-    de = encode([record_text(data.right, data.right.position[i], rf) for i in rids])
+    ex = encode([data.left.text(data.left.position[i], lf) for i in lids])
+    de = encode([data.right.text(data.right.position[i], rf) for i in rids])
     lpos, rpos = {i: k for k, i in enumerate(lids)}, {i: k for k, i in enumerate(rids)}
     d, pe, pd = pair_distances(ex, de, [lpos[i] for i in pairs.left_ids], [rpos[i] for i in pairs.right_ids])
     t1, t0 = _resolve(label1_max, d, units), _resolve(label0_min, d, units)

@@ -62,7 +62,6 @@ def text_fields(cfg: PairsConfig, data: MatchingDataset) -> tuple[list[str], lis
 
 def context_pairs(cfg: PairsConfig, data: MatchingDataset, split: str) -> ContextPairs:
     """One split's labelled pairs with the context's target word and span (when the table has them)."""
-    from simlab.experiments.pairs_runner import record_text
 
     lf, rf = text_fields(cfg, data)
     pairs = data.pairs[split]
@@ -75,14 +74,14 @@ def context_pairs(cfg: PairsConfig, data: MatchingDataset, split: str) -> Contex
     targets, spans, texts = [], [], []
     for lid in pairs.left_ids:
         i = left.position[lid]
-        texts.append(record_text(left, i, lf))
+        texts.append(left.text(i, lf))
         a, b = _ints(left, "char_start", i), _ints(left, "char_end", i)
         ok = spans_ok and a is not None and b is not None and 0 <= a < b <= len(left.fields["text"][i])
         spans.append((a, b) if ok else None)
         targets.append(left.fields["target"][i] if "target" in left.fields else None)
     return ContextPairs(
         left=texts,
-        right=[record_text(right, right.position[r], rf) for r in pairs.right_ids],
+        right=[right.text(right.position[r], rf) for r in pairs.right_ids],
         labels=list(pairs.labels),
         ids=[f"{a}|{b}" for a, b in zip(pairs.left_ids, pairs.right_ids)],
         targets=targets,

@@ -245,10 +245,9 @@ def match_tables(
 
 
 def _encode(model, records: Records, fields: list[str], progress: bool, sep: str = " ") -> np.ndarray:
-    """Float32 embeddings `[n, d]` of `record_text` of each record (the training texts, joined by `sep`)."""
-    from simlab.experiments.pairs_runner import record_text
+    """Float32 embeddings `[n, d]` of `Records.text` of each record (the training texts, joined by `sep`)."""
 
-    texts = [record_text(records, i, fields, sep) for i in range(len(records))]
+    texts = [records.text(i, fields, sep) for i in range(len(records))]
     emb = model.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=progress)
     return np.asarray(emb, dtype=np.float32)
 

@@ -27,16 +27,8 @@ from simlab.models.field_matcher import FieldMatcher, field_features
 from simlab.training.pairs import REPORTED, PairSet
 
 
-def record_text(records: Records, i: int, fields: list[str], sep: str = " ") -> str:
-    """A record's field values joined by `sep`: spaces skip empty fields; another separator (the
-    `FIELD_SEP` of `record_sep`) keeps them as empty strings, so each field keeps its position."""
-    if sep == " ":
-        return " ".join(v for f in fields if (v := records.fields[f][i].strip()))
-    return sep.join(records.fields[f][i].strip().replace(sep, " ") for f in fields)
-
-
 def record_sep(cfg: PairsConfig) -> str:
-    """The separator `record_text` joins fields with for this config's model (see simlab.models.fields)."""
+    """The separator `Records.text` joins fields with for this config's model (see simlab.models.fields)."""
     from simlab.models.fields import FIELD_SEP
 
     return " " if cfg.model.fields_encoder == "joined" else FIELD_SEP
@@ -88,8 +80,8 @@ def _labelled_set(data: MatchingDataset, split: str, limit: int | None, cfg: Pai
         pairs = limit_labelled_pairs(pairs, limit_pos_pairs_per_query=limit, limit_queries=None, seed=seed)
     lpos, rpos = data.left.position, data.right.position
     return PairSet(
-        [record_text(data.left, lpos[i], fields, sep) for i in pairs.left_ids],
-        [record_text(data.right, rpos[i], fields, sep) for i in pairs.right_ids],
+        [data.left.text(lpos[i], fields, sep) for i in pairs.left_ids],
+        [data.right.text(rpos[i], fields, sep) for i in pairs.right_ids],
         list(pairs.labels),
         [f"{a}|{b}" for a, b in zip(pairs.left_ids, pairs.right_ids)],
         [field_values(data.left, lpos[i], fields, image) for i in pairs.left_ids],
@@ -111,7 +103,7 @@ def _sampled_set(
         seed=cfg.train.seed,
     )
     sep = record_sep(cfg)
-    texts = [record_text(records, i, fields, sep) for i in range(len(records))]
+    texts = [records.text(i, fields, sep) for i in range(len(records))]
     miner = None
     if s.hard_soft_ratio > 0 and s.hard_miner == "model" and sep != " ":  # the per-field texts it trains on
         miner = model_miner(Records(records.ids, {"text": texts}, records.groups), model, ["text"])
