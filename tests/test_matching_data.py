@@ -13,13 +13,13 @@ import simlab.data.matching as matching
 from simlab.data.matching import (
     LabelledPairs,
     Records,
-    convert_deepmatcher,
     group_split,
     groups_from_pairs,
     read_deepmatcher,
     read_matching,
     read_records,
 )
+from simlab.data.matching_convert import convert_deepmatcher
 from simlab.errors import ConfigError, DataError
 
 TABLE_A = "id,title,price\n0,apple iphone 12,699\n1,samsung galaxy s21,799\n2,google pixel 5,\n"

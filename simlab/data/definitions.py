@@ -42,10 +42,10 @@ from simlab.data.matching import (
     TABLE_A,
     TABLE_B,
     MatchingDataset,
-    _write_csv,
     group_split,
     read_matching,
 )
+from simlab.data.matching_convert import write_csv
 from simlab.errors import DataError
 from simlab.fsutil import staged_dir, write_json
 
@@ -83,11 +83,11 @@ class _Builder:
             if not rows:
                 raise DataError(f"{source}: the {split} split came out empty; check the source files.")
         with staged_dir(out, overwrite=overwrite) as tmp:
-            _write_csv(tmp / TABLE_A, ("id", *self.left_columns), ((i, *row) for row, i in self.left.items()))
-            _write_csv(tmp / TABLE_B, ("id", *self.right_columns), ((i, *row) for row, i in self.right.items()))
+            write_csv(tmp / TABLE_A, ("id", *self.left_columns), ((i, *row) for row, i in self.left.items()))
+            write_csv(tmp / TABLE_B, ("id", *self.right_columns), ((i, *row) for row, i in self.right.items()))
             (tmp / PAIRS_DIR).mkdir()
             for split, rows in self.pairs.items():
-                _write_csv(tmp / PAIRS_DIR / f"{split}.csv", PAIR_COLUMNS, rows)
+                write_csv(tmp / PAIRS_DIR / f"{split}.csv", PAIR_COLUMNS, rows)
             counts = {
                 s: {"pos": sum(r[2] for r in rows), "neg": sum(1 - r[2] for r in rows)}
                 for s, rows in self.pairs.items()

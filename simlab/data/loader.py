@@ -51,7 +51,7 @@ LAYOUTS: tuple[Layout, ...] = (
 
 
 def _convert_deepmatcher(src: Path, out: Path, overwrite: bool):
-    from simlab.data.matching import convert_deepmatcher
+    from simlab.data.matching_convert import convert_deepmatcher
 
     return convert_deepmatcher(src, out, overwrite)
 

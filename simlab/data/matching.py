@@ -13,9 +13,10 @@ Two ways to say what matches:
       valid.csv     (same columns)                   becomes split "val"
       test.csv      (same columns)
 
-`convert_deepmatcher` validates such a folder and writes the normalised layout that
-`read_matching` reads back (tables as above, `pairs/train.csv`, `pairs/val.csv`,
-`pairs/test.csv` and a `meta.json` with the format name and version).
+`simlab.data.matching_convert.convert_deepmatcher` validates such a folder and writes the
+normalised layout that `read_matching` reads back (tables as above, `pairs/train.csv`,
+`pairs/val.csv`, `pairs/test.csv` and a `meta.json` with the format name and version).
+CSV and JSONL files are read row by row by `simlab.data.table_rows`.
 
 Every reader error is a `DataError` naming `file:line` (or the file and the columns found)
 and the fix.
@@ -23,19 +24,16 @@ and the fix.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
+from simlab.data.table_rows import csv_rows, jsonl_rows
 from simlab.errors import ConfigError, DataError
-from simlab.fsutil import staged_dir, write_json
 
 SPLITS = ("train", "val", "test")
 DEEPMATCHER_FILES = {"train": "train.csv", "val": "valid.csv", "test": "test.csv"}
@@ -193,9 +191,9 @@ def read_records(
     """
     path = Path(path)
     if path.suffix.lower() in (".jsonl", ".ndjson"):
-        columns, rows = _jsonl_rows(path)
+        columns, rows = jsonl_rows(path)
     else:
-        columns, rows = _csv_rows(path)
+        columns, rows = csv_rows(path)
     for key, what in ((id_field, "id_field"), (group_field, "group_field"), (image_field, "image_field")):
         if key is not None and key not in columns:
             raise DataError(
@@ -248,72 +246,13 @@ def _image_path(path: Path, where: str, value: str, field: str) -> str:
     return str(image)
 
 
-def _csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """The header and the rows as (first line of the row, column -> value)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found.") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        lineno = raw[: e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{lineno}: not valid UTF-8 ({e.reason}); re-encode the file as UTF-8.") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    rows: list[tuple[int, dict[str, str]]] = []
-    prev = 0
-    try:
-        header = [h.strip() for h in next(reader, [])]
-        if not header:
-            raise DataError(f"{path}: empty file; expected a header line with the column names.")
-        dup = sorted({h for h in header if header.count(h) > 1})
-        if dup:
-            raise DataError(f"{path}:1: column(s) {', '.join(dup)} appear more than once in the header.")
-        prev = reader.line_num
-        for row in reader:
-            start, prev = prev + 1, reader.line_num
-            if not row or row == [""]:
-                continue
-            if len(row) != len(header):
-                raise DataError(
-                    f"{path}:{start}: {len(row)} fields, but the header has {len(header)} "
-                    f"({', '.join(header)}); quote values that contain commas."
-                )
-            rows.append((start, dict(zip(header, row))))
-    except csv.Error as e:
-        raise DataError(f"{path}:{prev + 1}: malformed CSV ({e}).") from None
-    return header, iter(rows)
-
-
-def _jsonl_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """Every key seen (first-appearance order) and the rows with values as strings."""
-    from simlab.data.lines import iter_jsonl
-
-    columns: dict[str, None] = {}
-    rows: list[tuple[int, dict[str, str]]] = []
-    for where, obj in iter_jsonl(path):
-        columns.update(dict.fromkeys(obj))
-        rows.append((int(where.rsplit(":", 1)[1]), {k: _as_text(v, k, where) for k, v in obj.items()}))
-    return list(columns), iter(rows)
-
-
-def _as_text(value: Any, key: str, where: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise DataError(f"{where}: key `{key}` must be a string or a number, got {type(value).__name__}.")
-
-
 # ---------------------------------------------------------------- labelled pairs
 
 
 def _read_pairs(
     path: Path, split: str, left: Records, right: Records, left_file: str, right_file: str
 ) -> LabelledPairs:
-    columns, rows = _csv_rows(path)
+    columns, rows = csv_rows(path)
     missing = [c for c in PAIR_COLUMNS if c not in columns]
     if missing:
         raise DataError(
@@ -383,57 +322,6 @@ def _read_tables_and_pairs(
     right = read_records(folder / TABLE_B, image_field=image_field)
     pairs = {s: _read_pairs(p, s, left, right, TABLE_A, TABLE_B) for s, p in pair_files.items()}
     return MatchingDataset(folder.name, left, right, pairs, str(folder))
-
-
-def convert_deepmatcher(src: str | Path, out: str | Path, overwrite: bool = False) -> MatchingDataset:
-    """Validate a DeepMatcher folder and write its normalised copy to `out`, atomically.
-
-    Output: `tableA.csv`, `tableB.csv`, `pairs/{train,val,test}.csv` (UTF-8, `\\n` line ends,
-    ids and labels stripped) and `meta.json` (format, version, source, pair counts).
-
-    Returns:
-        The dataset as read from `src`.
-
-    Raises:
-        DataError: `src` is invalid (see `read_deepmatcher`), or `out` exists and `overwrite`
-            is False.
-    """
-    out = Path(out)
-    refuse = DataError(f"{out} already exists; pass overwrite=True (`--overwrite`) or choose another folder.")
-    if out.exists() and not overwrite:
-        raise refuse
-    data = read_deepmatcher(src)
-    try:
-        with staged_dir(out, overwrite=overwrite) as tmp:
-            _write_table(tmp / TABLE_A, data.left)
-            _write_table(tmp / TABLE_B, data.right)
-            (tmp / PAIRS_DIR).mkdir()
-            for split, pairs in data.pairs.items():
-                rows = zip(pairs.left_ids, pairs.right_ids, pairs.labels)
-                _write_csv(tmp / PAIRS_DIR / f"{split}.csv", PAIR_COLUMNS, rows)
-            meta = {
-                "format": FORMAT_NAME,
-                "version": FORMAT_VERSION,
-                "source": str(src),
-                "tables": {TABLE_A: len(data.left), TABLE_B: len(data.right)},
-                "pairs": {s: p.counts() for s, p in data.pairs.items()},
-            }
-            write_json(tmp / "meta.json", meta)
-    except FileExistsError:  # `out` appeared while we were writing
-        raise refuse from None
-    return data
-
-
-def _write_table(path: Path, records: Records) -> None:
-    header = ("id", *records.fields)
-    _write_csv(path, header, zip(records.ids, *records.fields.values()))
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Any) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
 
 
 def read_matching(

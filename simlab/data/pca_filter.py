@@ -36,10 +36,9 @@ from simlab.data.matching import (
     TABLE_B,
     LabelledPairs,
     MatchingDataset,
-    _write_csv,
-    _write_table,
     read_matching,
 )
+from simlab.data.matching_convert import write_csv, write_table
 from simlab.errors import ConfigError, DataError
 from simlab.fsutil import staged_dir, write_json
 
@@ -171,48 +170,16 @@ def filter_pca(
         DataError: `src` is not a labelled-pairs dataset, or `out` exists and not `overwrite`.
     """
     src, out = Path(src), Path(out)
-    if units not in UNITS:
-        raise ConfigError(f"units {units!r}; choose one of: {', '.join(UNITS)}")
-    if units == "percentile" and not (0 <= label1_max <= 100 and 0 <= label0_min <= 100):
-        raise ConfigError(
-            f"--label1-max {label1_max} / --label0-min {label0_min}: percentiles must be in [0, 100]; "
-            "pass --units distance for raw distances"
-        )
+    _check_thresholds(label1_max, label0_min, units)
     if out.exists() and not overwrite:
         raise DataError(f"{out} already exists; pass --overwrite or choose another folder.")
-    data = read_matching(src)
-    if data.kind != "pairs":
-        raise DataError(f"{src}: a records file with groups; the PCA filter needs labelled pairs (pairs/<split>.csv).")
-    unknown = [s for s in splits if s not in data.pairs]
-    if unknown:
-        raise ConfigError(f"splits {unknown}: not in {src}; splits are {', '.join(data.pairs)}")
+    data = _read_labelled_pairs(src, splits)
     if encode is None:
-        from simlab.config import ModelConfig
-        from simlab.models import load_model
-
-        st = load_model(ModelConfig(name=model))
-
-        def encode(texts: list[str]) -> np.ndarray:
-            return st.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=len(texts) > 5000)
-
+        encode = _model_encoder(model)
     results = [filter_split(data, s, encode, label1_max, label0_min, units, fields) for s in splits]
-    by_split = {r.split: r for r in results}
+    params = {"label1_max": label1_max, "label0_min": label0_min, "units": units, "model": model}
     with staged_dir(out, overwrite=overwrite) as tmp:
-        _write_table(tmp / TABLE_A, data.left)
-        _write_table(tmp / TABLE_B, data.right)
-        (tmp / PAIRS_DIR).mkdir()
-        counts = {}
-        for split, pairs in data.pairs.items():
-            keep = by_split[split].keep if split in by_split else np.ones(len(pairs), dtype=bool)
-            kept = LabelledPairs(
-                [x for x, k in zip(pairs.left_ids, keep) if k],
-                [x for x, k in zip(pairs.right_ids, keep) if k],
-                [x for x, k in zip(pairs.labels, keep) if k],
-                split,
-            )
-            _write_csv(tmp / PAIRS_DIR / f"{split}.csv", PAIR_COLUMNS, zip(kept.left_ids, kept.right_ids, kept.labels))
-            counts[split] = kept.counts()
-        params = {"label1_max": label1_max, "label0_min": label0_min, "units": units, "model": model}
+        counts = _write_filtered(tmp, data, {r.split: r.keep for r in results})
         write_json(
             tmp / "meta.json",
             {
@@ -224,31 +191,80 @@ def filter_pca(
                 "filter": {"kind": "pca-2d", **params, "splits": list(splits)},
             },
         )
-        write_json(
-            tmp / "filter.json",
-            {
-                **params,
-                "splits": {
-                    r.split: {
-                        "label1_max_distance": r.label1_max,
-                        "label0_min_distance": r.label0_min,
-                        **r.counts(),
-                        "dropped": [
-                            {"ltable_id": a, "rtable_id": b, "label": int(y), "distance": round(float(d), 6)}
-                            for a, b, y, d, k in zip(
-                                data.pairs[r.split].left_ids,
-                                data.pairs[r.split].right_ids,
-                                r.labels,
-                                r.distances,
-                                r.keep,
-                            )
-                            if not k
-                        ],
-                    }
-                    for r in results
-                },
-            },
-        )
+        write_json(tmp / "filter.json", {**params, "splits": {r.split: _split_record(data, r) for r in results}})
     if plot is not None:
         plot_filter(results, Path(plot), units)
     return results
+
+
+def _check_thresholds(label1_max: float, label0_min: float, units: str) -> None:
+    """Raise `ConfigError` for unknown `units` or a percentile outside [0, 100]."""
+    if units not in UNITS:
+        raise ConfigError(f"units {units!r}; choose one of: {', '.join(UNITS)}")
+    if units == "percentile" and not (0 <= label1_max <= 100 and 0 <= label0_min <= 100):
+        raise ConfigError(
+            f"--label1-max {label1_max} / --label0-min {label0_min}: percentiles must be in [0, 100]; "
+            "pass --units distance for raw distances"
+        )
+
+
+def _read_labelled_pairs(src: Path, splits: Sequence[str]) -> MatchingDataset:
+    """The dataset at `src`; it must have labelled pairs and every split of `splits`."""
+    data = read_matching(src)
+    if data.kind != "pairs":
+        raise DataError(f"{src}: a records file with groups; the PCA filter needs labelled pairs (pairs/<split>.csv).")
+    unknown = [s for s in splits if s not in data.pairs]
+    if unknown:
+        raise ConfigError(f"splits {unknown}: not in {src}; splits are {', '.join(data.pairs)}")
+    return data
+
+
+def _model_encoder(model: str):
+    """`texts -> (n, d) array` of the simlab model `model` (a name or a folder)."""
+    from simlab.config import ModelConfig
+    from simlab.models import load_model
+
+    st = load_model(ModelConfig(name=model))
+
+    def encode(texts: list[str]) -> np.ndarray:
+        return st.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=len(texts) > 5000)
+
+    return encode
+
+
+def _write_filtered(tmp: Path, data: MatchingDataset, keeps: dict[str, np.ndarray]) -> dict[str, dict[str, int]]:
+    """Write both tables and every split's kept pairs (all pairs of a split not in `keeps`) into `tmp`.
+
+    Returns:
+        split -> the kept pairs' counts (`LabelledPairs.counts`).
+    """
+    write_table(tmp / TABLE_A, data.left)
+    write_table(tmp / TABLE_B, data.right)
+    (tmp / PAIRS_DIR).mkdir()
+    counts = {}
+    for split, pairs in data.pairs.items():
+        keep = keeps[split] if split in keeps else np.ones(len(pairs), dtype=bool)
+        kept = LabelledPairs(
+            [x for x, k in zip(pairs.left_ids, keep) if k],
+            [x for x, k in zip(pairs.right_ids, keep) if k],
+            [x for x, k in zip(pairs.labels, keep) if k],
+            split,
+        )
+        write_csv(tmp / PAIRS_DIR / f"{split}.csv", PAIR_COLUMNS, zip(kept.left_ids, kept.right_ids, kept.labels))
+        counts[split] = kept.counts()
+    return counts
+
+
+def _split_record(data: MatchingDataset, r: SplitFilter) -> dict:
+    """One split's entry of `filter.json`: the resolved thresholds, the counts and every dropped pair."""
+    pairs = data.pairs[r.split]
+    return {
+        "label1_max_distance": r.label1_max,
+        "label0_min_distance": r.label0_min,
+        **r.counts(),
+        "dropped": [
+            {"ltable_id": a, "rtable_id": b, "label": int(y), "distance": round(float(d), 6)}
+            for a, b, y, d, k in zip(pairs.left_ids, pairs.right_ids, r.labels, r.distances, r.keep)
+            if not k
+        ],
+    }
