@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "DenseIndex": "simlab.index.dense",
+    "DenseIndex": "simlab.index.dense_base",
     "FlatIndex": "simlab.index.dense",
     "HNSWIndex": "simlab.index.dense",
     "IVFIndex": "simlab.index.dense",
