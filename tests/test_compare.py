@@ -26,12 +26,12 @@ from simlab.evaluation.significance import (
     win_tie_loss,
 )
 from simlab.experiments.compare import (
-    Comparison,
     compare,
     keep_main_systems,
     load_systems,
     resolve_baseline,
 )
+from simlab.experiments.comparison import Comparison
 
 # --------------------------------------------------------------------------- fixtures
 

@@ -11,7 +11,8 @@ import pytest
 
 from simlab.config import load_config, load_sweep
 from simlab.errors import ConfigError
-from simlab.experiments.html_report import _curve, build_report
+from simlab.experiments.html_report import build_report
+from simlab.experiments.report_figures import _curve
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +113,8 @@ def test_pair_labels_recovered_from_correct_give_the_runs_f1(pairs_run):
     """label = (score >= thr) == correct: the F1 at the frozen threshold is metrics.json's."""
     import json
 
-    from simlab.experiments.html_report import _pair_scores, _read_run
+    from simlab.experiments.html_report import _read_run
+    from simlab.experiments.report_figures import _pair_scores
 
     run = _read_run(pairs_run, pairs_run.name)
     s, y, thr = _pair_scores(run)

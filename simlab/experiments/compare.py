@@ -3,14 +3,16 @@ r"""`simlab compare`: per-query significance tests of systems against a baseline
 Three layers, each usable alone:
 
 1. **Loading.** `load_systems` reads the `perquery.tsv` of run folders written by `simlab run`
-   (or of every run in a sweep folder) into `{system: {metric: {query_id: value}}}`.
+   (or of every run in a sweep folder; see `simlab.experiments.runs_io`) into
+   `{system: {metric: {query_id: value}}}`.
 2. **Statistics.** Pure functions over two paired per-query arrays `a` (system) and `b`
    (baseline), with $d_i = a_i - b_i$ for the $n$ queries: the tests of `TESTS` return a
    two-sided p-value for $H_0: \mathbb{E}[d] = 0$; `CORRECTIONS` adjust a family of p-values;
-   `win_tie_loss` counts per-query outcomes.
+   `win_tie_loss` counts per-query outcomes (all in `simlab.evaluation.significance`).
 3. **The table.** `compare` runs one test per (system, metric) pair on the queries both
-   systems have, corrects the p-values over the whole table, and returns a `Comparison` that
-   renders itself as markdown, JSON or a rich table.
+   systems have, corrects the p-values over the whole table, and returns a
+   `simlab.experiments.comparison.Comparison` that renders itself as markdown, JSON or a
+   rich table.
 
 Example:
     >>> import numpy as np
@@ -23,129 +25,18 @@ Example:
 
 from __future__ import annotations
 
-import inspect
-import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any
 
 from simlab.errors import ConfigError, DataError, RunFolderError
 from simlab.evaluation.significance import CORRECTIONS, COUNTS, RATIO_METRICS, RATIO_TESTS, TESTS, win_tie_loss
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-PerQuery: TypeAlias = dict[str, dict[str, float]]
-"""metric name -> query id -> value, the per-query scores of one system."""
-
-COMPARE_FORMAT = {"format": "simlab.compare", "format_version": 1}
-_PERQUERY_COLUMNS = ("system", "query_id", "metric", "value")
-
+from simlab.experiments.comparison import Comparison, PairResult, resampling_kwargs
+from simlab.experiments.runs_io import PerQuery, find_runs, read_run
 
 # --------------------------------------------------------------------------- loading
-
-
-def find_runs(path: Path) -> list[Path]:
-    """The run folders a path stands for: itself, or the run folders directly inside it.
-
-    A run folder holds a `meta.json`; a sweep folder holds run folders. Hidden subfolders
-    (the `.name.partial-*` folders of runs still being written) are skipped.
-
-    Raises:
-        RunFolderError: `path` is missing, a file, or neither a run nor a sweep folder.
-    """
-    path = Path(path)
-    hint = "pass a folder written by `simlab run`, or a folder holding such folders"
-    if not path.exists():
-        raise RunFolderError(f"{path} does not exist; {hint}.")
-    if not path.is_dir():
-        raise RunFolderError(f"{path} is a file, not a run folder; {hint}.")
-    if (path / "meta.json").is_file():
-        return [path]
-    runs = sorted(p for p in path.iterdir() if not p.name.startswith(".") and (p / "meta.json").is_file())
-    if not runs:
-        raise RunFolderError(f"{path} is not a run folder: no meta.json in it nor in a subfolder; {hint}.")
-    return runs
-
-
-def read_run(folder: Path) -> dict[str, PerQuery]:
-    """The per-query scores of every system of one run folder, in the order of `perquery.tsv`.
-
-    Raises:
-        RunFolderError: `meta.json` is not a simlab run's, `perquery.tsv` is missing or
-            malformed (the message names `file:line`), or a system of `metrics.json` has no
-            per-query rows.
-    """
-    from simlab.experiments.runner import RUN_FORMAT
-
-    folder = Path(folder)
-    meta = _read_json(folder / "meta.json")
-    meta = meta if isinstance(meta, dict) else {}
-    if meta.get("format") != RUN_FORMAT["format"]:
-        raise RunFolderError(
-            f"{folder / 'meta.json'}: format is {meta.get('format')!r}, expected {RUN_FORMAT['format']!r}; "
-            "this is not a folder written by `simlab run`."
-        )
-    version = meta.get("format_version", 1)
-    if not isinstance(version, int) or version > RUN_FORMAT["format_version"]:
-        raise RunFolderError(
-            f"{folder / 'meta.json'}: format_version {version!r} is newer than this simlab reads "
-            f"({RUN_FORMAT['format_version']}); upgrade simlab."
-        )
-    systems = _read_perquery(folder / "perquery.tsv")
-    listed = _read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else {}
-    missing = [s for s in listed if s not in systems]
-    if missing:
-        raise RunFolderError(
-            f"{folder}: metrics.json lists {', '.join(missing)} but perquery.tsv has no row for "
-            f"{'it' if len(missing) == 1 else 'them'}; the run folder is incomplete, re-run it."
-        )
-    return systems
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunFolderError(f"{path} is missing; the run folder is incomplete.") from None
-    except json.JSONDecodeError as e:
-        raise RunFolderError(f"{path}:{e.lineno}: not valid JSON ({e.msg}).") from None
-
-
-def _read_perquery(path: Path) -> dict[str, PerQuery]:
-    if not path.is_file():
-        raise RunFolderError(
-            f"{path} is missing: compare needs the per-query scores `simlab run` writes there; "
-            "re-run the experiment with this simlab version."
-        )
-    out: dict[str, PerQuery] = {}
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        absent = [c for c in _PERQUERY_COLUMNS if c not in header]
-        if absent:
-            expected = "\t".join(_PERQUERY_COLUMNS)
-            raise RunFolderError(f"{path}:1: header lacks {', '.join(absent)}; expected {expected!r}.")
-        cols = [header.index(c) for c in _PERQUERY_COLUMNS]
-        for lineno, line in enumerate(f, start=2):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != len(header):
-                raise RunFolderError(f"{path}:{lineno}: {len(parts)} tab-separated fields, not {len(header)}")
-            system, qid, metric, raw = (parts[i] for i in cols)
-            try:
-                value = float(raw)
-            except ValueError:
-                raise RunFolderError(f"{path}:{lineno}: value {raw!r} is not a number.") from None
-            scores = out.setdefault(system, {}).setdefault(metric, {})
-            if qid in scores:
-                raise RunFolderError(f"{path}:{lineno}: second row for {system!r}, query {qid!r}, {metric}.")
-            scores[qid] = value
-    if not out:
-        raise RunFolderError(f"{path} has a header but no rows; the run folder is incomplete.")
-    return out
 
 
 def _labels(folders: list[Path]) -> list[str]:
@@ -292,205 +183,14 @@ def _find_key(mapping: dict[str, Any], key: str) -> str | None:
     return next((k for k in mapping if k.lower() == folded), None)
 
 
-def _test_kwargs(test_fn: Callable[..., float], seed: int, n_resamples: int) -> dict[str, int]:
-    """The `seed` and `n_resamples` arguments `test_fn` takes (the resampling tests take both)."""
-    accepts = inspect.signature(test_fn).parameters
-    return {k: v for k, v in (("seed", seed), ("n_resamples", n_resamples)) if k in accepts}
-
-
 def _lookup(registry: dict[str, Any], name: str, what: str) -> Any:
     if name not in registry:
         raise ConfigError(f"Unknown {what} {name!r}; choose one of: {', '.join(sorted(registry))}.")
     return registry[name]
 
 
-# --------------------------------------------------------------------------- the table
-
-
-@dataclass(frozen=True)
-class PairResult:
-    """One system against the baseline on one metric, over the queries both have.
-
-    Attributes:
-        mean, baseline_mean: Means of the system and the baseline over those `n_queries`.
-        delta: `mean - baseline_mean`.
-        p_value, p_corrected: The test's p-value, and after the table-wide correction.
-        significant: `p_corrected <= alpha`.
-        wins, ties, losses: Queries where the system is above, equal to, below the baseline
-            (for a corpus-level metric such as F1: items with fewer, as many, more errors).
-        only_baseline, only_system: Queries left out because only one of the two has them.
-        test: The test that made `p_value`: a key of `TESTS`, or `ratio:<key of RATIO_TESTS>`.
-    """
-
-    system: str
-    metric: str
-    mean: float
-    baseline_mean: float
-    delta: float
-    p_value: float
-    p_corrected: float
-    significant: bool
-    wins: int
-    ties: int
-    losses: int
-    n_queries: int
-    only_baseline: int = 0
-    only_system: int = 0
-    test: str = ""
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Systems against a baseline: means, deltas, corrected p-values, W/T/L; see `compare`.
-
-    Attributes:
-        baseline: The baseline's name.
-        systems: Every system, the baseline first.
-        metrics: The metrics, in column order.
-        baseline_means: metric -> the baseline's mean over all its queries.
-        baseline_queries: metric -> the number of those queries.
-        results: One `PairResult` per non-baseline system and metric, system-major.
-        test, correction, alpha, seed, n_resamples: How the p-values were made.
-    """
-
-    baseline: str
-    systems: list[str]
-    metrics: list[str]
-    baseline_means: dict[str, float]
-    baseline_queries: dict[str, int]
-    results: list[PairResult]
-    test: str
-    correction: str
-    alpha: float
-    seed: int
-    n_resamples: int
-    notes: list[str] = field(default_factory=list)
-
-    def result(self, system: str, metric: str) -> PairResult:
-        """The `PairResult` of one system and metric."""
-        for r in self.results:
-            if r.system == system and r.metric == metric:
-                return r
-        raise KeyError(f"no comparison of {system!r} on {metric!r}; systems: {', '.join(self.systems[1:])}")
-
-    def cell(self, system: str, metric: str) -> str:
-        """The table cell: `0.3596` for the baseline, `0.3596 (+0.0076)†` when significant."""
-        if system == self.baseline:
-            return f"{self.baseline_means[metric]:.4f}"
-        r = self.result(system, metric)
-        return f"{r.mean:.4f} ({r.delta:+.4f}){'†' if r.significant else ''}"
-
-    def legend(self) -> str:
-        """One sentence: the tests (with their metrics when several), the correction, alpha, queries."""
-        used: dict[str, list[str]] = {}
-        for r in self.results:
-            metrics = used.setdefault(r.test or self.test, [])
-            metrics += [] if r.metric in metrics else [r.metric]
-        docs = []
-        for name, metrics in (used or {self.test: []}).items():
-            fn = _test_fn(name)
-            doc = (inspect.getdoc(fn) or name).splitlines()[0].rstrip(".") if fn else name
-            if fn and _test_kwargs(fn, self.seed, self.n_resamples):
-                doc += f", {self.n_resamples:,} resamples, seed {self.seed}"
-            docs.append(doc + (f" ({', '.join(metrics)})" if len(used) > 1 else ""))
-        doc = "; ".join(docs)
-        counts = sorted({r.n_queries for r in self.results}) or [0]
-        queries = f"{counts[0]} queries per comparison"
-        if len(counts) > 1:
-            queries = f"{counts[0]} to {counts[-1]} queries per comparison (see the notes)"
-        corr = (
-            "not corrected"
-            if self.correction == "none"
-            else (f"{self.correction}-corrected over all {len(self.results)} comparisons of the table")
-        )
-        return f"† significant at α = {self.alpha:g}: {doc}; p-values {corr}; {queries}."
-
-    def to_markdown(self) -> str:
-        """A markdown table (systems × metrics, deltas vs the baseline), the legend and details."""
-        esc = lambda s: s.replace("|", "\\|")  # noqa: E731
-        lines = ["| system | " + " | ".join(map(esc, self.metrics)) + " |"]
-        lines.append("|---|" + "---|" * len(self.metrics))
-        for s in self.systems:
-            label = f"{esc(s)} (baseline)" if s == self.baseline else esc(s)
-            lines.append(f"| {label} | " + " | ".join(self.cell(s, m) for m in self.metrics) + " |")
-        lines += ["", self.legend()]
-        if self.results:
-            p_adj = "p" if self.correction == "none" else f"p ({self.correction})"
-            lines += [
-                "",
-                f"| system | metric | mean | baseline | Δ | p | {p_adj} | W/T/L | queries |",
-                "|---|---|---|---|---|---|---|---|---|",
-            ]
-            lines += [
-                f"| {esc(r.system)} | {esc(r.metric)} | {r.mean:.4f} | {r.baseline_mean:.4f} | "
-                f"{r.delta:+.4f} | "
-                f"{_fmt_p(r.p_value)} | {_fmt_p(r.p_corrected)}{'†' if r.significant else ''} | "
-                f"{r.wins}/{r.ties}/{r.losses} | {r.n_queries} |"
-                for r in self.results
-            ]
-        if self.notes:
-            lines += ["", *[f"- {n}" for n in self.notes]]
-        return "\n".join(lines) + "\n"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data; `Comparison.from_dict` reads it back."""
-        return COMPARE_FORMAT | asdict(self)
-
-    def to_json(self) -> str:
-        """`to_dict` as indented JSON."""
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Comparison:
-        """The inverse of `to_dict`.
-
-        Raises:
-            DataError: `data` is not a simlab comparison.
-        """
-        if data.get("format") != COMPARE_FORMAT["format"]:
-            raise DataError(f"format is {data.get('format')!r}, expected {COMPARE_FORMAT['format']!r}.")
-        fields = {k: v for k, v in data.items() if k not in COMPARE_FORMAT}
-        fields["results"] = [PairResult(**r) for r in fields.get("results", [])]
-        return cls(**fields)
-
-    def to_rich(self) -> Table:
-        """A rich `Table` for the terminal: the cells of `to_markdown`, with p and W/T/L below."""
-        from rich.table import Table
-        from rich.text import Text
-
-        caption = "\n".join([self.legend(), *self.notes])
-        table = Table(title=f"vs {self.baseline}", caption=caption, caption_justify="left")
-        p_label = "p" if self.correction == "none" else f"p({self.correction})"
-        table.add_column("system")
-        for m in self.metrics:
-            table.add_column(m, justify="right")
-        for s in self.systems:
-            if s == self.baseline:
-                table.add_row(Text(f"{s} (baseline)", style="bold"), *[self.cell(s, m) for m in self.metrics])
-                continue
-            cells = []
-            for m in self.metrics:
-                r = self.result(s, m)
-                style = ("green" if r.delta > 0 else "red") if r.significant else ""
-                text = Text(self.cell(s, m), style=style)
-                text.append(f"\n{p_label}={_fmt_p(r.p_corrected)}  {r.wins}/{r.ties}/{r.losses}", style="dim")
-                cells.append(text)
-            table.add_row(s, *cells)
-        return table
-
-
-def _test_fn(name: str) -> Callable[..., float] | None:
-    """The function of a `PairResult.test` name: `TESTS[name]` or `RATIO_TESTS[...]` for `ratio:...`."""
-    kind, _, key = name.rpartition(":")
-    return (RATIO_TESTS if kind == "ratio" else TESTS).get(key)
-
-
 def _is_binary(values: Sequence[float]) -> bool:
     return all(v in (0.0, 1.0) for v in values)
-
-
-def _fmt_p(p: float) -> str:
-    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
 
 
 def compare(
@@ -537,77 +237,24 @@ def compare(
         ConfigError: an unknown test, correction, baseline or metric, or a bad alpha.
         DataError: a system shares no query with the baseline on a metric.
     """
-    if test != "auto":
-        _lookup(TESTS, test, "test")
-    correct = _lookup(CORRECTIONS, correction, "correction")
-    if not 0 < alpha < 1:
-        raise ConfigError(f"alpha must be in (0, 1), got {alpha}; the usual choice is 0.05.")
-    if baseline not in systems:
-        raise ConfigError(f"Baseline {baseline!r} is not a system; choose one of: {', '.join(systems)}.")
-    if metrics is None:
-        metrics = [m for m in systems[baseline] if m not in COUNTS and all(m in s for s in systems.values())]
-        if all(c in s for s in systems.values() for c in COUNTS):
-            metrics.insert(0, "f1")
-    if not metrics:
-        raise ConfigError(f"No metric to compare; the baseline has: {', '.join(systems[baseline]) or 'none'}")
-    resolved = {name: [_resolve(name, s, m) for m in metrics] for name, s in systems.items()}
-    metric_names = resolved[baseline]
-    base = systems[baseline]
-    empty = [m for m in metric_names if not base.get(m, base.get(COUNTS[0]))]
-    if empty:
-        raise DataError(f"The baseline {baseline} has no query with {', '.join(empty)} scores.")
+    correct = _check_options(systems, baseline, test, correction, alpha)
+    resolved = _metric_keys(systems, baseline, metrics)
+    metric_names, base = resolved[baseline], systems[baseline]
     pairs, notes = [], []
     for name, keys in resolved.items():
         for metric, key in zip(metric_names, keys if name != baseline else []):
-            ratio = key not in systems[name]  # a corpus-level metric, from per-item counts
-            sys_scores, base_scores = (systems[name], base) if ratio else (systems[name][key], base[metric])
-            items = (lambda s: s[COUNTS[0]]) if ratio else (lambda s: s)
-            common = [q for q in items(base_scores) if q in items(sys_scores)]
-            if not common:
-                raise DataError(f"{name} and the baseline {baseline} share no query with {metric} scores.")
-            only_b, only_s = len(items(base_scores)) - len(common), len(items(sys_scores)) - len(common)
-            if only_b or only_s:
-                notes.append(
-                    f"{name}, {metric}: {len(common)} queries compared; left out {only_b} only the baseline "
-                    f"has and {only_s} only {name} has."
-                )
-            if ratio:
-                result = _ratio_pair(sys_scores, base_scores, common, key, test, seed, n_resamples)
-            else:
-                result = _mean_pair(sys_scores, base_scores, common, test, seed, n_resamples)
-            mean, base_mean, p, wtl, used = result
-            pairs.append(
-                PairResult(
-                    name,
-                    metric,
-                    mean,
-                    base_mean,
-                    mean - base_mean,
-                    p,
-                    p,  # p_corrected and significant: set below, after the table-wide correction
-                    False,
-                    *wtl,
-                    len(common),
-                    only_b,
-                    only_s,
-                    used,
-                )
-            )
+            pair, note = _pair_result(name, systems[name], metric, key, baseline, base, test, seed, n_resamples)
+            pairs.append(pair)
+            notes += [note] if note else []
     adjusted = correct([r.p_value for r in pairs])
     results = [replace(r, p_corrected=p, significant=p <= alpha) for r, p in zip(pairs, adjusted)]
-
-    def overall(metric: str) -> tuple[float, int]:
-        if metric in base:
-            return math.fsum(base[metric].values()) / len(base[metric]), len(base[metric])
-        ids = list(base[COUNTS[0]])
-        return float(RATIO_METRICS[metric](*[math.fsum(base[c][q] for q in ids) for c in COUNTS])), len(ids)
-
+    overall = {m: _baseline_overall(base, m) for m in metric_names}
     return Comparison(
         baseline=baseline,
         systems=[baseline, *[s for s in systems if s != baseline]],
         metrics=list(metric_names),
-        baseline_means={m: overall(m)[0] for m in metric_names},
-        baseline_queries={m: overall(m)[1] for m in metric_names},
+        baseline_means={m: overall[m][0] for m in metric_names},
+        baseline_queries={m: overall[m][1] for m in metric_names},
         results=results,
         test=test,
         correction=correction,
@@ -618,6 +265,92 @@ def compare(
     )
 
 
+def _check_options(systems: dict[str, PerQuery], baseline: str, test: str, correction: str, alpha: float) -> Callable:
+    """The correction function; `ConfigError` for an unknown test, correction or baseline, or a bad alpha."""
+    if test != "auto":
+        _lookup(TESTS, test, "test")
+    correct = _lookup(CORRECTIONS, correction, "correction")
+    if not 0 < alpha < 1:
+        raise ConfigError(f"alpha must be in (0, 1), got {alpha}; the usual choice is 0.05.")
+    if baseline not in systems:
+        raise ConfigError(f"Baseline {baseline!r} is not a system; choose one of: {', '.join(systems)}.")
+    return correct
+
+
+def _metric_keys(systems: dict[str, PerQuery], baseline: str, metrics: Sequence[str] | None) -> dict[str, list[str]]:
+    """system -> the key of each compared metric in its scores (a `RATIO_METRICS` key: from counts).
+
+    The baseline's keys are the metric names of the table. None for `metrics`: every metric all
+    systems have, in the baseline's order (and F1 first when all have per-item counts).
+
+    Raises:
+        ConfigError: no metric, or a system lacks one.
+        DataError: the baseline has no query with scores for a metric.
+    """
+    if metrics is None:
+        metrics = [m for m in systems[baseline] if m not in COUNTS and all(m in s for s in systems.values())]
+        if all(c in s for s in systems.values() for c in COUNTS):
+            metrics.insert(0, "f1")
+    if not metrics:
+        raise ConfigError(f"No metric to compare; the baseline has: {', '.join(systems[baseline]) or 'none'}")
+    resolved = {name: [_resolve(name, s, m) for m in metrics] for name, s in systems.items()}
+    base = systems[baseline]
+    empty = [m for m in resolved[baseline] if not base.get(m, base.get(COUNTS[0]))]
+    if empty:
+        raise DataError(f"The baseline {baseline} has no query with {', '.join(empty)} scores.")
+    return resolved
+
+
+def _pair_result(
+    name: str,
+    scores: PerQuery,
+    metric: str,
+    key: str,
+    baseline: str,
+    base: PerQuery,
+    test: str,
+    seed: int,
+    n_resamples: int,
+) -> tuple[PairResult, str]:
+    """One system against the baseline on one metric (p-value not yet corrected), and a note
+    (`""` when none) saying how many queries were left out when their query sets differ.
+
+    Raises:
+        DataError: the two share no query with scores for the metric.
+    """
+    ratio = key not in scores  # a corpus-level metric, from per-item counts
+    sys_scores, base_scores = (scores, base) if ratio else (scores[key], base[metric])
+    items = (lambda s: s[COUNTS[0]]) if ratio else (lambda s: s)
+    common = [q for q in items(base_scores) if q in items(sys_scores)]
+    if not common:
+        raise DataError(f"{name} and the baseline {baseline} share no query with {metric} scores.")
+    only_b, only_s = len(items(base_scores)) - len(common), len(items(sys_scores)) - len(common)
+    note = ""
+    if only_b or only_s:
+        note = (
+            f"{name}, {metric}: {len(common)} queries compared; left out {only_b} only the baseline "
+            f"has and {only_s} only {name} has."
+        )
+    if ratio:
+        result = _ratio_pair(sys_scores, base_scores, common, key, test, seed, n_resamples)
+    else:
+        result = _mean_pair(sys_scores, base_scores, common, test, seed, n_resamples)
+    mean, base_mean, p, wtl, used = result
+    # p_corrected and significant: set by `compare`, after the table-wide correction
+    pair = PairResult(
+        name, metric, mean, base_mean, mean - base_mean, p, p, False, *wtl, len(common), only_b, only_s, used
+    )
+    return pair, note
+
+
+def _baseline_overall(base: PerQuery, metric: str) -> tuple[float, int]:
+    """The baseline's value of `metric` over all its queries, and their number."""
+    if metric in base:
+        return math.fsum(base[metric].values()) / len(base[metric]), len(base[metric])
+    ids = list(base[COUNTS[0]])
+    return float(RATIO_METRICS[metric](*[math.fsum(base[c][q] for q in ids) for c in COUNTS])), len(ids)
+
+
 def _mean_pair(sys_scores: dict, base_scores: dict, common: list[str], test: str, seed: int, n_resamples: int):
     """Means, p, W/T/L and the test used for a metric that is a mean of per-query values."""
     a, b = [sys_scores[q] for q in common], [base_scores[q] for q in common]
@@ -625,7 +358,7 @@ def _mean_pair(sys_scores: dict, base_scores: dict, common: list[str], test: str
         test = "mcnemar" if _is_binary(a) and _is_binary(b) else "fisher"
     fn = TESTS[test]
     try:
-        p = float(fn(a, b, **_test_kwargs(fn, seed, n_resamples)))
+        p = float(fn(a, b, **resampling_kwargs(fn, seed, n_resamples)))
     except ValueError as e:
         raise ConfigError(f"--test {test}: {e}") from None
     return math.fsum(a) / len(a), math.fsum(b) / len(b), p, win_tie_loss(a, b), test

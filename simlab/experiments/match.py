@@ -183,9 +183,6 @@ def match_tables(
             a field, or the labels name an unknown id (`file:line`).
         ConfigError: `k` is not a positive integer, or `index` is not an index type.
     """
-    from sentence_transformers import SentenceTransformer
-
-    from simlab.data.matching import read_records
     from simlab.index.dense import INDEX_TYPES
 
     t0 = time.perf_counter()
@@ -193,23 +190,9 @@ def match_tables(
     cfg, frozen = read_pairs_run(run_dir)
     threshold = frozen if threshold is None else float(threshold)
     index_type = INDEX_TYPES[index]  # unknown name -> ConfigError listing the valid ones
-    id_field, distance = cfg.data.id_field, cfg.train.distance
-    chosen, image = fields or cfg.data.fields, cfg.data.image_field
-    left = read_records(left_path, id_field=id_field, fields=chosen, image_field=image)
-    names = list(chosen) if chosen else [f for f in left.fields if f != cfg.data.group_field]
-    names = [f for f in names if f != image] + ([image] if image else [])  # the image path last, as in training
-    right = read_records(right_path, id_field=id_field, fields=names, image_field=image)
-    for table in (left, right):
-        if not len(table):
-            raise DataError(f"{table.source}: no records; a table needs a header and at least one record.")
-
-    from simlab.experiments.pairs_runner import record_sep
-
-    sep = record_sep(cfg)  # the run's record text format: one string, or FIELD_SEP-joined fields
-    # a per-field model's first module is simlab's FieldFusion, which sentence-transformers imports only when trusted
-    model = SentenceTransformer(str(run_dir / "model"), device="cpu", trust_remote_code=sep != " ")
-    a = _encode(model, left, names, progress, sep)  # (n_left, d)
-    b = _encode(model, right, names, progress, sep)  # (n_right, d)
+    left, right, names = _read_tables(cfg, left_path, right_path, fields)
+    a, b = _embed(run_dir, cfg, left, right, names, progress)  # (n_left, d), (n_right, d)
+    distance = cfg.train.distance
     metric = "ip" if distance == "cosine" else "l2"
     if metric == "ip":  # cosine = inner product of unit vectors
         a, b = _unit(a), _unit(b)
@@ -221,11 +204,7 @@ def match_tables(
         zip(li[keep].tolist(), ri[keep].tolist(), scores[keep].tolist()),
         key=lambda r: (_id_key(left.ids[r[0]]), -r[2], _id_key(right.ids[r[1]])),
     )
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["left_id", "right_id", "score"])
-    writer.writerows((left.ids[i], right.ids[j], f"{s:.6f}") for i, j, s in rows)
-    fsutil.write_text(Path(out_path), buf.getvalue())
+    _write_matches(Path(out_path), left, right, rows)
 
     found = {(left.ids[i], right.ids[j]) for i, j in zip(li.tolist(), ri.tolist())}
     matched = {(left.ids[i], right.ids[j]) for i, j, _ in rows}
@@ -242,6 +221,53 @@ def match_tables(
         out=str(out_path),
         **judged,
     )
+
+
+def _read_tables(
+    cfg: PairsConfig, left_path: str | Path, right_path: str | Path, fields: list[str] | None
+) -> tuple[Records, Records, list[str]]:
+    """Both tables, read with the run's id column and text fields, and the fields a record's text joins.
+
+    `fields` (None: the run's `data.fields`, else every left column but the id and group columns)
+    are read from both tables; the image field, if the run has one, comes last, as in training.
+
+    Raises:
+        DataError: a table is missing, malformed or empty, or lacks the id column or a field.
+    """
+    from simlab.data.matching import read_records
+
+    id_field, chosen, image = cfg.data.id_field, fields or cfg.data.fields, cfg.data.image_field
+    left = read_records(left_path, id_field=id_field, fields=chosen, image_field=image)
+    names = list(chosen) if chosen else [f for f in left.fields if f != cfg.data.group_field]
+    names = [f for f in names if f != image] + ([image] if image else [])  # the image path last, as in training
+    right = read_records(right_path, id_field=id_field, fields=names, image_field=image)
+    for table in (left, right):
+        if not len(table):
+            raise DataError(f"{table.source}: no records; a table needs a header and at least one record.")
+    return left, right, names
+
+
+def _embed(
+    run_dir: Path, cfg: PairsConfig, left: Records, right: Records, names: list[str], progress: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both tables' records encoded by the run's model, in its record text format: `[n_left, d]`, `[n_right, d]`."""
+    from sentence_transformers import SentenceTransformer
+
+    from simlab.experiments.pairs_runner import record_sep
+
+    sep = record_sep(cfg)  # the run's record text format: one string, or FIELD_SEP-joined fields
+    # a per-field model's first module is simlab's FieldFusion, which sentence-transformers imports only when trusted
+    model = SentenceTransformer(str(run_dir / "model"), device="cpu", trust_remote_code=sep != " ")
+    return _encode(model, left, names, progress, sep), _encode(model, right, names, progress, sep)
+
+
+def _write_matches(path: Path, left: Records, right: Records, rows: list[tuple[int, int, float]]) -> None:
+    """Write the CSV `left_id,right_id,score` of the (left position, right position, score) rows, atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["left_id", "right_id", "score"])
+    writer.writerows((left.ids[i], right.ids[j], f"{s:.6f}") for i, j, s in rows)
+    fsutil.write_text(path, buf.getvalue())
 
 
 def _encode(model, records: Records, fields: list[str], progress: bool, sep: str = " ") -> np.ndarray:

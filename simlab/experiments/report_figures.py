@@ -1,0 +1,256 @@
+"""Figures of `simlab report`: matplotlib (Agg) PNGs of a run's or a sweep's results.
+
+`report_figures` draws, from the runs that `simlab.experiments.html_report` read: learning
+curves overlaid across runs; the main metric against each swept axis (sweep only); for
+retrieval, quality against QPS of the exact and approximate indexes (`speed.json`); for
+pairs, precision-recall and threshold curves of the trained system; for multilabel, the
+per-label F1 and AP of the trained system on test (`per_label.json`).
+
+Pair labels are not stored in `perquery.tsv`; they are derived from its rows: the runner
+writes `correct = (score >= thr) == label` with the frozen threshold `thr` of `metrics.json`,
+so `label = (score >= thr) == correct`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simlab.experiments.runs_io import read_run
+from simlab.experiments.sweep import _flat
+
+if TYPE_CHECKING:
+    from simlab.experiments.html_report import RunData
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One PNG figure of a report."""
+
+    name: str  # file stem
+    title: str
+    png: bytes
+
+
+def fmt_value(v: Any) -> str:
+    """A config or metric value as short text: `-` for None, 4 decimals for a float, JSON for a
+    list or dict (report table cells and figure labels)."""
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return json.dumps(v) if isinstance(v, list | dict) else str(v)
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def report_figures(runs: list[RunData], axes: dict[str, list], task: str) -> list[Figure]:
+    """The figures of a report on `runs` (see the module docstring); `axes`: the sweep's axes, {} for a run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figures = []
+    if any(r.history for r in runs):
+        figures.append(_learning_curves(runs, task))
+    if len(runs) > 1:
+        figures += [_metric_vs_axis(runs, key, axes) for key in axes]
+    if task == "retrieval" and any(r.speed for r in runs):
+        figures.append(_quality_vs_speed(runs))
+    if task == "pairs":
+        scored = [(r, *_pair_scores(r)) for r in runs]
+        scored = [s for s in scored if len(s[1])]
+        if scored:
+            figures += [_precision_recall(scored), _threshold_curves(scored)]
+    if task == "multilabel":
+        tables = [(r.name, _per_label(r)) for r in runs]
+        tables = [(name, t) for name, t in tables if t]
+        if tables:
+            figures.append(_per_label_bars(tables))
+    return figures
+
+
+def _learning_curves(runs: list[RunData], task: str) -> Figure:
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    prefix = "dev" if task == "retrieval" else "val"
+    fig, (ax_loss, ax_m) = plt.subplots(1, 2, figsize=(10, 3.6))
+    metric = ""
+    for r in runs:
+        metric = r.config.get("train", {}).get("best_metric" if task == "retrieval" else "best_by", r.metric)
+        epochs = [h["epoch"] for h in r.history]
+        if epochs:
+            ax_loss.plot(epochs, [h.get("train_loss") for h in r.history], marker="o", label=r.name)
+            ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", label=r.name)
+    ax_loss.set(title="train loss", xlabel="epoch")
+    ax_m.set(title=f"{prefix} {metric}", xlabel="epoch")
+    for ax in (ax_loss, ax_m):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return Figure("learning_curves", f"Learning curves: train loss and {prefix} {metric} per epoch", _png(fig))
+
+
+def _metric_vs_axis(runs: list[RunData], key: str, axes: list[str]) -> Figure:
+    """The main metric against one swept field: one line per combination of the other swept fields."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    flats = [_flat(r.config) for r in runs]
+    xs = [f.get(key) for f in flats]
+    numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
+    pos = xs if numeric else [fmt_value(x) for x in xs]
+    others = [k for k in axes if k != key]
+    lines: dict[str, list[int]] = {}
+    for i, f in enumerate(flats):
+        lines.setdefault(", ".join(f"{k.split('.')[-1]}={fmt_value(f.get(k))}" for k in others), []).append(i)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, idx in lines.items():
+        idx = sorted(idx, key=lambda i: pos[i]) if numeric else idx
+        ys = [runs[i].metrics.get(runs[i].system, {}).get(runs[i].metric) for i in idx]
+        ax.plot([pos[i] for i in idx], ys, marker="o", label=name or None)
+    if any(lines):
+        ax.legend(fontsize=8)
+    if all(isinstance(x, int) for x in xs):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    label = f"{runs[0].system} {runs[0].metric}"
+    ax.set(xlabel=key, ylabel=label, title=f"{label} vs {key}")
+    ax.grid(alpha=0.3)
+    return Figure(f"metric_vs_{key.replace('.', '_')}", f"{label} against the swept {key}", _png(fig))
+
+
+def _quality_vs_speed(runs: list[RunData]) -> Figure:
+    import matplotlib.pyplot as plt
+
+    markers = {"flat": "o", "hnsw": "^", "ivf": "s", "pq": "D"}
+    fig, ax = plt.subplots(figsize=(7, 4))
+    metric = runs[0].metric
+    for i, r in enumerate(runs):
+        color = f"C{i % 10}"
+        for system, stats in r.speed.items():
+            y = r.metrics.get(system, {}).get(r.metric)
+            qps = stats.get("qps_batched", stats.get("qps_single"))
+            if y is None or not qps:
+                continue
+            kind = system.rsplit(".", 1)[-1]
+            filled = system.startswith("trained")
+            ax.scatter(
+                qps,
+                y,
+                marker=markers.get(kind, "x"),
+                s=60,
+                color=color if filled else "none",
+                edgecolors=color,
+                label=f"{r.name} {system}" if len(runs) > 1 else system,
+            )
+    ax.set_xscale("log")
+    ax.set(xlabel="queries per second (batched, log)", ylabel=metric, title=f"{metric} vs speed: exact and approximate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return Figure("quality_vs_speed", f"{metric} against QPS of the flat (exact) and approximate indexes", _png(fig))
+
+
+def _pair_scores(run: RunData) -> tuple[np.ndarray, np.ndarray, float]:
+    """The trained system's test scores, labels (`(score >= thr) == correct`) and frozen threshold."""
+    rows = read_run(run.folder).get(run.system, {})
+    scores, correct = rows.get("score", {}), rows.get("correct", {})
+    ids = [q for q in scores if q in correct]
+    thr = float(run.metrics[run.system]["threshold"])
+    s = np.array([scores[q] for q in ids], dtype=float)
+    c = np.array([correct[q] for q in ids], dtype=float) > 0.5
+    return s, (s >= thr) == c, thr
+
+
+def _curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Precision, recall and F1 when predicting `score >= t`, for every distinct score t, descending."""
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order].astype(float)
+    tp, fp = np.cumsum(y), np.cumsum(1 - y)
+    last = np.r_[s[1:] != s[:-1], True]  # the last pair of each group of tied scores
+    tp, fp, thr = tp[last], fp[last], s[last]
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / max(y.sum(), 1)
+    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
+    return thr, precision, recall, f1
+
+
+def _precision_recall(scored: list) -> Figure:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for run, s, y, thr in scored:
+        _, p, rec, _ = _curve(s, y)
+        ax.plot(rec, p, label=run.name)
+        at = s >= thr
+        tp = float((at & y).sum())
+        ax.scatter([tp / max(y.sum(), 1)], [tp / max(at.sum(), 1)], marker="x", color="k", zorder=3)
+    ax.set(
+        xlabel="recall",
+        ylabel="precision",
+        xlim=(0, 1.02),
+        ylim=(0, 1.02),
+        title="precision-recall, trained system (x: frozen threshold)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return Figure("precision_recall", "Precision-recall curve of the trained system on test pairs", _png(fig))
+
+
+def _threshold_curves(scored: list) -> Figure:
+    import matplotlib.pyplot as plt
+
+    n = len(scored)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
+    for ax, (run, s, y, thr) in zip(axes.flat, scored):
+        t, p, rec, f1 = _curve(s, y)
+        for values, label in ((f1, "F1"), (p, "precision"), (rec, "recall")):
+            ax.plot(t, values, label=label)
+        ax.axvline(thr, color="k", linestyle="--", label=f"frozen threshold {thr:.3f}")
+        ax.set(xlabel="threshold", title=run.name, ylim=(0, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return Figure("threshold_curves", "F1, precision and recall of the trained system against the threshold", _png(fig))
+
+
+def _per_label(run: RunData) -> dict[str, dict]:
+    """The trained system's per-label test table (`per_label.json`), {} when absent."""
+    path = run.folder / "per_label.json"
+    if not path.is_file():
+        return {}
+    tables = json.loads(path.read_text(encoding="utf-8"))
+    return tables.get(run.system, {})
+
+
+def _per_label_bars(tables: list[tuple[str, dict[str, dict]]]) -> Figure:
+    """Grouped bars: per-label F1 (top) and AP (bottom) on test, one bar per run."""
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(lab for _, t in tables for lab in t))
+    x = np.arange(len(labels))
+    width = 0.8 / len(tables)
+    fig, axes = plt.subplots(2, 1, figsize=(min(16, max(7, 0.5 * len(labels) + 3)), 6.5), sharex=True)
+    for ax, key, title in ((axes[0], "f1", "F1 at the frozen threshold"), (axes[1], "ap", "average precision")):
+        for i, (name, t) in enumerate(tables):
+            values = [(t.get(lab, {}).get(key) or 0.0) for lab in labels]
+            ax.bar(x + (i - (len(tables) - 1) / 2) * width, values, width, label=name)
+        ax.set_xticks(x, labels, rotation=45 if len(labels) > 6 else 0, ha="right" if len(labels) > 6 else "center")
+        ax.set(title=title, ylim=(0, 1.02))
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    return Figure("per_label", "Per-label F1 and AP of the trained system on test", _png(fig))
