@@ -99,10 +99,10 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_logs()
-    from simlab.config import load_config
     from simlab.data.definitions import convert_wic_tsv
     from simlab.data.pca_filter import filter_pca
     from simlab.experiments.runner import run_experiment
+    from simlab.tasks import load_config
 
     t_all = time.perf_counter()
     load_before = os.getloadavg()

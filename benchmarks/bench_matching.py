@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> str:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     quiet_logs()
-    from simlab.config import load_config
     from simlab.experiments.runner import run_experiment
+    from simlab.tasks import load_config
 
     t_all = time.perf_counter()
     rows, checks, times, notes, gaps = [], [], [], [], []

@@ -71,9 +71,9 @@ def main(argv: list[str] | None = None) -> str:
     import torch
 
     torch.set_num_threads(args.threads)
-    from simlab.config import load_config
     from simlab.data.loader import convert
     from simlab.experiments.runner import run_experiment
+    from simlab.tasks import load_config
 
     load_before = os.getloadavg()
     t_all = time.perf_counter()

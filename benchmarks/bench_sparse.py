@@ -313,9 +313,9 @@ MASKS = {"no mask": "model.sparse.mask=[]", "mask": "model.sparse.mask=[punctuat
 
 
 def quality(args) -> str:
-    from simlab.config import load_config
     from simlab.experiments.inspect import inspect_run
     from simlab.experiments.runner import run_experiment
+    from simlab.tasks import load_config
 
     rows, token_lines = [], []
     for name, folder, extra in (("msmarco-toy-splade", "msmarco-toy-splade", TOY), ("cranfield", "cranfield", CRAN)):

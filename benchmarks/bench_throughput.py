@@ -2,7 +2,7 @@
 
 Both sides use the same wordllama StaticEmbedding model, the same texts and pairs (Cranfield
 title -> body pairs when ../shared/data is present, else the demo collection), the same
-batch size and one epoch. Encoding: `simlab.experiments.dense_systems.encode` vs a bare
+batch size and one epoch. Encoding: `simlab.tasks.retrieval.systems.encode` vs a bare
 `model.encode(...)`. Training: `simlab.training.dense.train_dense` (what `simlab run` calls)
 vs a hand-written `SentenceTransformerTrainer` with MultipleNegativesRankingLoss. The
 target is a ratio >= 0.95 for both.
@@ -96,10 +96,10 @@ def main(argv: list[str] | None = None) -> str:
     quiet_logs()
 
     from simlab.config import ModelConfig
-    from simlab.experiments.dense_systems import encode
     from simlab.models import load_model
     from simlab.models.wordllama import build_wordllama
     from simlab.records import Queries
+    from simlab.tasks.retrieval.systems import encode
 
     collection, pairs = load_pairs(args.data)
     texts = collection.corpus.full_texts()

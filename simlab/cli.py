@@ -66,12 +66,15 @@ def run(
     training runs on N processes; rank 0 alone writes the run folder.
     """
     from simlab import distributed
-    from simlab.config import load_sweep
     from simlab.errors import ConfigError
+    from simlab.tasks import get_task, load_sweep
 
     points = load_sweep(config, set_)  # every grid point validated before any work
     if points[0][0] and (nproc > 1 or distributed.is_distributed()):
         raise ConfigError("a sweep does not run on several processes; run each grid point with --nproc instead")
+    task = get_task(points[0][1].task)
+    if nproc > 1 and not task.distributed:
+        raise ConfigError(f"task: {task.name} runs on one process; run it without --nproc")
     if nproc > 1 and not distributed.is_distributed():
         import subprocess
 
@@ -96,7 +99,7 @@ def run(
         return
     print_tables(summary)
     typer.echo(f"Run folder: {out} (report.md, metrics.json, perquery.tsv, history.jsonl, curves.png, model/)")
-    if cfg.task == "retrieval":
+    if "search" in task.commands:
         typer.echo(f'Next: simlab search {out} "your query" -k 5')
     typer.echo(f"Compare systems: simlab compare {out}")
 
@@ -137,7 +140,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to create.")] = Path("runs/demo"),
 ) -> None:
     """Run the bundled demonstration experiment (examples/demo, wordllama) and print the table."""
-    from simlab.config import load_config
+    from simlab.tasks import load_config
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     cfg = load_config(examples / "dense.yaml", [f"data.path={examples / 'demo'}"])

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from simlab.config import ExperimentConfig, load_config
 from simlab.errors import ConfigError
+from simlab.tasks import load_config
+from simlab.tasks.retrieval.config import RetrievalConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def test_set_unknown_key_and_malformed(tmp_path):
 
 def test_resolved_dump_round_trips():
     cfg = load_config(None, ["train.epochs=4"])
-    again = ExperimentConfig.model_validate(yaml.safe_load(cfg.to_yaml()))
+    again = RetrievalConfig.model_validate(yaml.safe_load(cfg.to_yaml()))
     assert again == cfg
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simlab.config import load_config
 from simlab.errors import ConfigError, DataError
+from simlab.tasks import load_config
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "definitions.yaml"
 
@@ -314,7 +314,7 @@ def test_head_run_folder_and_test_threshold_frozen_from_val(head_run):
         assert (folder / name).exists(), name
     from sentence_transformers import SentenceTransformer
 
-    from simlab.experiments.head_runner import context_pairs, to_pair_set
+    from simlab.tasks.definitions.sets import context_pairs, to_pair_set
     from simlab.training.head import head_scores
 
     model = SentenceTransformer(str(folder / "model"), device="cpu", trust_remote_code=True)
@@ -342,9 +342,9 @@ def test_cosine_head_and_trainable_encoder(tmp_path):
 
 
 def test_layer_pooled_transformer_trains_end_to_end_and_reloads(tiny_bert_dir, tmp_path):
-    from simlab.experiments.head_runner import context_encoder
     from simlab.experiments.runner import run_experiment
     from simlab.models.context_pooling import ContextPooling
+    from simlab.tasks.definitions.run import context_encoder
 
     toy = write_toy(tmp_path / "toy")
     over = [f"model.name={tiny_bert_dir}", "model.layers=last2_sum", "model.pooling_scope=target"]
@@ -358,7 +358,7 @@ def test_layer_pooled_transformer_trains_end_to_end_and_reloads(tiny_bert_dir, t
 
 
 def test_synthetic_share_list_is_a_sweep():
-    from simlab.config import load_sweep
+    from simlab.tasks import load_sweep
 
     points = load_sweep(EXAMPLE, ["synthetic.replace_share=[0.7,0.8,1.0]"])
     assert [cfg.synthetic.replace_share for _, cfg in points] == [0.7, 0.8, 1.0]
@@ -526,7 +526,7 @@ def test_pca_filter_cli_and_errors(tmp_path):
 def test_curves_png_has_one_point_per_epoch(head_run, tmp_path):
     from PIL import Image
 
-    from simlab.experiments.plots import learning_curves
+    from simlab.tasks.plots import learning_curves
 
     png = head_run.folder / "curves.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

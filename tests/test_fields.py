@@ -125,9 +125,9 @@ def test_separate_fields_pairs_run_trains_saves_and_matches(tmp_path):
     from sentence_transformers import SentenceTransformer
     from test_pairs_run import write_records
 
-    from simlab.config import load_config
     from simlab.experiments.match import match_tables
     from simlab.experiments.runner import run_experiment
+    from simlab.tasks import load_config
 
     write_records(tmp_path / "records.csv")
     cfg = load_config(
@@ -165,11 +165,11 @@ def test_fields_encoder_needs_a_static_embedding_model(monkeypatch):
     from sentence_transformers.sentence_transformer.modules import Dense
 
     import simlab.models
-    from simlab.config import load_config
     from simlab.errors import ConfigError
-    from simlab.experiments.pairs_runner import _pair_model
+    from simlab.tasks import load_config
+    from simlab.tasks.pairs.run import pair_model
 
     monkeypatch.setattr(simlab.models, "load_model", lambda cfg: SentenceTransformer(modules=[Dense(4, 4)]))
     cfg = load_config(None, ["task=pairs", "data.path=x", "model.fields_encoder=shared"])
     with pytest.raises(ConfigError, match="needs a static embedding model.*Dense"):
-        _pair_model(cfg, 2)
+        pair_model(cfg, 2)

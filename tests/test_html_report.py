@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from simlab.config import load_config, load_sweep
 from simlab.errors import ConfigError
 from simlab.experiments.html_report import build_report
 from simlab.experiments.report_figures import _curve
+from simlab.tasks import load_config, load_sweep
 
 
 @pytest.fixture(scope="module")

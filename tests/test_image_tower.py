@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from simlab.config import load_config
 from simlab.errors import ConfigError, DataError
+from simlab.tasks import load_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 COLORS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (240, 200, 20), (160, 40, 200), (20, 200, 200)]
@@ -98,12 +98,12 @@ def test_image_tower_saves_and_loads_with_identical_embeddings(tmp_path, tiny_re
 def test_pairs_run_with_an_image_field_trains_the_tower(tmp_path, tiny_resnet_dir):
     from sentence_transformers import SentenceTransformer
 
-    from simlab.experiments.pairs_runner import _pair_model
     from simlab.experiments.runner import run_experiment
+    from simlab.tasks.pairs.run import pair_model
 
     records = write_image_records(tmp_path)
     cfg = image_config(records, tiny_resnet_dir, "train.epochs=2")
-    untrained = _pair_model(cfg, 2)[0].encoders[-1].projection.weight.detach().clone()
+    untrained = pair_model(cfg, 2)[0].encoders[-1].projection.weight.detach().clone()
     summary = run_experiment(cfg, tmp_path / "run")
     assert {"overlap", "zeroshot", "trained"} <= set(summary.metrics)
     model = SentenceTransformer(str(tmp_path / "run" / "model"), device="cpu", trust_remote_code=True)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simlab.config import load_config
 from simlab.errors import DataError, RunFolderError
 from simlab.experiments.match import match_tables
+from simlab.tasks import load_config
 
 BRANDS = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "tyrell", "cyberdyne", "soylent"]
 ITEMS = ["laptop", "printer", "camera", "router"]
@@ -169,7 +169,7 @@ def test_a_folder_that_is_not_a_finished_run(run, tmp_path):
 
 
 def test_a_retrieval_run_folder(run, tmp_path):
-    from simlab.experiments.runner import RUN_FORMAT
+    from simlab.tasks.skeleton import RUN_FORMAT
 
     (tmp_path / "meta.json").write_text(json.dumps(RUN_FORMAT | {"name": "r", "data": "x"}))  # as runner.py writes
     with pytest.raises(RunFolderError, match="'retrieval' run; `simlab match` needs a pair matcher"):

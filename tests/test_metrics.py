@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from simlab.config.metrics import METRICS, parse_metric
 from simlab.errors import ConfigError, DataError
-from simlab.evaluation.metrics import METRICS, EvalResult, evaluate, parse_metric, per_query_rows
+from simlab.evaluation.metrics import EvalResult, evaluate, per_query_rows
 from simlab.records import Qrels, Run
 
 # Graded qrels. q3 is judged but missing from the run (scores 0); q5 has no relevant document

@@ -15,7 +15,7 @@ from simlab.evaluation.multilabel import (
     per_label_table,
     tune_thresholds,
 )
-from simlab.experiments.multilabel_runner import frozen_threshold_eval
+from simlab.tasks.multilabel.run import frozen_threshold_eval
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from simlab.config import MultilabelConfig, load_config, load_sweep
+from simlab.tasks import load_config, load_sweep
+from simlab.tasks.multilabel.config import MultilabelConfig
 
 
 @pytest.fixture(scope="module")

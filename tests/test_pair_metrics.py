@@ -155,7 +155,7 @@ def test_per_item_rows_reproduce_the_split_metrics():
     rng = np.random.default_rng(5)
     labels = (rng.random(200) < 0.3).astype(int)
     scores = labels * 0.3 + rng.random(200)
-    rows = [r.rstrip("\n").split("\t") for r in per_item_rows("trained", range(200), labels, scores, 0.8)]
+    rows = per_item_rows("trained", range(200), labels, scores, 0.8)
     values: dict[str, list[float]] = {}
     for _, _, metric, value in rows:
         values.setdefault(metric, []).append(float(value))

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from simlab.config import load_config
-from simlab.experiments.pairs_runner import token_overlap
+from simlab.tasks import load_config
+from simlab.tasks.pairs.systems import token_overlap
 from simlab.training.pairs import PairSet
 
 BRANDS = [
@@ -97,7 +97,7 @@ def test_grouped_records_run_writes_the_run_folder(grouped_run):
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(h["val_loss"] is not None and "val_threshold" in h for h in history)
     assert all(h["train_loss"] is not None and h["train_loss"] > 0 for h in history)  # for curves.png
-    from simlab.experiments.plots import learning_curves
+    from simlab.tasks.plots import learning_curves
 
     series = learning_curves(history, folder.parent / "curves-check.png", "f1", prefix="val")
     assert {k: v[0] for k, v in series.items()} == {"train loss": [1, 2], "val loss": [1, 2], "val f1": [1, 2]}
@@ -117,7 +117,7 @@ def test_test_threshold_is_vals_best_threshold(grouped_run):
     metrics = json.loads((folder / "metrics.json").read_text())["overlap"]
     cfg = grouped_run.config
     from simlab.data.matching import read_matching
-    from simlab.experiments.pairs_runner import build_pair_sets
+    from simlab.tasks.pairs.sets import build_pair_sets
 
     sets = build_pair_sets(cfg, read_matching(Path(cfg.data.path), group_field="group"), [])
     thr, _ = best_threshold(token_overlap(sets["val"]), sets["val"].labels)
@@ -135,8 +135,8 @@ def test_fields_system_is_a_logistic_regression_on_train_pair_features(grouped_r
 
     from simlab.data.matching import read_matching
     from simlab.evaluation.pairs import best_threshold, pair_metrics
-    from simlab.experiments.pairs_runner import build_pair_sets
     from simlab.models.field_matcher import field_features
+    from simlab.tasks.pairs.sets import build_pair_sets
 
     cfg = grouped_run.config
     sets = build_pair_sets(cfg, read_matching(Path(cfg.data.path), group_field="group"), [])
@@ -191,7 +191,7 @@ def test_deepmatcher_folder_given_pairs_and_sgd(tmp_path):
         ],
     )
     summary = run_experiment(cfg, tmp / "run")
-    assert summary.n_test_queries == 8 * 3
+    assert summary.n_test == 8 * 3
     assert any("given labelled pairs" in n for n in summary.notes)
     assert summary.metrics["trained"]["f1"] > 0.5
 
@@ -213,7 +213,8 @@ def test_every_configured_loss_has_a_builder():
 def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     import simlab.training.pairs as pairs_module
     from simlab.errors import ConfigError
-    from simlab.experiments.runner import checkpoint_dir, run_experiment
+    from simlab.experiments.runner import run_experiment
+    from simlab.tasks.skeleton import checkpoint_dir
 
     write_records(tmp_path / "records.csv")
     base = grouped_overrides(tmp_path)

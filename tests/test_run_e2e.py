@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from simlab.config import load_config
 from simlab.records import Collection, Corpus, Qrels, Queries
+from simlab.tasks import load_config
 
 TOPICS = {
     "bread": ["sourdough", "yeast", "flour", "oven", "crust", "dough", "bake", "loaf"],
@@ -116,7 +116,7 @@ def test_run_folder_has_every_artifact(finished_run):
     history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     assert all(h["train_loss"] > 0 and "dev_ndcg@10" in h for h in history)
-    from simlab.experiments.plots import learning_curves
+    from simlab.tasks.plots import learning_curves
 
     series = learning_curves(history, folder.parent / "curves-check.png", "ndcg@10")
     assert {k: v[0] for k, v in series.items()} == {"train loss": [1, 2], "dev ndcg@10": [1, 2]}

@@ -111,7 +111,7 @@ def test_seismic_matches_exact_and_keeps_query_order(data, tmp_path):
 def test_sparse_example_configs_validate():
     from pathlib import Path
 
-    from simlab.config import load_config
+    from simlab.tasks import load_config
 
     examples = Path(__file__).resolve().parents[1] / "examples"
     toy = load_config(examples / "splade.yaml")

@@ -11,8 +11,9 @@ import pytest
 import torch
 import yaml
 
-from simlab.config import ModelConfig, TrainConfig, load_config
+from simlab.config import ModelConfig, TrainConfig
 from simlab.errors import ConfigError, IndexMismatchError, ModelLoadError, RunFolderError
+from simlab.tasks import load_config
 
 PUNCT = [".", ",", "!", "?", ";", ":", "...", "'", '"', ")"]
 TEXTS = [

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from simlab.config import TASKS, load_sweep
 from simlab.errors import ConfigError, RunFolderError
 from simlab.experiments.sweep import expand, render_sweep, run_sweep
+from simlab.tasks import TASKS, load_sweep
 
 # ----------------------------------------------------------------------------- expansion
 
@@ -98,7 +98,7 @@ def test_sweep_mistakes_are_config_errors(override, message):
 
 
 def test_load_config_refuses_a_sweep_with_a_pointer():
-    from simlab.config import load_config
+    from simlab.tasks import load_config
 
     with pytest.raises(ConfigError, match=r"train\.epochs: a list of values makes this config a sweep"):
         load_config(None, ["train.epochs=[1,2]"])

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from simlab.config import SchedulerConfig, load_config
+from simlab.config import SchedulerConfig
 from simlab.errors import ConfigError
+from simlab.tasks import load_config
 from simlab.training.schedulers import exponential_per_epoch, trainer_schedule
 
 

@@ -54,7 +54,7 @@ def _body_without_title(title: str, text: str) -> str:
     return text
 
 
-def _dev_from_qrels(collection: Collection, split: str) -> DevSet:
+def dev_from_qrels(collection: Collection, split: str) -> DevSet:
     judged = collection.qrels[split]
     q_text = dict(zip(collection.queries.ids, collection.queries.texts))
     ids = [q for q in judged.query_ids() if q in q_text]
@@ -98,7 +98,7 @@ def build_pairs(
     if max_pairs is not None and len(pairs) > max_pairs:
         pairs = rng.sample(pairs, max_pairs)
     if dev_split in collection.qrels:
-        dev = _dev_from_qrels(collection, dev_split)
+        dev = dev_from_qrels(collection, dev_split)
     else:
         dev = DevSet(
             {f"heldout-{i}": a for i, (a, _) in enumerate(held_out)},

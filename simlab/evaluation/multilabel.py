@@ -135,6 +135,9 @@ def per_label_table(
     }
 
 
+ITEM_METRICS = ("sample_f1", "exact_match", "label_accuracy", "tp", "fp", "fn")
+"""The per-item metrics of `item_scores` a run writes to perquery.tsv (all higher-is-better or counts)."""
+
 GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 """Candidate thresholds: 0.02, 0.03, ..., 0.98."""
 

@@ -164,8 +164,12 @@ def epoch_line(
     )
 
 
-def per_item_rows(system: str, ids: Any, labels: Any, scores: Any, threshold: float) -> list[str]:
-    """The `perquery.tsv` rows (`system, query_id, metric, value`) of one system's test pairs.
+ITEM_METRICS = ("correct", "score", "tp", "fp", "fn", "pos_acc", "neg_acc")
+"""The per-pair metrics of `per_item_rows`."""
+
+
+def per_item_rows(system: str, ids: Any, labels: Any, scores: Any, threshold: float) -> list[tuple[str, str, str, Any]]:
+    """The `perquery.tsv` rows `(system, query_id, metric, value)` of one system's test pairs.
 
     Per pair: `correct` (0/1) and `score`; the counts `tp`, `fp`, `fn` (0/1) that
     `simlab compare` sums into F1, precision and recall; `pos_acc` on positive pairs only and
@@ -175,8 +179,8 @@ def per_item_rows(system: str, ids: Any, labels: Any, scores: Any, threshold: fl
     pred = s >= threshold
     rows = []
     for pid, label, p, score in zip(ids, y.astype(bool), pred, s):
-        values = {"correct": int(p == label), "score": f"{score:.6f}", "tp": int(p and label)}
+        values = {"correct": int(p == label), "score": float(score), "tp": int(p and label)}
         values |= {"fp": int(p and not label), "fn": int(label and not p)}
         values |= {"pos_acc": int(p)} if label else {"neg_acc": int(not p)}
-        rows += [f"{system}\t{pid}\t{metric}\t{value}\n" for metric, value in values.items()]
+        rows += [(system, str(pid), metric, value) for metric, value in values.items()]
     return rows

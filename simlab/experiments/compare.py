@@ -121,13 +121,13 @@ def load_systems(
     return out
 
 
-MAIN_SYSTEMS = ("trained.flat", "trained")
-"""The system that stands for a run in a sweep: the trained one (exact index for retrieval)."""
-
-
 def main_system(systems: Sequence[str]) -> str:
-    """The first of `MAIN_SYSTEMS` among a run's systems, else its first system."""
-    return next((s for s in MAIN_SYSTEMS if s in systems), systems[0])
+    """The system that stands for a run: the first of the tasks' `main_systems` among `systems` (the trained
+    one, with exact search for retrieval), else its first system."""
+    from simlab.tasks import TASKS
+
+    preferred = [s for task in TASKS.values() for s in task.main_systems]
+    return next((s for s in preferred if s in systems), systems[0])
 
 
 def keep_main_systems(loaded: dict[str, PerQuery]) -> dict[str, PerQuery]:

@@ -28,23 +28,23 @@ import base64
 import html
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from simlab import fsutil
+from simlab.config import Experiment
+from simlab.config.loading import flat
 from simlab.errors import ConfigError, RunFolderError
-from simlab.experiments.compare import compare, load_systems, main_system
+from simlab.experiments.compare import compare, load_systems
 from simlab.experiments.comparison import Comparison
 from simlab.experiments.report_figures import Figure, fmt_value, report_figures
 from simlab.experiments.runs_io import find_runs
-from simlab.experiments.sweep import _flat, read_sweep
-
-REFERENCE = {"retrieval": "bm25", "pairs": "overlap", "multilabel": "prior"}
-PAIR_COLUMNS = ("f1", "precision", "recall", "threshold")
-MULTILABEL_COLUMNS = ("f1_micro", "f1_macro", "ap", "hamming", "threshold")
-COMPARED = {"multilabel": "f1"}  # compared on micro F1 (tp/fp/fn rows), not on the main metric `ap` of metrics.json
+from simlab.experiments.sweep import read_sweep
+from simlab.tasks.base import Task
+from simlab.tasks.skeleton import run_task
 
 
 @dataclass
@@ -60,21 +60,29 @@ class RunData:
 
     @property
     def task(self) -> str:
-        return self.config.get("task", "retrieval")
+        return self.kind.name
+
+    @cached_property
+    def kind(self) -> Task:
+        """The run's task (its rules: main metric and system, reference system, figures)."""
+        return run_task(self.folder)
+
+    @cached_property
+    def cfg(self) -> Experiment:
+        """The run's config, validated by its task's schema."""
+        from simlab.tasks import load_config
+
+        return load_config(self.folder / "config.yaml")
 
     @property
     def metric(self) -> str:
-        """The main metric of metrics.json: the first `eval.metrics` (retrieval), `f1` (pairs),
-        `train.best_by` (multilabel; `ap` when that is the loss)."""
-        if self.task == "multilabel":
-            best = self.config.get("train", {}).get("best_by", "ap")
-            return "ap" if best == "loss" else best
-        return "f1" if self.task == "pairs" else self.config["eval"]["metrics"][0]
+        """The task's main metric of metrics.json."""
+        return self.kind.main_metric(self.cfg)
 
     @property
     def system(self) -> str:
-        """The main system: the trained one when there is one, else the first."""
-        return main_system(list(self.metrics))
+        """The task's main system: the trained one when there is one, else the first."""
+        return self.kind.main_system(list(self.metrics))
 
 
 @dataclass
@@ -232,15 +240,16 @@ def build_report(path: Path, baseline: str | None = None) -> Report:
     if len(tasks) > 1:
         raise RunFolderError(f"{path} mixes tasks ({', '.join(tasks)}); report one task at a time.")
     task = tasks[0]
-    flats = {r.name: _flat(r.config) for r in runs}
+    flats = {r.name: flat(r.config) for r in runs}
     ref_flat = flats[base.name]
     fields = sorted({k for f in flats.values() for k in f.keys() | ref_flat.keys() if f.get(k) != ref_flat.get(k)})
     # pairs: F1 from the per-pair TP/FP/FN counts of perquery.tsv; multilabel: micro F1 from the per-item counts
-    metric = COMPARED.get(task, base.metric)
+    metric = base.kind.compare_metric(base.cfg)
     folders = [base.folder, *[r.folder for r in runs if r is not base]]
     if single:
         systems = load_systems(folders, metrics=[metric])
-        ref = baseline or (REFERENCE[task] if REFERENCE[task] in systems else next(iter(systems)))
+        reference = base.kind.reference_system
+        ref = baseline or (reference if reference in systems else next(iter(systems)))
         if ref not in systems:
             raise ConfigError(f"--baseline {ref!r} is not a system of {path}; choose one of: {', '.join(systems)}.")
         values = dict(base.metrics)
@@ -256,10 +265,7 @@ def build_report(path: Path, baseline: str | None = None) -> Report:
         ref = next(iter(systems))
     comparison = compare(systems, baseline=ref, metrics=[metric])
     shown = base.metrics.get(base.system, {})
-    if task == "retrieval":
-        columns = list(base.config["eval"]["metrics"])
-    else:
-        columns = [c for c in (PAIR_COLUMNS if task == "pairs" else MULTILABEL_COLUMNS) if c in shown]
+    columns = [c for c in base.kind.columns(base.cfg) if c in shown]
     return Report(
         title=f"simlab report: {Path(path).resolve().name}",
         task=task,
@@ -270,5 +276,5 @@ def build_report(path: Path, baseline: str | None = None) -> Report:
         comparison=comparison,
         columns=columns,
         values=values,
-        figures=report_figures(runs, axes, task),
+        figures=report_figures(runs, axes, base.kind),
     )

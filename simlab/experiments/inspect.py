@@ -80,18 +80,14 @@ def inspect_run(run_dir: Path, query: str, top: int = 20, doc_id: str | None = N
         DataError: `doc_id` is not in the run's collection.
     """
     from simlab.models.sparse import load_saved_sparse
+    from simlab.tasks.skeleton import run_task
 
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.yaml"
     if not cfg_path.is_file():
         raise RunFolderError(f"{run_dir}: not a simlab run folder (no config.yaml); make one with `simlab run`")
     cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-    kind = (cfg.get("model") or {}).get("kind", "dense")
-    if kind != "sparse":
-        raise RunFolderError(
-            f"{run_dir}: a model.kind: {kind} run; `simlab inspect` shows the vocabulary weights of sparse "
-            "(SPLADE) runs. For dense runs use `simlab search`."
-        )
+    run_task(run_dir, "inspect")  # the vocabulary weights of sparse (SPLADE) runs
     if top < 1:
         raise RunFolderError(f"--top {top}: must be at least 1")
     model_source = f"{run_dir / 'model'} (trained)"

@@ -34,8 +34,8 @@ from simlab import fsutil
 from simlab.errors import DataError, RunFolderError
 
 if TYPE_CHECKING:
-    from simlab.config import PairsConfig
     from simlab.data.matching import Records
+    from simlab.tasks.pairs.config import PairsConfig
 
 SEARCH_BATCH = 1024
 """Left records searched per index call (one progress-bar step)."""
@@ -119,22 +119,11 @@ def read_pairs_run(run_dir: Path) -> tuple[PairsConfig, float]:
         RunFolderError: `run_dir` has no meta.json (not a run, or not finished), is not a
             `task: pairs` run, or lacks its model or the trained threshold.
     """
-    from simlab.config import load_config
-    from simlab.experiments.runner import RUN_FORMAT
+    from simlab.tasks import load_config
+    from simlab.tasks.skeleton import run_task
 
     run_dir = Path(run_dir)
-    hint = "pass a folder written by `simlab run` with a `task: pairs` config"
-    try:
-        meta = json.loads((run_dir / "meta.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunFolderError(f"{run_dir}: not a finished run folder (no meta.json); {hint}.") from None
-    except json.JSONDecodeError as e:
-        raise RunFolderError(f"{run_dir / 'meta.json'}:{e.lineno}: not valid JSON ({e.msg}).") from None
-    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT["format"]:
-        raise RunFolderError(f"{run_dir / 'meta.json'}: not written by `simlab run`; {hint}.")
-    task = meta.get("task", "retrieval")  # retrieval runs predate the key
-    if task != "pairs":
-        raise RunFolderError(f"{run_dir} is a {task!r} run; `simlab match` needs a pair matcher: {hint}.")
+    run_task(run_dir, "match")
     if not (run_dir / "model").is_dir():
         raise RunFolderError(f"{run_dir / 'model'} is missing; the run folder is incomplete, re-run it.")
     try:
@@ -253,7 +242,7 @@ def _embed(
     """Both tables' records encoded by the run's model, in its record text format: `[n_left, d]`, `[n_right, d]`."""
     from sentence_transformers import SentenceTransformer
 
-    from simlab.experiments.pairs_runner import record_sep
+    from simlab.tasks.pairs.sets import record_sep
 
     sep = record_sep(cfg)  # the run's record text format: one string, or FIELD_SEP-joined fields
     # a per-field model's first module is simlab's FieldFusion, which sentence-transformers imports only when trusted

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simlab.config.loading import flat
 from simlab.experiments.runs_io import read_run
-from simlab.experiments.sweep import _flat
 
 if TYPE_CHECKING:
     from simlab.experiments.html_report import RunData
+    from simlab.tasks.base import Task
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def report_figures(runs: list[RunData], axes: dict[str, list], task: str) -> list[Figure]:
+def report_figures(runs: list[RunData], axes: dict[str, list], task: Task) -> list[Figure]:
     """The figures of a report on `runs` (see the module docstring); `axes`: the sweep's axes, {} for a run."""
     import matplotlib
 
@@ -66,14 +67,14 @@ def report_figures(runs: list[RunData], axes: dict[str, list], task: str) -> lis
         figures.append(_learning_curves(runs, task))
     if len(runs) > 1:
         figures += [_metric_vs_axis(runs, key, axes) for key in axes]
-    if task == "retrieval" and any(r.speed for r in runs):
+    if "speed" in task.figures and any(r.speed for r in runs):
         figures.append(_quality_vs_speed(runs))
-    if task == "pairs":
+    if "scores" in task.figures:
         scored = [(r, *_pair_scores(r)) for r in runs]
         scored = [s for s in scored if len(s[1])]
         if scored:
             figures += [_precision_recall(scored), _threshold_curves(scored)]
-    if task == "multilabel":
+    if "per_label" in task.figures:
         tables = [(r.name, _per_label(r)) for r in runs]
         tables = [(name, t) for name, t in tables if t]
         if tables:
@@ -81,15 +82,15 @@ def report_figures(runs: list[RunData], axes: dict[str, list], task: str) -> lis
     return figures
 
 
-def _learning_curves(runs: list[RunData], task: str) -> Figure:
+def _learning_curves(runs: list[RunData], task: Task) -> Figure:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    prefix = "dev" if task == "retrieval" else "val"
+    prefix = task.curve_prefix
     fig, (ax_loss, ax_m) = plt.subplots(1, 2, figsize=(10, 3.6))
     metric = ""
     for r in runs:
-        metric = r.config.get("train", {}).get("best_metric" if task == "retrieval" else "best_by", r.metric)
+        metric = task.best_by(r.cfg)
         epochs = [h["epoch"] for h in r.history]
         if epochs:
             ax_loss.plot(epochs, [h.get("train_loss") for h in r.history], marker="o", label=r.name)
@@ -108,7 +109,7 @@ def _metric_vs_axis(runs: list[RunData], key: str, axes: list[str]) -> Figure:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    flats = [_flat(r.config) for r in runs]
+    flats = [flat(r.config) for r in runs]
     xs = [f.get(key) for f in flats]
     numeric = all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs)
     pos = xs if numeric else [fmt_value(x) for x in xs]

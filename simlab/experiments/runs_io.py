@@ -52,7 +52,7 @@ def read_run(folder: Path) -> dict[str, PerQuery]:
             malformed (the message names `file:line`), or a system of `metrics.json` has no
             per-query rows.
     """
-    from simlab.experiments.runner import RUN_FORMAT
+    from simlab.tasks.skeleton import RUN_FORMAT
 
     folder = Path(folder)
     meta = _read_json(folder / "meta.json")

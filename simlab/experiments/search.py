@@ -22,11 +22,11 @@ def search_run(run_dir: Path, query: str, k: int = 10, index_name: str = "traine
 
     from simlab.data.loader import load_collection
     from simlab.index.dense import load
+    from simlab.tasks.skeleton import run_task
 
     run_dir = Path(run_dir)
     meta_path = run_dir / "meta.json"
-    if not meta_path.is_file():
-        raise RunFolderError(f"{run_dir}: not a simlab run folder (no meta.json); make one with `simlab run`")
+    run_task(run_dir, "search")
     index_dir = run_dir / "indexes" / index_name
     if not index_dir.is_dir():
         found = sorted(p.name for p in (run_dir / "indexes").glob("*")) if (run_dir / "indexes").is_dir() else []

@@ -1,10 +1,7 @@
 """Sweeps: one config with lists where values belong, run as one run folder per grid point.
 
-A list given where the schema expects one value (`--set sampling.pos_neg_ratio=[1,2,4,8]`)
-is a sweep axis; several axes make a grid (their cartesian product). A field whose type is
-itself a list (`eval.metrics`) is an axis only when given a list of lists
-(`eval.metrics=[[ndcg@10],[mrr@10]]`). Expansion works on the raw YAML dict, before
-validation; `simlab.config.load_sweep` then validates every grid point.
+The grid is expanded and every point validated by `simlab.tasks.load_sweep` (see
+`simlab.config.sweep` for what makes an axis).
 
 `run_sweep` runs the grid points into `OUT/<name>/`, named by their differing values
 (`pos_neg_ratio=2,hard_soft_ratio=0.7`), so `OUT` is a sweep folder that `simlab compare OUT`
@@ -17,154 +14,22 @@ MLflow parent run (named after `OUT`, reused on resume) and each run a child of 
 from __future__ import annotations
 
 import contextlib
-import copy
-import itertools
 import json
 import logging
 import os
-import re
-import types
-import typing
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import yaml
-from pydantic import BaseModel
+from typing import Any
 
 from simlab import fsutil
-from simlab.errors import ConfigError, RunFolderError
-
-if TYPE_CHECKING:
-    from simlab.config import Experiment
-    from simlab.experiments.runner import RunSummary
+from simlab.config import Experiment
+from simlab.config.loading import flat
+from simlab.errors import RunFolderError
+from simlab.tasks import RunSummary, get_task
 
 log = logging.getLogger("simlab")
 
 SWEEP_FORMAT = {"format": "simlab.sweep", "format_version": 1}
-
-# --------------------------------------------------------------------------- expansion
-
-
-def _options(annotation: Any) -> tuple:
-    """The alternatives of a union annotation (`int | None` -> (int, NoneType)), else (annotation,)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return typing.get_args(annotation)
-    return (annotation,)
-
-
-def _section(annotation: Any) -> type[BaseModel] | None:
-    """The config section (a pydantic model) a field holds, or None for a value field."""
-    return next((a for a in _options(annotation) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-
-
-def _is_list_field(annotation: Any) -> bool:
-    return any(a is list or typing.get_origin(a) is list for a in _options(annotation))
-
-
-def _is_axis(value: Any, annotation: Any) -> bool:
-    if not isinstance(value, list):
-        return False
-    if _is_list_field(annotation):
-        return bool(value) and all(isinstance(v, list) for v in value)
-    return _section(annotation) is None
-
-
-def sweep_axes(raw: dict, schema: type[BaseModel], prefix: str = "") -> dict[str, list]:
-    """The sweep axes of a raw config: dotted key -> the values to sweep, in file order.
-
-    Example: `{"train": {"epochs": [1, 2], "seed": 3}}` -> `{"train.epochs": [1, 2]}`.
-
-    Unknown keys are ignored here; validation reports them.
-    """
-    axes: dict[str, list] = {}
-    for key, value in raw.items():
-        field = schema.model_fields.get(str(key))
-        if field is None:
-            continue
-        dotted = f"{prefix}{key}"
-        section = _section(field.annotation)
-        if section is not None and isinstance(value, dict):
-            axes |= sweep_axes(value, section, dotted + ".")
-        elif _is_axis(value, field.annotation):
-            axes[dotted] = value
-    return axes
-
-
-def _format_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "null"
-    if isinstance(value, list):
-        return "+".join(_format_value(v) for v in value) or "empty"
-    return str(value)
-
-
-def _labels(keys: list[str]) -> dict[str, str]:
-    """Dotted key -> its last component, or the whole key when two keys share the last component."""
-    last = [k.rsplit(".", 1)[-1] for k in keys]
-    return {k: short if last.count(short) == 1 else k for k, short in zip(keys, last)}
-
-
-def _safe_name(text: str) -> str:
-    """A folder name: anything but letters, digits and `._@+=,-` becomes `_`."""
-    return re.sub(r"[^A-Za-z0-9._@+=,\-]", "_", text)
-
-
-def _set(raw: dict, dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = raw
-    for key in parents:
-        node = node[key]
-    node[last] = value
-
-
-def expand(raw: dict, schema: type[BaseModel]) -> list[tuple[str, dict]]:
-    """Expand the sweep axes of a raw config into one raw config per grid point.
-
-    Grid points are the cartesian product of the axes, the first axis varying slowest. A
-    point's name joins `key=value` for the axes with more than one value (all axes if none
-    has), `key` being the field's last dotted component unless two axes share it.
-
-    Example: `sampling.pos_neg_ratio=[1, 2]` and `sampling.hard_soft_ratio=[0.5, 0.7]` ->
-    `pos_neg_ratio=1,hard_soft_ratio=0.5`, `pos_neg_ratio=1,hard_soft_ratio=0.7`, ...
-
-    Args:
-        raw: The config as read from YAML, overrides applied.
-        schema: The task's config class (`simlab.config.TASKS[task]`), which says where a
-            list is a value and where it is a sweep.
-
-    Returns:
-        (run name, raw config) per grid point; `[("", raw)]` when there is no axis.
-
-    Raises:
-        ConfigError: an axis has no value, or two grid points get the same name.
-    """
-    axes = sweep_axes(raw, schema)
-    if not axes:
-        return [("", raw)]
-    for key, values in axes.items():
-        if not values:
-            raise ConfigError(f"{key}: an empty list sweeps nothing; give one value or a list of values")
-    labels = _labels(list(axes))
-    named = [k for k, values in axes.items() if len(values) > 1] or list(axes)
-    points: list[tuple[str, dict]] = []
-    for combo in itertools.product(*axes.values()):
-        point = copy.deepcopy(raw)
-        for key, value in zip(axes, combo):
-            _set(point, key, value)
-        chosen = dict(zip(axes, combo))
-        name = _safe_name(",".join(f"{labels[k]}={_format_value(chosen[k])}" for k in named))
-        points.append((name, point))
-    names = [n for n, _ in points]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ConfigError(
-            f"several grid points would be named {', '.join(twice)}; remove the repeated value from the sweep list"
-        )
-    return points
-
 
 # --------------------------------------------------------------------------- sweep.json
 
@@ -187,19 +52,9 @@ def read_sweep(out: Path) -> dict[str, Any]:
     return record
 
 
-def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out |= _flat(v, f"{prefix}{k}.")
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def _axes(configs: list[tuple[str, Experiment]]) -> dict[str, list]:
     """Dotted field -> its distinct values, for the fields whose values differ between configs."""
-    flats = [_flat(cfg.model_dump(mode="json")) for _, cfg in configs]
+    flats = [flat(cfg.model_dump(mode="json")) for _, cfg in configs]
     axes: dict[str, list] = {}
     for key in flats[0]:
         values: list = []
@@ -230,11 +85,12 @@ def _new_record(configs: list[tuple[str, Experiment]], out: Path, overwrite: boo
 
 
 def _main_metric(summary: RunSummary) -> dict[str, Any]:
-    """The number a sweep is read by: the trained system's first metric (pairs: `best_by`)."""
-    cfg = summary.config
-    metric = cfg.eval.metrics[0] if cfg.task == "retrieval" else cfg.train.best_by
-    system = next((s for s in ("trained.flat", "trained") if s in summary.metrics), next(iter(summary.metrics), None))
-    value = summary.metrics.get(system, {}).get(metric)
+    """The number a sweep is read by: the task's main metric of its main system."""
+    task, cfg = summary.task, summary.config
+    if not summary.metrics:
+        return {}
+    system, metric = task.main_system(list(summary.metrics)), task.main_metric(cfg)
+    value = summary.metrics[system].get(metric)
     return {} if value is None else {"metric": f"{system} {metric}", "value": value}
 
 
@@ -256,9 +112,11 @@ def _finished(folder: Path, cfg: Experiment) -> bool:
     """True if `folder` is a finished run of `cfg`; a finished run of another config is an error."""
     if not (folder / "meta.json").is_file():
         return False
+    import yaml
+
     config_file = folder / "config.yaml"
     done = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-    old, new = _flat(done or {}), _flat(cfg.model_dump(mode="json"))
+    old, new = flat(done or {}), flat(cfg.model_dump(mode="json"))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:
         raise RunFolderError(
@@ -269,8 +127,6 @@ def _finished(folder: Path, cfg: Experiment) -> bool:
 
 
 def _finished_summary(folder: Path, cfg: Experiment) -> RunSummary:
-    from simlab.experiments.runner import RunSummary
-
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     metrics_file = folder / "metrics.json"
     metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
@@ -279,7 +135,7 @@ def _finished_summary(folder: Path, cfg: Experiment) -> RunSummary:
         config=cfg,
         metrics=metrics,
         notes=list(meta.get("notes", [])),
-        n_test_queries=meta.get("n_test_queries", meta.get("n_test_pairs", 0)),
+        n_test=meta.get(f"n_test_{get_task(cfg.task).unit}", 0),
         seconds=float(meta.get("seconds", 0.0)),
     )
 

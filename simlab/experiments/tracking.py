@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from simlab.experiments.runner import RunSummary
+    from simlab.tasks.base import RunSummary
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:

@@ -79,7 +79,7 @@ def _from_transformers(name: str, cfg: ModelConfig) -> SentenceTransformer:
     return SentenceTransformer(modules=[transformer, pooling], device="cpu")
 
 
-def _load_base(cfg: ModelConfig) -> SentenceTransformer:
+def load_base(cfg: ModelConfig) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     if cfg.name in MODELS:
@@ -107,7 +107,7 @@ def load_model(cfg: ModelConfig) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.base.modules import Normalize, Router
 
-    model = _load_base(cfg)
+    model = load_base(cfg)
     modules = list(model)
     if cfg.towers == "separate" and not any(isinstance(m, Router) for m in modules):
         trailing = [m for m in modules if isinstance(m, Normalize)]

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from simlab.experiments.report import closing_section, history_section, md_table
+from simlab.tasks.tables import closing_section, history_section, md_table
 
 if TYPE_CHECKING:
-    from simlab.experiments.multilabel_runner import MultilabelSummary
+    from simlab.tasks.base import Table
+    from simlab.tasks.multilabel.run import MultilabelSummary
 
 COLUMNS = [
     ("f1_micro", "F1 micro"),
@@ -66,13 +67,13 @@ def _best_epoch(summary: MultilabelSummary) -> int | None:
     return max(summary.history, key=lambda h: h[f"val_{key}"])["epoch"]
 
 
-def render_multilabel(summary: MultilabelSummary) -> str:
+def render(summary: MultilabelSummary) -> str:
     cfg = summary.config
-    against = f", deltas against `{summary.baseline_path}`" if summary.baseline_metrics else ""
+    against = f", deltas against `{summary.config.baseline}`" if summary.baseline_metrics else ""
     parts = [
         f"# {cfg.name}",
         "",
-        f"Data `{cfg.data.path}`: {summary.n_test_queries} test items, {len(summary.labels)} labels. Backbone "
+        f"Data `{cfg.data.path}`: {summary.n_test} test items, {len(summary.labels)} labels. Backbone "
         f"`{cfg.model.backbone}` ({'frozen' if cfg.model.freeze else 'trained'}, {cfg.model.head} head), loss "
         f"`{cfg.loss.name}`, scheduler `{cfg.scheduler.name}`"
         + (f" (gamma {cfg.scheduler.gamma})" if cfg.scheduler.name == "exponential" else "")
@@ -110,3 +111,8 @@ def render_multilabel(summary: MultilabelSummary) -> str:
     keys = ["train_loss", "val_loss", "val_ap", "val_f1_micro", "val_f1_macro", "val_threshold", "lr", "seconds"]
     parts += history_section(summary, keys)
     return "\n".join(parts + closing_section(summary))
+
+
+def tables(summary: MultilabelSummary) -> list[Table]:
+    title = f"{summary.config.name}: {summary.n_test} test items (thresholds tuned on val, frozen)"
+    return [(title, *metric_rows(summary))]

@@ -1,4 +1,4 @@
-"""`simlab run` for `task: multilabel`: texts or images with several labels each (workload D).
+"""The stages of a multi-label run: texts or images with several labels each (workload D).
 
 Stages: read the items and split them (`simlab.data.multilabel`); build the backbone + head
 (`simlab.models.multilabel`) and the loss; train with val every epoch and keep the best epoch
@@ -7,7 +7,7 @@ thresholds on val (`thresholds.mode`) and apply them, frozen, to test. A referen
 `prior`, scores every item with the train frequency of each label and goes through the same
 thresholds, so a single run already has a baseline for `simlab compare`.
 
-The run folder holds, besides the common files: `per_label.json` (system -> label ->
+The run folder holds, besides the common files of the run skeleton: `per_label.json` (system -> label ->
 precision, recall, F1, AP, support, threshold on test), `thresholds.json`, `cost.json`
 (parameters, seconds per epoch and in total, peak memory), and perquery.tsv rows per test
 item: `sample_f1`, `exact_match`, `label_accuracy` (1 - the item's hamming loss; the three are
@@ -20,18 +20,16 @@ seed's form `f1_micro: 0.59 (+0.02)`.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from simlab import fsutil
-from simlab.config import MultilabelConfig
 from simlab.errors import ConfigError, RunFolderError
-from simlab.experiments.runner import RunSummary, write_summary
-
-ITEM_METRICS = ("sample_f1", "exact_match", "label_accuracy", "tp", "fp", "fn")
+from simlab.evaluation.multilabel import ITEM_METRICS
+from simlab.tasks.base import RunSummary
+from simlab.tasks.multilabel.config import MultilabelConfig
 
 
 @dataclass
@@ -42,7 +40,6 @@ class MultilabelSummary(RunSummary):
     per_label: dict[str, dict[str, dict]] = field(default_factory=dict)
     cost: dict[str, float] = field(default_factory=dict)
     baseline_metrics: dict[str, dict[str, float]] | None = None
-    baseline_path: str | None = None
     labels: list[str] = field(default_factory=list)
 
 
@@ -91,29 +88,55 @@ def _inputs(cfg: MultilabelConfig, items):
     return load_images(items.inputs, cfg.data.image_size)
 
 
-def run_multilabel(cfg: MultilabelConfig, out: Path, overwrite: bool = False) -> MultilabelSummary:
-    """Run a multi-label experiment into `out`; see the module docstring."""
+def _train(cfg: MultilabelConfig, splits, y, inputs, summary):
+    """Build the model and loss, train with val every epoch; returns (model, train result)."""
+    import torch
+
+    from simlab.models.multilabel import build_model
+    from simlab.training.multilabel import train_multilabel
+    from simlab.training.multilabel_losses import build_loss
+
+    torch.manual_seed(cfg.train.seed)
+    kind = splits.train.kind
+    model = build_model(cfg, kind, len(splits.vocab))
+    loss_fn = build_loss(cfg.loss, y["train"])
+    if cfg.loss.name == "weighted_bce":
+        weights = ", ".join(f"{lab} {w:.2f}" for lab, w in zip(splits.vocab, loss_fn.pos_weight.tolist()))
+        summary.notes.append(f"weighted_bce pos_weight = (1 - prior) / prior from train: {weights}.")
+    augment = cfg.data.augment if kind == "image" else None
+    args = (inputs["train"], y["train"], inputs["val"], y["val"], loss_fn, cfg.train, cfg.scheduler, augment)
+    return model, train_multilabel(model, *args)
+
+
+def _score_systems(cfg: MultilabelConfig, systems: dict, y: dict, test_ids, vocab, summary) -> dict[str, list[float]]:
+    """Every system's thresholds (tuned on val, frozen), test metrics, per-label table and per-item rows."""
+    from simlab.evaluation.multilabel import item_scores, per_label_table, predict
+
+    thresholds: dict[str, list[float]] = {}
+    for name, sc in systems.items():
+        thr, val_m, test_m = frozen_threshold_eval(y["val"], sc["val"], y["test"], sc["test"], cfg.thresholds)
+        thresholds[name] = thr.tolist()
+        summary.metrics[name] = test_m | {"threshold": float(np.mean(thr))} | {f"val_{k}": v for k, v in val_m.items()}
+        summary.val_metrics[name] = val_m
+        summary.per_label[name] = per_label_table(y["test"] >= 0.5, sc["test"], thr, vocab)
+        per_item = item_scores(y["test"] >= 0.5, predict(sc["test"], thr))
+        summary.add_items(name, list(test_ids), {m: list(per_item[m]) for m in ITEM_METRICS})
+    return thresholds
+
+
+def run(cfg: MultilabelConfig, summary: MultilabelSummary, folder: Path) -> None:
+    """All stages into the staging `folder` (see the module docstring)."""
     import torch
 
     from simlab.data.multilabel import make_splits, read_items
-    from simlab.evaluation.multilabel import item_scores, per_label_table, predict
-    from simlab.experiments.plots import learning_curves
-    from simlab.models.multilabel import build_model, info_of
-    from simlab.training.multilabel import peak_memory_mb, predict_logits, train_multilabel
-    from simlab.training.multilabel_losses import build_loss
+    from simlab.models.multilabel import info_of
+    from simlab.training.multilabel import peak_memory_mb, predict_logits
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
-    baseline = read_baseline(cfg.baseline) if cfg.baseline else None
-    t0 = time.perf_counter()
+    summary.baseline_metrics = read_baseline(cfg.baseline) if cfg.baseline else None
     splits = make_splits(read_items(cfg.data), cfg.data)
-    kind = splits.train.kind
-    if kind == "text" and (cfg.data.augment.flip or cfg.data.augment.crop_padding):
+    if splits.train.kind == "text" and (cfg.data.augment.flip or cfg.data.augment.crop_padding):
         raise ConfigError("data.augment applies to images; the data are texts (remove data.augment)")
-    summary = MultilabelSummary(folder=out, config=cfg, labels=splits.vocab, baseline_path=cfg.baseline)
-    summary.baseline_metrics = baseline
-    summary.notes += splits.notes
+    summary.labels, summary.notes = splits.vocab, summary.notes + splits.notes
     y = {s: splits[s].targets(splits.vocab) for s in ("train", "val", "test")}
     inputs = {s: _inputs(cfg, splits[s]) for s in ("train", "val", "test")}
     if splits.train.soft and cfg.loss.name != "soft_bce":
@@ -121,42 +144,13 @@ def run_multilabel(cfg: MultilabelConfig, out: Path, overwrite: bool = False) ->
             f"The labels are soft; loss {cfg.loss.name} counts a label from probability 0.5 up (soft_bce learns "
             "the probabilities). Metrics always count a label from 0.5 up."
         )
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg, kind, len(splits.vocab))
-    loss_fn = build_loss(cfg.loss, y["train"])
-    if cfg.loss.name == "weighted_bce":
-        weights = ", ".join(f"{lab} {w:.2f}" for lab, w in zip(splits.vocab, loss_fn.pos_weight.tolist()))
-        summary.notes.append(f"weighted_bce pos_weight = (1 - prior) / prior from train: {weights}.")
-    n_params, n_trainable = model.n_parameters()
-    result = train_multilabel(
-        model,
-        inputs["train"],
-        y["train"],
-        inputs["val"],
-        y["val"],
-        loss_fn,
-        cfg.train,
-        cfg.scheduler,
-        cfg.data.augment if kind == "image" else None,
-    )
+    model, result = _train(cfg, splits, y, inputs, summary)
     summary.history = result.history
     scores = {s: torch.sigmoid(predict_logits(model, inputs[s])).numpy() for s in ("val", "test")}
     prior = (y["train"] >= 0.5).mean(0)
-    systems = {
-        "prior": {s: np.tile(prior, (len(y[s]), 1)) for s in ("val", "test")},
-        "trained": scores,
-    }
-    rows = ["system\tquery_id\tmetric\tvalue\n"]
-    thresholds: dict[str, list[float]] = {}
-    for name, sc in systems.items():
-        thr, val_m, test_m = frozen_threshold_eval(y["val"], sc["val"], y["test"], sc["test"], cfg.thresholds)
-        thresholds[name] = thr.tolist()
-        summary.metrics[name] = test_m | {"threshold": float(np.mean(thr))} | {f"val_{k}": v for k, v in val_m.items()}
-        summary.val_metrics[name] = val_m
-        summary.per_label[name] = per_label_table(y["test"] >= 0.5, sc["test"], thr, splits.vocab)
-        per_item = item_scores(y["test"] >= 0.5, predict(sc["test"], thr))
-        for i, item_id in enumerate(splits.test.ids):
-            rows += [f"{name}\t{item_id}\t{m}\t{per_item[m][i]:.6f}\n" for m in ITEM_METRICS]
+    systems = {"prior": {s: np.tile(prior, (len(y[s]), 1)) for s in ("val", "test")}, "trained": scores}
+    thresholds = _score_systems(cfg, systems, y, splits.test.ids, splits.vocab, summary)
+    n_params, n_trainable = model.n_parameters()
     epochs = len(result.epoch_seconds)
     summary.cost = {
         "parameters": n_params,
@@ -165,7 +159,7 @@ def run_multilabel(cfg: MultilabelConfig, out: Path, overwrite: bool = False) ->
         "seconds_per_epoch": round(result.seconds / max(epochs, 1), 2),
         "peak_memory_mb": round(peak_memory_mb(), 1),
     }
-    summary.n_test_queries = len(splits.test)
+    summary.n_test = len(splits.test)
     thr_text = (
         f"fixed at {cfg.thresholds.value}"
         if cfg.thresholds.mode == "fixed"
@@ -175,19 +169,8 @@ def run_multilabel(cfg: MultilabelConfig, out: Path, overwrite: bool = False) ->
         f"Best epoch by val {cfg.train.best_by}: {result.best_epoch} of {epochs}; test scored once with its "
         f"weights; {thr_text}. `prior` scores every item with the train frequency of each label."
     )
-    with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
-        fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
-        fsutil.write_text(tmp / "history.jsonl", "".join(json.dumps(h) + "\n" for h in summary.history))
-        learning_curves(summary.history, tmp / "curves.png", cfg.train.best_by, prefix="val")
-        fsutil.write_text(tmp / "perquery.tsv", "".join(rows))
-        fsutil.write_json(tmp / "per_label.json", summary.per_label)
-        fsutil.write_json(tmp / "thresholds.json", {s: dict(zip(splits.vocab, t)) for s, t in thresholds.items()})
-        fsutil.write_json(tmp / "cost.json", summary.cost)
-        model.save(tmp / "model", splits.vocab, np.array(thresholds["trained"]), info_of(cfg))
-        summary.seconds = time.perf_counter() - t0
-        write_summary(tmp, summary, n_test_items=len(splits.test), cost=summary.cost, baseline=cfg.baseline)
-    if cfg.tracking.mlflow:
-        from simlab.experiments.tracking import log_run
-
-        log_run(summary)
-    return summary
+    summary.meta |= {"cost": summary.cost, "baseline": cfg.baseline}
+    fsutil.write_json(folder / "per_label.json", summary.per_label)
+    fsutil.write_json(folder / "thresholds.json", {s: dict(zip(splits.vocab, t)) for s, t in thresholds.items()})
+    fsutil.write_json(folder / "cost.json", summary.cost)
+    model.save(folder / "model", splits.vocab, np.array(thresholds["trained"]), info_of(cfg))

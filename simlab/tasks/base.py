@@ -1,0 +1,128 @@
+"""What a task kind is: its schema, its stages and its rules, behind one small interface.
+
+A task kind (retrieval, sparse, pairs, definitions, multilabel, or a user's own) is a `Task`:
+a class with a few attributes (the rules every cross-cutting command reads) and three methods
+(run the stages, render report.md, give the terminal tables). `simlab.tasks.skeleton.execute`
+does everything around the stages: the run folder, its common files, and nothing partial
+left behind. Register a task with `simlab.tasks.register_task`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from simlab.config import Experiment
+
+Table = tuple[str, list[str], list[list[str]]]
+"""(title, header, rows) of one results table."""
+
+
+@dataclass
+class RunSummary:
+    """What a run produced; the run skeleton writes it to the run folder.
+
+    Attributes:
+        folder: The final run folder.
+        config: The validated config.
+        metrics: system -> metric -> value on the test split (metrics.json).
+        speed: system -> speed/size record (speed.json; retrieval indexes).
+        history: One dict per epoch (history.jsonl, curves.png).
+        notes: Sentences for the report and meta.json.
+        items: Per-item rows `(system, item id, metric, value)` (perquery.tsv), the column
+            contract every task shares and `simlab compare` reads.
+        n_test: Test queries, pairs or items.
+        meta: Extra meta.json fields of the task.
+        seconds: Wall time of the run.
+    """
+
+    folder: Path
+    config: Experiment
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    speed: dict[str, dict[str, float]] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    items: list[tuple[str, str, str, Any]] = field(default_factory=list)
+    n_test: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add_items(self, system: str, ids: list[str], values: dict[str, Any]) -> None:
+        """Per-item rows of `system`: `values` maps a metric to one value per id."""
+        for metric, column in values.items():
+            self.items += [(system, i, metric, v) for i, v in zip(ids, column)]
+
+    @property
+    def task(self) -> Task:
+        from simlab.tasks.registry import get_task
+
+        return get_task(self.config.task)
+
+
+class Task:
+    """The protocol of a task kind; subclass it and register the subclass (`register_task`).
+
+    Attributes:
+        name: The `task:` value of its configs.
+        schema: Its config class (a `simlab.config.Experiment`).
+        unit: What one test item is, plural: queries, pairs or items.
+        reference_system: The system every run has as a baseline (bm25, overlap, prior).
+        main_systems: The systems that stand for a run, by preference (the first present wins).
+        item_metrics: The per-item metrics it writes to perquery.tsv.
+        commands: The commands that take its runs (search, inspect, match, classify).
+        curve_prefix: The split of its per-epoch metric in history (dev or val).
+        figures: The task's figures in an HTML report besides the learning curves: `speed` (quality vs
+            speed of the indexes), `scores` (precision-recall and threshold curves), `per_label` (bars).
+        distributed: Whether it trains on several processes (DDP); such a task has `follow(cfg, out)`,
+            the work of a rank other than 0.
+    """
+
+    name: ClassVar[str]
+    schema: ClassVar[type]
+    unit: ClassVar[str] = "items"
+    reference_system: ClassVar[str]
+    main_systems: ClassVar[tuple[str, ...]] = ("trained",)
+    item_metrics: ClassVar[tuple[str, ...]] = ()
+    commands: ClassVar[frozenset[str]] = frozenset()
+    curve_prefix: ClassVar[str] = "val"
+    distributed: ClassVar[bool] = False
+    figures: ClassVar[frozenset[str]] = frozenset()
+
+    def main_metric(self, cfg: Experiment) -> str:
+        """The metrics.json metric a run is read by (sweep lines, reports, `simlab.Run.score`)."""
+        raise NotImplementedError
+
+    def compare_metric(self, cfg: Experiment) -> str:
+        """The perquery.tsv metric `simlab compare` and the HTML report test by default."""
+        return self.main_metric(cfg)
+
+    def columns(self, cfg: Experiment) -> list[str]:
+        """The metrics.json metrics an HTML report shows per run."""
+        return [self.main_metric(cfg)]
+
+    def best_by(self, cfg: Experiment) -> str:
+        """The per-epoch metric that picks the best epoch (plotted in curves.png)."""
+        return cfg.train.best_by
+
+    def run(self, cfg: Experiment, summary: RunSummary, folder: Path) -> None:
+        """The stages: fill `summary` and write the task's own artifacts (model/, indexes/ ...) into `folder`,
+        the staging folder that becomes `summary.folder` when everything succeeded."""
+        raise NotImplementedError
+
+    def report(self, summary: RunSummary) -> str:
+        """report.md of a finished run."""
+        raise NotImplementedError
+
+    def tables(self, summary: RunSummary) -> list[Table]:
+        """The tables printed on the terminal after a run."""
+        raise NotImplementedError
+
+    def new_summary(self, cfg: Experiment, out: Path) -> RunSummary:
+        """The empty summary `run` fills (a task with more to report returns a `RunSummary` subclass)."""
+        return RunSummary(folder=out, config=cfg)
+
+    def main_system(self, systems: list[str]) -> str:
+        """The system that stands for a run among `systems`: the first of `main_systems` present, else the first."""
+        return next((s for s in self.main_systems if s in systems), systems[0])

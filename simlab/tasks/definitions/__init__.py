@@ -1,0 +1,31 @@
+"""`task: definitions`: usage example vs definition with a classifier head (workload B).
+
+`config` holds the schema, `sets` the (context, definition) pairs with their target words,
+`run` the stages (encoder, reference systems, sense margin, head). Thresholds, per-pair rows
+and the report are the pairs task's.
+"""
+
+from __future__ import annotations
+
+from simlab.tasks.definitions.config import DefinitionsConfig
+from simlab.tasks.pairs import PairsTask
+from simlab.tasks.registry import register_task
+
+
+@register_task
+class DefinitionsTask(PairsTask):
+    name = "definitions"
+    schema = DefinitionsConfig
+    reference_system = "overlap"
+    commands = frozenset()
+
+    def main_metric(self, cfg) -> str:
+        return "accuracy"
+
+    def compare_metric(self, cfg) -> str:
+        return "correct"
+
+    def run(self, cfg, summary, folder) -> None:
+        from simlab.tasks.definitions.run import run
+
+        run(cfg, summary, folder)

@@ -1,0 +1,54 @@
+"""`task: multilabel`: texts or images with several labels each, thresholds tuned on val (workload D).
+
+`config` holds the schema, `run` the stages (items, model, training, thresholds), `report`
+the tables with deltas against a baseline run.
+"""
+
+from __future__ import annotations
+
+from simlab.evaluation.multilabel import ITEM_METRICS
+from simlab.tasks.base import Task
+from simlab.tasks.multilabel.config import MultilabelConfig
+from simlab.tasks.registry import register_task
+
+
+@register_task
+class MultilabelTask(Task):
+    name = "multilabel"
+    schema = MultilabelConfig
+    unit = "items"
+    reference_system = "prior"
+    main_systems = ("trained",)
+    item_metrics = ITEM_METRICS
+    commands = frozenset({"classify"})
+
+    figures = frozenset({"per_label"})
+
+    def columns(self, cfg) -> list[str]:
+        return ["f1_micro", "f1_macro", "ap", "hamming", "threshold"]
+
+    def main_metric(self, cfg) -> str:
+        return "f1_micro"
+
+    def compare_metric(self, cfg) -> str:
+        return "f1"  # micro F1 from the per-item tp/fp/fn rows
+
+    def new_summary(self, cfg, out):
+        from simlab.tasks.multilabel.run import MultilabelSummary
+
+        return MultilabelSummary(folder=out, config=cfg)
+
+    def run(self, cfg, summary, folder) -> None:
+        from simlab.tasks.multilabel.run import run
+
+        run(cfg, summary, folder)
+
+    def report(self, summary) -> str:
+        from simlab.tasks.multilabel.report import render
+
+        return render(summary)
+
+    def tables(self, summary):
+        from simlab.tasks.multilabel.report import tables
+
+        return tables(summary)

@@ -1,0 +1,47 @@
+"""`task: pairs`: siamese pair matching with hard/soft negatives and a frozen val threshold (workload A).
+
+`config` holds the schema, `sets` builds the train/val/test pairs, `systems` scores each
+system at its val threshold, `run` the stages, `report` the tables. `simlab match` matches two
+new tables with a finished run (`simlab.experiments.match`).
+"""
+
+from __future__ import annotations
+
+from simlab.evaluation.pairs import ITEM_METRICS
+from simlab.tasks.base import Task
+from simlab.tasks.pairs.config import PairsConfig
+from simlab.tasks.registry import register_task
+
+
+@register_task
+class PairsTask(Task):
+    name = "pairs"
+    schema = PairsConfig
+    unit = "pairs"
+    reference_system = "overlap"
+    main_systems = ("trained",)
+    item_metrics = ITEM_METRICS
+    commands = frozenset({"match"})
+
+    figures = frozenset({"scores"})
+
+    def columns(self, cfg) -> list[str]:
+        return ["accuracy", "f1", "precision", "recall", "threshold"]
+
+    def main_metric(self, cfg) -> str:
+        return "f1"
+
+    def run(self, cfg, summary, folder) -> None:
+        from simlab.tasks.pairs.run import run
+
+        run(cfg, summary, folder)
+
+    def report(self, summary) -> str:
+        from simlab.tasks.pairs.report import render
+
+        return render(summary)
+
+    def tables(self, summary):
+        from simlab.tasks.pairs.report import tables
+
+        return tables(summary)

@@ -1,0 +1,48 @@
+"""`task: retrieval`: the schema of dense retrieval runs (workload E)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from simlab.config import DataConfig, EvalConfig, Experiment, IndexConfig, ModelConfig, TrainConfig
+from simlab.config.loading import set_fields
+from simlab.config.metrics import parse_metric
+
+SPARSE_ONLY = ["model.sparse", "train.splade", "index.sparse_approximate", "index.seismic", "data.triples"]
+"""Fields only the sparse task reads; a dense config that sets one is refused."""
+
+
+def check_metrics(cfg) -> None:
+    """`eval.metrics` and `train.best_by` are metric names (`simlab.config.metrics.parse_metric`)."""
+    from simlab.errors import ConfigError
+
+    for field, names in (("eval.metrics", cfg.eval.metrics), ("train.best_by", [cfg.train.best_by])):
+        for name in names:
+            try:
+                parse_metric(name)
+            except ConfigError as exc:
+                raise ValueError(f"{field}: {exc}") from None
+
+
+class RetrievalConfig(Experiment):
+    """`task: retrieval`: dense retrieval against BM25, exact and approximate (workload E)."""
+
+    task: Literal["retrieval"] = "retrieval"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    index: IndexConfig = IndexConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        check_metrics(self)
+        used = set_fields(self, SPARSE_ONLY)
+        if used:
+            raise ValueError(
+                f"{', '.join(used)}: only sparse (SPLADE) runs read this; set model.kind: sparse (task: sparse) "
+                "or remove it"
+            )
+        return self

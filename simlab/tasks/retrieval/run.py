@@ -1,0 +1,161 @@
+"""The stages of a retrieval run: every system ranked on the same test queries.
+
+In order: load and check the collection, BM25, the pretrained model zero-shot, training, the
+trained model, the hybrid, evaluation of every system, TREC files. The run skeleton
+(`simlab.tasks.skeleton`) writes the common files around them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from simlab import distributed
+from simlab.errors import ConfigError
+from simlab.records import Collection, Queries, Run
+from simlab.tasks.base import RunSummary
+from simlab.tasks.retrieval.config import RetrievalConfig
+from simlab.tasks.skeleton import checkpoint_dir
+
+log = logging.getLogger("simlab")
+
+
+def test_queries(collection: Collection, split: str) -> tuple[Queries, object]:
+    """The queries of the test split that have a relevant document, and the split's qrels."""
+    if split not in collection.qrels:
+        raise ConfigError(
+            f"data.test_split: '{split}' is not a qrels split of {collection.name} "
+            f"(found: {', '.join(sorted(collection.qrels)) or 'none'})"
+        )
+    qrels = collection.qrels[split]
+    queries = collection.queries.subset(qrels.query_ids())
+    if not len(queries):
+        raise ConfigError(f"data.test_split: '{split}' of {collection.name} has no query with a relevant document")
+    return queries, qrels
+
+
+def train(cfg: RetrievalConfig, collection: Collection, folder: Path | None, summary: RunSummary, work_dir: Path):
+    """Train and save the model to `folder/model`; `folder=None` (a DDP rank other than 0) trains without saving."""
+    from simlab.data.mining import mine
+    from simlab.data.pairs import build_pairs
+    from simlab.models import load_model, uses_router
+    from simlab.training.dense import train_dense
+
+    model = load_model(cfg.model)
+    pairs = build_pairs(collection, cfg.data.train_split, cfg.data.dev_split, cfg.train.seed, cfg.data.max_train_pairs)
+    mined = mine(pairs, cfg.train.hard_negatives, model)
+    hn = cfg.train.hard_negatives
+    summary.notes += [f"Training pairs: {pairs.source}.", f"Per-epoch evaluation: {pairs.dev.source}."]
+    if hn.source != "none":
+        summary.notes.append(
+            f"Hard negatives: {hn.num} per pair mined by {hn.source} from ranks [{hn.range_min}, {hn.range_max}); "
+            f"{mined.dropped} pairs dropped for lack of negatives."
+        )
+    result = train_dense(model, mined, pairs.dev, cfg.train, work_dir, uses_router(model))
+    distributed.finish()  # every rank done (best weights loaded) before rank 0 goes on alone
+    if folder is None:
+        return model
+    summary.history = result.history
+    batch = f"batch size {cfg.train.batch_size}"
+    if result.world_size > 1:
+        batch = f"global batch {cfg.train.batch_size * result.world_size} over {result.world_size} processes"
+        summary.notes.append(
+            f"Trained on {result.world_size} processes (PyTorch DDP, gloo): {batch} ({cfg.train.batch_size} per "
+            f"process); in-batch negatives gathered across processes: {result.negatives_per_query:.1f} negatives "
+            "per query per step."
+        )
+    summary.notes.append(
+        f"Each query saw {result.negatives_per_query:.1f} negatives per step on average "
+        f"(in-batch, {batch}, plus hard negatives); "
+        f"{result.n_pairs} pairs, {cfg.train.epochs} epoch(s), {result.seconds:.1f} s."
+    )
+    if result.best_epoch is not None:
+        summary.notes.append(f"Best epoch by dev {cfg.train.best_by}: {result.best_epoch} (its weights are kept).")
+    model.save(str(folder / "model"))
+    return model
+
+
+def follow(cfg: RetrievalConfig, out: Path) -> RunSummary:
+    """A DDP rank other than 0: load the data, build the same pairs, train alongside rank 0, return.
+
+    It writes nothing itself; the trainer's checkpoints go to `checkpoint_dir(out)`, which
+    rank 0 writes and deletes. Evaluation, the run folder, the report and tracking are rank 0's.
+    """
+    from simlab.data.loader import load_collection
+
+    summary = RunSummary(folder=out, config=cfg)
+    if "trained" in cfg.eval.systems and cfg.train.enabled:
+        train(cfg, load_collection(Path(cfg.data.path)), None, summary, checkpoint_dir(out))
+    return summary
+
+
+def add_dense(prefix: str, model, model_id: str, cfg, collection, queries, index_dir, summary, runs) -> None:
+    """The exact and approximate systems of one dense model (`simlab.tasks.retrieval.systems`)."""
+    from simlab.tasks.retrieval.systems import dense_systems
+
+    result = dense_systems(
+        prefix, model, model_id, cfg.model.normalize, collection.corpus, queries, cfg.eval.k, cfg.index, index_dir
+    )
+    runs |= result.runs
+    summary.speed |= result.speed
+    summary.notes.extend(result.notes)
+
+
+def evaluate_runs(cfg, runs: dict[str, Run], qrels, summary: RunSummary, folder: Path) -> None:
+    """Score every run on the test qrels; per-query rows, the Δ of each approximate index, TREC files."""
+    from simlab.data.trec import write_trec_qrels, write_trec_run
+    from simlab.evaluation.metrics import evaluate, per_query_rows
+
+    results = {name: evaluate(qrels, run, cfg.eval.metrics) for name, run in runs.items()}
+    summary.metrics = {name: dict(r.means) for name, r in results.items()}
+    for name, stats in summary.speed.items():
+        exact = name.rsplit(".", 1)[0] + ".flat"
+        if name != exact and exact in summary.metrics:
+            for m in cfg.eval.metrics:
+                stats[f"delta_{m}"] = summary.metrics[name][m] - summary.metrics[exact][m]
+    summary.items += [(r["system"], r["query_id"], r["metric"], r["value"]) for r in per_query_rows(results)]
+    for name, run in runs.items():
+        write_trec_run(run, folder / "runs" / f"{name}.trec")
+    write_trec_qrels(qrels, folder / "qrels.trec")  # so trec_eval / ir_measures can score runs/*.trec
+
+
+def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, sparse_stage=None) -> None:
+    """All stages into the staging `folder` (see the module docstring). `sparse_stage(cfg, collection, queries,
+    folder, summary)` -> (runs, model prefixes) replaces the dense models (the sparse task)."""
+    from simlab.data.loader import load_collection
+    from simlab.index.bm25 import BM25Retriever
+    from simlab.index.fusion import rrf
+
+    collection = load_collection(Path(cfg.data.path))
+    queries, qrels = test_queries(collection, cfg.data.test_split)
+    summary.n_test, systems, k = len(queries), cfg.eval.systems, cfg.eval.k
+    summary.notes.extend(collection.notes)
+    runs: dict[str, Run] = {}
+    if "bm25" in systems or "hybrid" in systems:
+        log.info("BM25 over %d documents", len(collection.corpus))
+        runs["bm25"] = BM25Retriever.build(collection.corpus).search(queries, k)
+    prefixes: list[str] = []
+    if sparse_stage is not None:
+        sparse_runs, prefixes = sparse_stage(cfg, collection, queries, folder, summary)
+        runs |= sparse_runs
+    else:
+        if "zeroshot" in systems:
+            from simlab.models import load_model
+
+            log.info("zero-shot model %s", cfg.model.name)
+            add_dense("zeroshot", load_model(cfg.model), cfg.model.name, cfg, collection, queries, None, summary, runs)
+            prefixes.append("zeroshot")
+        if "trained" in systems and cfg.train.enabled:
+            log.info("training %s", cfg.model.name)
+            work = checkpoint_dir(summary.folder) if distributed.is_distributed() else folder / ".checkpoints"
+            model = train(cfg, collection, folder, summary, work)
+            model_id = f"{cfg.model.name}+trained:{summary.folder.name}"
+            add_dense("trained", model, model_id, cfg, collection, queries, folder / "indexes", summary, runs)
+            prefixes.append("trained")
+    if "hybrid" in systems and prefixes:
+        best = f"{prefixes[-1]}.flat"
+        runs["hybrid"] = rrf([runs["bm25"], runs[best]], k=cfg.eval.rrf_k, name="hybrid", top=k)
+        summary.notes.append(f"hybrid = reciprocal rank fusion (k={cfg.eval.rrf_k}) of bm25 and {best}.")
+    if "bm25" not in systems:
+        runs.pop("bm25", None)
+    evaluate_runs(cfg, runs, qrels, summary, folder)

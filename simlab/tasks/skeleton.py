@@ -1,0 +1,117 @@
+"""The run skeleton: one config in, one run folder out, for every task kind.
+
+`execute` checks the run folder, stages it beside the final path, writes config.yaml, lets
+the task run its stages into the staging folder, then writes the files every run has:
+history.jsonl and curves.png (when the task trained), perquery.tsv (one contract: `system,
+query_id, metric, value`), metrics.json, speed.json, meta.json and report.md. The staging
+folder becomes the run folder only when all of this succeeded, so a failed run leaves nothing
+behind; trainer checkpoints beside it (`checkpoint_dir`) are deleted on success. Tracking is
+the caller's (`simlab.experiments.runner`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from simlab import fsutil
+from simlab.errors import RunFolderError
+from simlab.tasks.base import RunSummary, Task
+
+if TYPE_CHECKING:
+    from simlab.config import Experiment
+
+RUN_FORMAT = {"format": "simlab.run", "format_version": 1}
+PERQUERY_HEADER = "system\tquery_id\tmetric\tvalue\n"
+
+
+def checkpoint_dir(out: Path) -> Path:
+    """Where the trainer checkpoints a run to `out`: beside it, so they outlive a failed or
+    interrupted run (which leaves no run folder) and `train.resume: true` can continue; a
+    finished run deletes them."""
+    out = Path(out)
+    return out.parent / f".{out.name}.checkpoints"
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an existing run folder unless `overwrite`."""
+    if Path(out).exists() and not overwrite:
+        raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
+
+
+def _cell(value) -> str:
+    return f"{value:.6f}" if isinstance(value, float) else str(value)
+
+
+def write_common_files(task: Task, summary: RunSummary, folder: Path) -> None:
+    """The files every finished run has, whatever its task (see the module docstring)."""
+    cfg = summary.config
+    if summary.history:
+        from simlab.tasks.plots import learning_curves
+
+        fsutil.write_text(folder / "history.jsonl", "".join(json.dumps(h) + "\n" for h in summary.history))
+        learning_curves(summary.history, folder / "curves.png", task.best_by(cfg), prefix=task.curve_prefix)
+    rows = "".join(f"{s}\t{i}\t{m}\t{_cell(v)}\n" for s, i, m, v in summary.items)
+    fsutil.write_text(folder / "perquery.tsv", PERQUERY_HEADER + rows)
+    fsutil.write_json(folder / "metrics.json", summary.metrics)
+    fsutil.write_json(folder / "speed.json", summary.speed)
+    data = getattr(getattr(cfg, "data", None), "path", None)
+    fsutil.write_json(
+        folder / "meta.json",
+        RUN_FORMAT
+        | {"name": cfg.name, "task": cfg.task, "data": str(Path(data).resolve()) if data else None}
+        | {f"n_test_{task.unit}": summary.n_test}
+        | summary.meta
+        | {"seconds": round(summary.seconds, 2), "notes": summary.notes},
+    )
+    fsutil.write_text(folder / "report.md", task.report(summary))
+
+
+def execute(task: Task, cfg: Experiment, out: Path, overwrite: bool = False) -> RunSummary:
+    """Run `cfg`'s stages (`task.run`) into the run folder `out`; see the module docstring."""
+    out = Path(out)
+    check_out(out, overwrite)
+    t0 = time.perf_counter()
+    summary = task.new_summary(cfg, out)
+    with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
+        fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
+        task.run(cfg, summary, tmp)
+        summary.seconds = time.perf_counter() - t0
+        write_common_files(task, summary, tmp)
+        shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)
+    shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+    return summary
+
+
+def run_task(folder: Path, command: str | None = None) -> Task:
+    """The task of a finished run folder (its meta.json), checked to take `command` (search, match ...).
+
+    Raises:
+        RunFolderError: no run folder, or its task does not take `command` (the message names those that do).
+    """
+    from simlab.tasks.registry import TASKS, get_task, task_name
+
+    meta_path = Path(folder) / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFolderError(f"{folder}: not a simlab run folder (no meta.json); make one with `simlab run`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunFolderError(f"{meta_path}: not valid JSON ({e}); the run folder is damaged, re-run it") from None
+    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT["format"]:
+        raise RunFolderError(f"{meta_path}: not a simlab run's meta.json; make a run folder with `simlab run`")
+    name = meta.get("task", "retrieval")
+    if name in ("retrieval", "pairs") and (Path(folder) / "config.yaml").is_file():  # runs of before sparse and
+        import yaml  # definitions were tasks of their own: their config says which they are
+
+        name = task_name(yaml.safe_load((Path(folder) / "config.yaml").read_text(encoding="utf-8")) or {})
+    task = get_task(name)
+    if command is not None and command not in task.commands:
+        takes = sorted(name for name, t in TASKS.items() if command in t.commands)
+        raise RunFolderError(
+            f"{folder} is a {task.name} run; `simlab {command}` takes runs of task {', '.join(takes) or 'none'}"
+        )
+    return task

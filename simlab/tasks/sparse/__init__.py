@@ -1,0 +1,24 @@
+"""`task: sparse`: learned sparse retrieval (SPLADE) beside BM25 and the dense models' table (workload C).
+
+`config` holds the schema, `run` the stages (the retrieval stages with sparse models),
+`systems` the exact and Seismic systems of one sparse model. The report is retrieval's.
+"""
+
+from __future__ import annotations
+
+from simlab.tasks.registry import register_task
+from simlab.tasks.retrieval import RetrievalTask
+from simlab.tasks.sparse.config import SparseConfig
+
+
+@register_task
+class SparseTask(RetrievalTask):
+    name = "sparse"
+    schema = SparseConfig
+    commands = frozenset({"search", "inspect"})
+    distributed = False
+
+    def run(self, cfg, summary, folder) -> None:
+        from simlab.tasks.sparse.run import run
+
+        run(cfg, summary, folder)

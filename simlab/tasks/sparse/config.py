@@ -1,0 +1,35 @@
+"""`task: sparse` (or `task: retrieval` with `model.kind: sparse`): the schema of SPLADE runs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+
+from simlab.config import DataConfig, EvalConfig, Experiment, IndexConfig, ModelConfig, TrainConfig
+from simlab.config.loading import set_fields
+from simlab.tasks.retrieval.config import check_metrics
+
+DENSE_ONLY = ["model.towers", "model.pooling", "model.normalize", "index.approximate", "index.hnsw", "index.ivf"]
+"""Fields only the dense task reads; a sparse config that sets one is refused."""
+
+
+class SparseConfig(Experiment):
+    """`task: sparse`: learned sparse retrieval (SPLADE) against BM25, exact and with Seismic (workload C)."""
+
+    task: Literal["sparse"] = "sparse"
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig(kind="sparse")
+    train: TrainConfig = TrainConfig()
+    index: IndexConfig = IndexConfig()
+    eval: EvalConfig = EvalConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        check_metrics(self)
+        if self.model.kind != "sparse":
+            raise ValueError("model.kind: a sparse run's model is sparse; remove model.kind or set it to sparse")
+        used = set_fields(self, DENSE_ONLY)
+        if used:
+            raise ValueError(f"{', '.join(used)}: only dense runs read this; remove it from the sparse config")
+        return self
