@@ -37,9 +37,11 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 	  echo "chromium is not installed: the report screenshot test will skip"
 
+# Style, formatting, and the import layers of pyproject.toml's [tool.importlinter] (arrows point down only).
 lint: venv
 	$(VENV)/bin/ruff check simlab tests benchmarks
 	$(VENV)/bin/ruff format --check simlab tests benchmarks
+	$(VENV)/bin/lint-imports
 
 test-all: venv
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -m "slow or not slow"

@@ -73,10 +73,10 @@ def hand_written_training(anchors, positives, batch_size: int, epochs: int, out:
 
 def simlab_training(pairs, batch_size: int, epochs: int, out: str) -> float:
     from simlab.config import ModelConfig, TrainConfig
-    from simlab.data.mining import no_negatives
     from simlab.data.pairs import DevSet
     from simlab.models import load_model
     from simlab.training.dense import train_dense
+    from simlab.training.mining import no_negatives
 
     model = load_model(ModelConfig())
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size)

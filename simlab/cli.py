@@ -240,7 +240,7 @@ def compare_cmd(
     from rich.console import Console
 
     from simlab import fsutil
-    from simlab.experiments.compare import compare, keep_main_systems, load_systems, resolve_baseline
+    from simlab.experiments.api import compare
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
     downloads = tempfile.TemporaryDirectory(prefix="simlab-compare-")
@@ -252,17 +252,8 @@ def compare_cmd(
             from simlab.experiments.tracking import runs_from_mlflow
 
             folders += runs_from_mlflow(str(path), tracking_uri, Path(downloads.name) / str(path))
-    loaded = load_systems(folders, systems=split(systems), metrics=split(metrics))
-    if systems is None and all("/" in name for name in loaded):  # several runs: one system each
-        loaded = keep_main_systems(loaded)
     result = compare(
-        loaded,
-        baseline=resolve_baseline(list(loaded), baseline) if baseline else next(iter(loaded)),
-        metrics=split(metrics),
-        test=test,
-        correction=correction,
-        alpha=alpha,
-        seed=seed,
+        folders, split(metrics), test, correction, baseline, alpha=alpha, seed=seed, systems=split(systems)
     )
     Console(width=None if sys.stdout.isatty() else 160).print(result.to_rich())
     if markdown:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from simlab.config import HardNegativesConfig
-from simlab.data.mining import mine_bm25
 from simlab.data.pairs import build_pairs
 from simlab.errors import DataError
 from simlab.records import Collection, Corpus, Qrels, Queries
 from simlab.training.dense import evaluator_key, negatives_per_query
+from simlab.training.mining import mine_bm25
 
 
 def collection(with_train: bool = True) -> Collection:

@@ -278,8 +278,8 @@ def test_model_miner_ranks_like_brute_force():
 
     from simlab.config import ModelConfig
     from simlab.data.matching import Records
-    from simlab.data.sampling import model_miner
     from simlab.models import load_model
+    from simlab.training.mining import model_miner
 
     names = ["acme laptop x1", "acme laptop x2", "globex printer", "hooli camera", "acme notebook x1", "stark router"]
     records = Records([f"r{i}" for i in range(6)], {"name": names}, [f"g{i}" for i in range(6)])

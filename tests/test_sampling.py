@@ -9,8 +9,9 @@ from dataclasses import replace
 import pytest
 
 from simlab.data.matching import LabelledPairs, Records, group_split, groups_from_pairs, read_deepmatcher
-from simlab.data.sampling import SamplingConfig, bm25_miner, half_up, limit_labelled_pairs, sample_pairs
+from simlab.data.sampling import SamplingConfig, half_up, limit_labelled_pairs, sample_pairs
 from simlab.errors import ConfigError, DataError
+from simlab.training.mining import bm25_miner
 
 
 def make_records(n_groups: int = 80, seed: int = 0) -> Records:

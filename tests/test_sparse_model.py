@@ -135,8 +135,8 @@ def test_sparse_model_config_errors(tiny_bert_dir):
 
 
 def _train(tiny_mlm_dir, tmp_path, q_weight, d_weight):
-    from simlab.data.mining import MinedPairs
     from simlab.models.sparse import load_sparse_model
+    from simlab.training.mining import MinedPairs
     from simlab.training.sparse import train_sparse
 
     model = load_sparse_model(sparse_cfg(tiny_mlm_dir))

@@ -156,17 +156,16 @@ def flat(d: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def set_fields(cfg: Section, paths: list[str]) -> list[str]:
-    """The dotted `paths` that the user set in `cfg` (given in the file or by `--set`), for
-    checks like "a sparse-only field in a dense config"."""
+def changed_fields(cfg: Section, paths: list[str]) -> list[str]:
+    """The dotted `paths` whose value in `cfg` differs from the schema's default, for checks like
+    "a sparse-only field in a dense config" (a resolved config.yaml spells every default out)."""
     found = []
     for path in paths:
-        node: Any = cfg
         *parents, last = path.split(".")
+        node: Any = cfg
         for key in parents:
-            node = getattr(node, key) if key in node.model_fields_set else None
-            if node is None:
-                break
-        if node is not None and last in node.model_fields_set:
+            node = getattr(node, key)
+        default = type(node).model_fields[last].get_default(call_default_factory=True)
+        if getattr(node, last) != default:
             found.append(path)
     return found

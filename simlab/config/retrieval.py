@@ -127,7 +127,10 @@ class SeismicConfig(Section):
 
 
 class IndexConfig(Section):
-    approximate: list[Literal["hnsw", "ivf"]] = ["hnsw", "ivf"]
+    approximate: list[str] = Field(
+        ["hnsw", "ivf"],
+        description="Approximate index types (simlab.index.dense.INDEX_TYPES: hnsw, ivf, or registered).",
+    )
     hnsw: HNSWConfig = HNSWConfig()
     ivf: IVFConfig = IVFConfig()
     sparse_approximate: list[Literal["seismic"]] = Field(["seismic"], description="model.kind: sparse.")

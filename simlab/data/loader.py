@@ -119,6 +119,19 @@ def load_collection(path: Path) -> Collection:
     raise DataError(f"{path}: no known dataset layout; looked for {looked_for}.")
 
 
+def register_converter(name: str):
+    """Decorator: register `convert(src, out, overwrite)` as `simlab data convert <name>` (and `convert(name, ...)`).
+
+    The function reads the raw dataset in `src` and writes one of simlab's layouts to `out`.
+    """
+
+    def add(fn: Callable[[Path, Path, bool], Any]) -> Callable[[Path, Path, bool], Any]:
+        CONVERTERS[name] = fn
+        return fn
+
+    return add
+
+
 def convert(kind: str, src: Path | None, out: Path, overwrite: bool = False) -> Any:
     """Convert the raw dataset in `src` to the BEIR layout in `out` with converter `kind`.
 

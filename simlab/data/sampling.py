@@ -145,7 +145,7 @@ def sample_pairs(
         indices: The split's record indices (e.g. one value of `group_split`); queries,
             positives and negatives all come from them.
         cfg: Ratios, limits and seed (see the module docstring for the exact counts).
-        hard_miner: Ranks candidates for hard negatives (`bm25_miner(...)`, or one built on the
+        hard_miner: Ranks candidates for hard negatives (`simlab.training.mining.bm25_miner(...)`, or one built on the
             current model); needed when `cfg.hard_soft_ratio > 0`.
 
     Raises:
@@ -277,37 +277,6 @@ def _random_others(
     return chosen
 
 
-def bm25_miner(records: Records, text_fields: Sequence[str] | None = None) -> HardMiner:
-    """A `HardMiner` ranking by BM25 (`simlab.index.bm25.BM25Retriever`) over the records' text.
-
-    The text of a record is its `text_fields` (default: all fields) joined by spaces; the
-    same text is the query. The index over a pool is built once and reused while the miner is
-    called with the same pool. Records sharing no term with the query are not returned.
-
-    Args:
-        records: All records (the miner receives indices into them).
-        text_fields: Fields to index and query with.
-    """
-    from simlab.records import Corpus, Queries
-
-    texts = records.texts(text_fields)
-    cache: dict[tuple[int, ...], object] = {}
-
-    def miner(queries: Sequence[int], pool: Sequence[int], k: int) -> list[list[int]]:
-        from simlab.index.bm25 import BM25Retriever
-
-        key = tuple(pool)
-        if key not in cache:
-            cache.clear()
-            cache[key] = BM25Retriever.build(Corpus([records.ids[i] for i in pool], [texts[i] for i in pool]))
-        retriever = cache[key]
-        qids = [records.ids[q] for q in queries]
-        run = retriever.search(Queries(qids, [texts[q] for q in queries]), k=max(1, k))  # type: ignore[attr-defined]
-        return [[records.position[d] for d, _ in run.ranked(qid)] for qid in qids]
-
-    return miner
-
-
 def limit_labelled_pairs(
     pairs: LabelledPairs,
     *,
@@ -355,33 +324,3 @@ def limit_labelled_pairs(
         pairs.split,
         pairs.source,
     )
-
-
-def model_miner(records: Records, model, text_fields: Sequence[str] | None = None) -> HardMiner:
-    """A `HardMiner` ranking by the cosine similarity of `model`'s embeddings of the records' text.
-
-    The records are encoded once, when the miner is made, so a miner made from the current
-    model mines that model's hard negatives (make a new one to re-mine after training).
-    """
-    import numpy as np
-
-    emb = model.encode(records.texts(text_fields), batch_size=256, convert_to_numpy=True, normalize_embeddings=True)
-
-    def miner(queries: Sequence[int], pool: Sequence[int], k: int) -> list[list[int]]:
-        pool_idx = np.asarray(pool)
-        out = []
-        for start in range(0, len(queries), 1024):  # bounded memory: 1024 x len(pool) scores at a time
-            chunk = np.asarray(queries[start : start + 1024])
-            sims = emb[chunk] @ emb[pool_idx].T  # (chunk, pool)
-            kk = min(k, len(pool_idx))
-            top = (
-                np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-                if kk < len(pool_idx)
-                else np.tile(np.arange(len(pool_idx)), (len(chunk), 1))
-            )
-            for row, cand in zip(sims, top):
-                order = cand[np.argsort(-row[cand], kind="stable")]
-                out.append([int(pool_idx[j]) for j in order])
-        return out
-
-    return miner

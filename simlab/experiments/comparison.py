@@ -147,6 +147,13 @@ class Comparison:
             lines += ["", *[f"- {n}" for n in self.notes]]
         return "\n".join(lines) + "\n"
 
+    def to_frame(self):
+        """A pandas DataFrame, one row per (system, metric) against the baseline (the `PairResult` fields)."""
+        import pandas as pd
+
+        columns = list(PairResult.__dataclass_fields__)
+        return pd.DataFrame([asdict(r) for r in self.results], columns=columns)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data; `Comparison.from_dict` reads it back."""
         return COMPARE_FORMAT | asdict(self)

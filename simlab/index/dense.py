@@ -61,12 +61,14 @@ class _Registry(dict):
 INDEX_TYPES: dict[str, type[DenseIndex]] = _Registry()
 
 
-def _register(cls: type[DenseIndex]) -> type[DenseIndex]:
+def register_index(cls: type[DenseIndex]) -> type[DenseIndex]:
+    """Class decorator: add a `DenseIndex` subclass to `INDEX_TYPES` under its `type_name`, so
+    `index.approximate: [<type_name>]` builds it (its `defaults` are its build parameters)."""
     INDEX_TYPES[cls.type_name] = cls
     return cls
 
 
-@_register
+@register_index
 class FlatIndex(DenseIndex):
     """Exact search: every query is compared with every vector (faiss `IndexFlatIP`/`L2`).
 
@@ -90,7 +92,7 @@ class FlatIndex(DenseIndex):
             return self._index.search(q, k)
 
 
-@_register
+@register_index
 class HNSWIndex(DenseIndex):
     """Hierarchical navigable small-world graph (faiss `IndexHNSWFlat`).
 
@@ -124,7 +126,7 @@ class HNSWIndex(DenseIndex):
         self._apply_runtime_params()
 
 
-@_register
+@register_index
 class IVFIndex(DenseIndex):
     """Inverted file: k-means cells, each query scans the `nprobe` nearest cells (`IndexIVFFlat`).
 

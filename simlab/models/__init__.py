@@ -26,8 +26,32 @@ if TYPE_CHECKING:
     from simlab.config import ModelConfig
 
 MODELS: dict[str, Callable[[int], SentenceTransformer]] = {"wordllama": build_wordllama}
-STATIC_MODELS = frozenset({"wordllama"})
+"""`model.name` -> builder(max_length) of a `SentenceTransformer`; add one with `register_model`."""
+STATIC_MODELS: set[str] = {"wordllama"}
 """Registered names that are static embedding tables (no hidden layers to pool)."""
+
+
+def register_model(name: str, static: bool = False):
+    """Decorator: register `builder(max_length) -> SentenceTransformer` as `model.name: <name>`.
+
+    Example:
+        >>> @register_model("my-encoder")  # doctest: +SKIP
+        ... def build(max_length: int):
+        ...     return SentenceTransformer(modules=[...])
+
+    Args:
+        name: The name configs use.
+        static: The model is a static embedding table (no hidden layers: `model.layers` is refused).
+    """
+
+    def add(builder: Callable[[int], SentenceTransformer]) -> Callable[[int], SentenceTransformer]:
+        MODELS[name] = builder
+        if static:
+            STATIC_MODELS.add(name)
+        return builder
+
+    return add
+
 
 HUB_HOST = "huggingface.co"
 

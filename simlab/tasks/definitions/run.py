@@ -161,7 +161,7 @@ def run(cfg: DefinitionsConfig, summary: RunSummary, folder: Path) -> None:
     h = cfg.head
     torch.manual_seed(cfg.train.seed)  # the head's initial weights: reproducible whatever ran before
     head = PairHead(model.get_embedding_dimension(), h.kind, h.widths, h.features)
-    result = train_head(model, head, train, val, cfg)
+    result = train_head(model, head, train, val, cfg.train, cfg.head)
     summary.history = result.history
     scores = [head_scores(model, head, split) for split in (val, test)]
     test_m = add_system(summary, "trained", *scores, val, test, by)

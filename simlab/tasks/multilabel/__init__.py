@@ -20,7 +20,6 @@ class MultilabelTask(Task):
     reference_system = "prior"
     main_systems = ("trained",)
     item_metrics = ITEM_METRICS
-    commands = frozenset({"classify"})
 
     figures = frozenset({"per_label"})
 

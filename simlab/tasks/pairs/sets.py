@@ -58,7 +58,8 @@ def _labelled_set(data: MatchingDataset, split: str, limit: int | None, cfg: Pai
 def _sampled_set(
     records: Records, indices, cfg: PairsConfig, split: str, fields: list[str], notes: list[str], model=None
 ):
-    from simlab.data.sampling import SamplingConfig, bm25_miner, model_miner, sample_pairs
+    from simlab.data.sampling import SamplingConfig, sample_pairs
+    from simlab.training.mining import bm25_miner, model_miner
 
     s = cfg.sampling
     scfg = SamplingConfig(

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import model_validator
 
 from simlab.config import DataConfig, EvalConfig, Experiment, IndexConfig, ModelConfig, TrainConfig
-from simlab.config.loading import set_fields
+from simlab.config.loading import changed_fields
 from simlab.config.metrics import parse_metric
 
 SPARSE_ONLY = ["model.sparse", "train.splade", "index.sparse_approximate", "index.seismic", "data.triples"]
@@ -39,7 +39,13 @@ class RetrievalConfig(Experiment):
     @model_validator(mode="after")
     def _check(self):
         check_metrics(self)
-        used = set_fields(self, SPARSE_ONLY)
+        from simlab.index.dense import INDEX_TYPES
+
+        unknown = [k for k in self.index.approximate if k not in INDEX_TYPES or k == "flat"]
+        if unknown:
+            valid = ", ".join(sorted(k for k in INDEX_TYPES if k != "flat"))
+            raise ValueError(f"index.approximate: {unknown} are not index types; choose from {valid}")
+        used = changed_fields(self, SPARSE_ONLY)
         if used:
             raise ValueError(
                 f"{', '.join(used)}: only sparse (SPLADE) runs read this; set model.kind: sparse (task: sparse) "

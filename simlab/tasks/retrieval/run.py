@@ -36,10 +36,10 @@ def test_queries(collection: Collection, split: str) -> tuple[Queries, object]:
 
 def train(cfg: RetrievalConfig, collection: Collection, folder: Path | None, summary: RunSummary, work_dir: Path):
     """Train and save the model to `folder/model`; `folder=None` (a DDP rank other than 0) trains without saving."""
-    from simlab.data.mining import mine
     from simlab.data.pairs import build_pairs
     from simlab.models import load_model, uses_router
     from simlab.training.dense import train_dense
+    from simlab.training.mining import mine
 
     model = load_model(cfg.model)
     pairs = build_pairs(collection, cfg.data.train_split, cfg.data.dev_split, cfg.train.seed, cfg.data.max_train_pairs)

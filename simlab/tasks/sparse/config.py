@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import model_validator
 
 from simlab.config import DataConfig, EvalConfig, Experiment, IndexConfig, ModelConfig, TrainConfig
-from simlab.config.loading import set_fields
+from simlab.config.loading import changed_fields
 from simlab.tasks.retrieval.config import check_metrics
 
 DENSE_ONLY = ["model.towers", "model.pooling", "model.normalize", "index.approximate", "index.hnsw", "index.ivf"]
@@ -29,7 +29,7 @@ class SparseConfig(Experiment):
         check_metrics(self)
         if self.model.kind != "sparse":
             raise ValueError("model.kind: a sparse run's model is sparse; remove model.kind or set it to sparse")
-        used = set_fields(self, DENSE_ONLY)
+        used = changed_fields(self, DENSE_ONLY)
         if used:
             raise ValueError(f"{', '.join(used)}: only dense runs read this; remove it from the sparse config")
         return self

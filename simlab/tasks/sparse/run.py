@@ -20,17 +20,17 @@ from simlab.tasks.sparse.config import SparseConfig
 from simlab.tasks.sparse.systems import sparse_systems
 
 if TYPE_CHECKING:
-    from simlab.data.mining import MinedPairs
     from simlab.data.pairs import DevSet
+    from simlab.training.mining import MinedPairs
 
 log = logging.getLogger("simlab")
 
 
 def training_rows(cfg: SparseConfig, collection: Collection, model) -> tuple[MinedPairs, DevSet | None, list[str]]:
     """(rows, dev set or None, notes) for SPLADE training; see the module docstring."""
-    from simlab.data.mining import MinedPairs, mine
     from simlab.data.msmarco import read_triples
     from simlab.data.pairs import build_pairs, dev_from_qrels
+    from simlab.training.mining import MinedPairs, mine
 
     dev_split, test_split = cfg.data.dev_split, cfg.data.test_split
     dev = dev_from_qrels(collection, dev_split) if dev_split in collection.qrels and dev_split != test_split else None

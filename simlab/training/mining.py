@@ -1,18 +1,24 @@
-"""Hard negatives for (anchor, positive) training pairs: mined by BM25 or by the model.
+"""Hard negatives: for (anchor, positive) training pairs, and the record miners of pair sampling.
 
 Model mining is sentence-transformers' `util.mine_hard_negatives`; BM25 mining ranks the
 same document side with bm25s. Both skip the top `range_min` candidates (likely unlabelled
 positives), look no deeper than `range_max`, never return a labelled positive of the anchor,
 and drop pairs for which fewer than `num` negatives were found (the count is reported).
+
+`bm25_miner` and `model_miner` rank records for `simlab.data.sampling.sample_pairs` (the
+`HardMiner` it takes): here, above the data layer, because they search with an index or a model.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from simlab.data.matching import Records
 from simlab.data.pairs import TrainingPairs
+from simlab.data.sampling import HardMiner
 from simlab.records import Corpus, Queries
 
 if TYPE_CHECKING:
@@ -94,3 +100,64 @@ def mine(pairs: TrainingPairs, cfg: HardNegativesConfig, model: SentenceTransfor
     if cfg.source == "model":
         return mine_model(pairs, cfg, model)
     return no_negatives(pairs)
+
+
+def bm25_miner(records: Records, text_fields: Sequence[str] | None = None) -> HardMiner:
+    """A `HardMiner` ranking by BM25 (`simlab.index.bm25.BM25Retriever`) over the records' text.
+
+    The text of a record is its `text_fields` (default: all fields) joined by spaces; the
+    same text is the query. The index over a pool is built once and reused while the miner is
+    called with the same pool. Records sharing no term with the query are not returned.
+
+    Args:
+        records: All records (the miner receives indices into them).
+        text_fields: Fields to index and query with.
+    """
+    from simlab.records import Corpus, Queries
+
+    texts = records.texts(text_fields)
+    cache: dict[tuple[int, ...], object] = {}
+
+    def miner(queries: Sequence[int], pool: Sequence[int], k: int) -> list[list[int]]:
+        from simlab.index.bm25 import BM25Retriever
+
+        key = tuple(pool)
+        if key not in cache:
+            cache.clear()
+            cache[key] = BM25Retriever.build(Corpus([records.ids[i] for i in pool], [texts[i] for i in pool]))
+        retriever = cache[key]
+        qids = [records.ids[q] for q in queries]
+        run = retriever.search(Queries(qids, [texts[q] for q in queries]), k=max(1, k))  # type: ignore[attr-defined]
+        return [[records.position[d] for d, _ in run.ranked(qid)] for qid in qids]
+
+    return miner
+
+
+def model_miner(records: Records, model, text_fields: Sequence[str] | None = None) -> HardMiner:
+    """A `HardMiner` ranking by the cosine similarity of `model`'s embeddings of the records' text.
+
+    The records are encoded once, when the miner is made, so a miner made from the current
+    model mines that model's hard negatives (make a new one to re-mine after training).
+    """
+    import numpy as np
+
+    emb = model.encode(records.texts(text_fields), batch_size=256, convert_to_numpy=True, normalize_embeddings=True)
+
+    def miner(queries: Sequence[int], pool: Sequence[int], k: int) -> list[list[int]]:
+        pool_idx = np.asarray(pool)
+        out = []
+        for start in range(0, len(queries), 1024):  # bounded memory: 1024 x len(pool) scores at a time
+            chunk = np.asarray(queries[start : start + 1024])
+            sims = emb[chunk] @ emb[pool_idx].T  # (chunk, pool)
+            kk = min(k, len(pool_idx))
+            top = (
+                np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+                if kk < len(pool_idx)
+                else np.tile(np.arange(len(pool_idx)), (len(chunk), 1))
+            )
+            for row, cand in zip(sims, top):
+                order = cand[np.argsort(-row[cand], kind="stable")]
+                out.append([int(pool_idx[j]) for j in order])
+        return out
+
+    return miner

@@ -1,0 +1,183 @@
+"""The Python API behind `import simlab`: run, load and compare experiments without the CLI.
+
+`simlab.run` takes a YAML path, a config dict or a validated config and returns a `Run`;
+`simlab.load_run` opens a finished run folder; `simlab.compare` tests runs (or run folders,
+or sweep folders) against a baseline exactly as `simlab compare` does. Nothing here is
+imported by `import simlab` until it is first used.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simlab.config import Experiment
+from simlab.errors import ConfigError, RunFolderError
+
+if TYPE_CHECKING:
+    from simlab.experiments.comparison import Comparison
+    from simlab.experiments.search import Hit
+    from simlab.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run folder.
+
+    Attributes:
+        path: The run folder.
+        config: Its validated config.
+        metrics: system -> metric -> test value (its metrics.json).
+    """
+
+    path: Path
+    config: Experiment
+    metrics: dict[str, dict[str, float]]
+
+    @property
+    def task(self) -> Task:
+        from simlab.tasks import get_task
+
+        return get_task(self.config.task)
+
+    @property
+    def systems(self) -> list[str]:
+        """Every system the run evaluated, in the order of its table."""
+        return list(self.metrics)
+
+    @property
+    def main_system(self) -> str:
+        """The system that stands for the run (the trained one, with exact search for retrieval)."""
+        return self.task.main_system(self.systems)
+
+    @property
+    def main_metric(self) -> str:
+        """The metric the run is read by (the first `eval.metrics` of retrieval, F1 of pairs, ...)."""
+        return self.task.main_metric(self.config)
+
+    @property
+    def score(self) -> float:
+        """The main system's main metric on test."""
+        return self.metrics[self.main_system][self.main_metric]
+
+    def search(self, query: str, k: int = 10, system: str = "trained.flat") -> list[Hit]:
+        """The top `k` documents for `query` from the run's saved index `system` (retrieval and sparse runs)."""
+        from simlab.experiments.search import search_run
+
+        return search_run(self.path, query, k, system)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, task={self.config.task!r}, {self.main_system} {self.main_metric}={self.score:.4f})"
+
+
+def load_run(path: str | Path) -> Run:
+    """Open the finished run folder `path`.
+
+    Raises:
+        RunFolderError: not a finished run folder (no meta.json or metrics.json).
+    """
+    from simlab.tasks import load_config
+    from simlab.tasks.skeleton import run_task
+
+    path = Path(path)
+    run_task(path)
+    try:
+        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise RunFolderError(f"{path / 'metrics.json'}: unreadable ({exc}); the run folder is incomplete") from None
+    return Run(path, load_config(path / "config.yaml"), metrics)
+
+
+def _configs(config: str | Path | dict | Experiment, overrides: Sequence[str]) -> list[tuple[str, Experiment]]:
+    from simlab.tasks import load_sweep
+
+    if isinstance(config, Experiment):
+        if overrides:
+            config = config.model_dump(mode="json")
+        else:
+            return [("", config)]
+    if isinstance(config, dict):
+        import tempfile
+
+        import yaml
+
+        with tempfile.TemporaryDirectory() as tmp:  # one loader for files and dicts: the same checks and messages
+            path = Path(tmp) / "config.yaml"
+            path.write_text(yaml.safe_dump(config), encoding="utf-8")
+            return load_sweep(path, list(overrides))
+    return load_sweep(config, list(overrides))
+
+
+def run(
+    config: str | Path | dict | Experiment,
+    overrides: Sequence[str] = (),
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> Run | list[Run]:
+    """Run an experiment, as `simlab run` does, and return the finished run.
+
+    Args:
+        config: A YAML path, a config as a dict (the YAML's structure), or a validated config.
+        overrides: `dotted.key=value` strings, as `--set` takes them; a list value sweeps.
+        out: The run folder (a sweep: the folder of run folders); default `runs/<name>`.
+        overwrite: Replace an existing run folder.
+
+    Returns:
+        The `Run`; for a sweep, one `Run` per grid point.
+
+    Raises:
+        ConfigError: the config is invalid (nothing is run).
+        RunFolderError: `out` exists and `overwrite` is False.
+    """
+    from simlab.experiments.runner import run_experiment
+
+    points = _configs(config, overrides)
+    out = Path(out) if out is not None else Path("runs") / points[0][1].name
+    if points[0][0]:
+        from simlab.experiments.sweep import run_sweep
+
+        run_sweep(points, out, overwrite=overwrite)
+        return [load_run(out / name) for name, _ in points]
+    run_experiment(points[0][1], out, overwrite=overwrite)
+    return load_run(out)
+
+
+def compare(
+    runs: Sequence[Run | str | Path],
+    metrics: Sequence[str] | None = None,
+    test: str = "auto",
+    correction: str = "holm",
+    baseline: str | None = None,
+    alpha: float = 0.05,
+    seed: int = 42,
+    systems: Sequence[str] | None = None,
+) -> Comparison:
+    """Compare runs as `simlab compare` does: one run's systems, or each run's main system.
+
+    Args:
+        runs: `Run`s, run folders or sweep folders.
+        metrics: Per-query metrics to test (default: all the runs share).
+        test, correction, alpha, seed: As `simlab.experiments.compare.compare`.
+        baseline: A system name (`bm25`, `run1/trained.flat`) or swept values (`pos_neg_ratio=1`); default: the first.
+        systems: The systems to keep (default: all of one run, each run's main system of several).
+
+    Returns:
+        A `Comparison` (`to_markdown()`, `to_frame()`, `to_json()`).
+    """
+    from simlab.experiments.compare import compare as compare_systems
+    from simlab.experiments.compare import keep_main_systems, load_systems, resolve_baseline
+
+    if not runs:
+        raise ConfigError("compare: give at least one run")
+    folders = [r.path if isinstance(r, Run) else Path(r) for r in runs]
+    loaded = load_systems(
+        folders, systems=list(systems) if systems else None, metrics=list(metrics) if metrics else None
+    )
+    if systems is None and all("/" in name for name in loaded):  # several runs: one system each
+        loaded = keep_main_systems(loaded)
+    base = resolve_baseline(list(loaded), baseline) if baseline else next(iter(loaded))
+    kwargs: dict[str, Any] = {"test": test, "correction": correction, "alpha": alpha, "seed": seed}
+    return compare_systems(loaded, baseline=base, metrics=list(metrics) if metrics else None, **kwargs)

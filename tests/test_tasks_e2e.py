@@ -1,0 +1,160 @@
+"""Every task kind through the whole tool: run -> compare -> HTML report -> the commands it takes.
+
+One tiny run per task kind (retrieval, sparse, pairs, definitions, multilabel, and the toy
+`parity` task of tests/toytask, registered from outside simlab); each is compared on its
+main metric (and F1 where the task has it), reported as HTML, searched / matched / inspected
+where its task takes that command, and refused with exit 2 where it does not.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from simlab.cli import app
+from simlab.tasks import TASKS, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ("search", "match", "inspect")
+
+
+def _collection(tmp: Path) -> list[str]:
+    from test_run_e2e import make_collection
+
+    from simlab.data.beir import write_beir
+
+    write_beir(make_collection(), tmp / "beir")
+    return [f"data.path={tmp / 'beir'}", "train.epochs=1", "train.batch_size=8"]
+
+
+def _retrieval(tmp: Path) -> list[str]:
+    return [*_collection(tmp), "index.approximate=[hnsw]"]
+
+
+def _sparse(tmp: Path) -> list[str]:
+    return [
+        *_collection(tmp),
+        "model.kind=sparse",
+        "model.name=bert-mlm-scratch",
+        "model.max_length=32",
+        "model.sparse.scratch={vocab_size: 200, hidden_size: 16, layers: 1, heads: 1}",
+        "index.sparse_approximate=[]",
+    ]
+
+
+def _pairs(tmp: Path) -> list[str]:
+    from test_pairs_run import grouped_overrides, write_records
+
+    write_records(tmp / "records.csv")
+    return [*grouped_overrides(tmp), "train.epochs=1"]
+
+
+def _definitions(tmp: Path) -> list[str]:
+    from test_definitions import head_overrides, write_toy
+
+    return ["task=definitions", *head_overrides(write_toy(tmp / "toy"), "head.widths=[16, 8]"), "train.epochs=2"]
+
+
+def _multilabel(tmp: Path) -> list[str]:
+    from simlab.data.loader import convert
+
+    convert("demo-topics", None, tmp / "topics")
+    return ["task=multilabel", f"data.path={tmp / 'topics' / 'texts.jsonl'}", "train.epochs=1", "train.max_steps=4"]
+
+
+def _parity(tmp: Path) -> list[str]:
+    import toytask  # noqa: F401  (registers `task: parity`)
+
+    (tmp / "numbers.txt").write_text("\n".join(str(n) for n in range(40)))
+    return ["task=parity", f"data.path={tmp / 'numbers.txt'}"]
+
+
+SETUPS = {
+    "retrieval": _retrieval,
+    "sparse": _sparse,
+    "pairs": _pairs,
+    "definitions": _definitions,
+    "multilabel": _multilabel,
+    "parity": _parity,
+}
+
+
+@pytest.fixture(scope="module", params=list(SETUPS))
+def finished(request, tmp_path_factory):
+    from simlab.experiments.runner import run_experiment
+
+    tmp = tmp_path_factory.mktemp(request.param)
+    cfg = load_config(None, [*SETUPS[request.param](tmp), "tracking.mlflow=false", "name=e2e"])
+    assert cfg.task == request.param
+    return run_experiment(cfg, tmp / "run")
+
+
+def test_run_writes_the_common_files(finished):
+    folder = finished.folder
+    for name in ("config.yaml", "meta.json", "metrics.json", "speed.json", "perquery.tsv", "report.md"):
+        assert (folder / name).is_file(), name
+    task = TASKS[finished.config.task]
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["task"] == task.name and meta[f"n_test_{task.unit}"] == finished.n_test > 0
+    header, *rows = (folder / "perquery.tsv").read_text().splitlines()
+    assert header.split("\t") == ["system", "query_id", "metric", "value"]
+    systems = {r.split("\t")[0] for r in rows}
+    assert systems == set(json.loads((folder / "metrics.json").read_text()))
+    assert task.reference_system in systems and task.main_system(sorted(systems)) in systems
+    columns = {r.split("\t")[2] for r in rows}
+    assert columns >= set(task.item_metrics)
+    metric = task.compare_metric(finished.config)  # a column, or a ratio of the tp/fp/fn columns
+    assert metric in columns or (metric in ("f1", "precision", "recall") and {"tp", "fp", "fn"} <= columns)
+    if finished.history:
+        assert (folder / "history.jsonl").is_file() and (folder / "curves.png").is_file()
+    assert not list(folder.parent.glob(f".{folder.name}.*")), "staging or checkpoint folders left behind"
+
+
+def test_compare_on_the_main_metric_and_f1(finished, tmp_path):
+    task = TASKS[finished.config.task]
+    metrics = [task.compare_metric(finished.config)]
+    per_item = {r.split("\t")[2] for r in (finished.folder / "perquery.tsv").read_text().splitlines()[1:]}
+    if {"tp", "fp", "fn"} <= per_item:
+        metrics.append("f1")
+    out = tmp_path / "cmp.json"
+    result = CliRunner().invoke(
+        app, ["compare", str(finished.folder), "--metrics", ",".join(metrics), "--json", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    table = json.loads(out.read_text())
+    assert table["baseline"] == next(iter(finished.metrics)) and table["metrics"] == metrics
+    assert {r["system"] for r in table["results"]} == set(finished.metrics) - {table["baseline"]}
+
+
+def test_html_report(finished, tmp_path):
+    result = CliRunner().invoke(app, ["report", str(finished.folder), "--out", str(tmp_path / "r.html")])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "r.html").read_text()
+    task = TASKS[finished.config.task]
+    assert task.reference_system in page and task.main_system(list(finished.metrics)) in page
+
+
+def _command(name: str, folder: Path, tmp: Path) -> list[str]:
+    if name == "match":
+        table = tmp / "table.csv"
+        table.write_text("id,name\nr1,acme kettle x100 pro\nr2,zeta lamp x107 mini\n")
+        return ["match", str(folder), "--left", str(table), "--right", str(table), "--out", str(tmp / "m.csv")]
+    return [name, str(folder), "boundary layer question"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_command_runs_where_the_task_takes_it_and_is_refused_elsewhere(finished, command, tmp_path):
+    task = TASKS[finished.config.task]
+    result = CliRunner().invoke(app, _command(command, finished.folder, tmp_path))
+    if command in task.commands:
+        assert result.exit_code == 0, result.output
+        assert result.output.strip()
+    else:
+        from simlab.errors import RunFolderError
+
+        assert isinstance(result.exception, RunFolderError), result.output
+        assert result.exception.exit_code == 2
+        assert f"is a {task.name} run" in str(result.exception)
