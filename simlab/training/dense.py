@@ -10,16 +10,13 @@ config onto it and records one `history.jsonl` line per epoch.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from simlab.data.mining import MinedPairs
+from simlab.config.metrics import parse_metric
 from simlab.data.pairs import DevSet
-from simlab.evaluation.metrics import parse_metric
-from simlab.training import report_to
-from simlab.training.schedulers import trainer_schedule
+from simlab.training.mining import MinedPairs
+from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, training_args
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -36,30 +33,24 @@ _EVALUATOR_KEYS = {
 }
 
 
-@dataclass
-class TrainResult:
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    best_metric: str = ""
-    negatives_per_query: float = 0.0
-    world_size: int = 1
-    n_pairs: int = 0
-    seconds: float = 0.0
-
-
 def _family_and_k(metric: str) -> tuple[str, int | None]:
     """'ndcg@10' -> ('ndcg', 10); 'map' -> ('map', None)."""
     family, _, k = parse_metric(metric)[0].partition("@")
     return family, int(k) if k else None
 
 
-def evaluator_key(metric: str) -> str:
-    """The evaluator's metric key for a simlab metric name, e.g. 'ndcg@10' -> 'dev_cosine_ndcg@10'."""
+def history_key(metric: str) -> str:
+    """'ndcg@10' -> 'dev_ndcg@10', 'map' -> 'dev_map@100': a metric's key in the history records."""
     family, k = _family_and_k(metric)
-    return "dev_cosine_" + _EVALUATOR_KEYS[family].format(k=k or 100)
+    return "dev_" + _EVALUATOR_KEYS[family].format(k=k or 100)
 
 
-def epoch_line(record: dict, metric: str) -> str:
+def evaluator_key(metric: str, similarity: str = "cosine") -> str:
+    """The IR evaluator's key of a simlab metric, e.g. 'ndcg@10' -> 'dev_cosine_ndcg@10' ('dev_dot_...' sparse)."""
+    return history_key(metric).replace("dev_", f"dev_{similarity}_", 1)
+
+
+def dev_line(record: dict, metric: str) -> str:
     """`[dev] Epoch 2 - loss 0.3694, ndcg@10 0.9019, mrr@10 0.9321, 1.2 s` from a history record."""
     parts = [f"[dev] Epoch {record['epoch']}"]
     if record.get("train_loss") is not None:
@@ -113,19 +104,6 @@ def train_dense(
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import ProgressCallback
-
-    class EpochProgress(ProgressCallback):
-        """The trainer's progress bar, without its raw log dicts: one readable line per epoch instead."""
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            pass
-
-        def on_evaluate(self, args, state, control, **kw):
-            super().on_evaluate(args, state, control, **kw)
-            if result.history and self.training_bar is not None:
-                self.training_bar.write(epoch_line(result.history[-1], cfg.best_metric))
 
     from simlab import distributed
 
@@ -137,64 +115,19 @@ def train_dense(
     # batch; the trainer then drops uneven last batches (dataloader_drop_last), so every step is full
     global_batch = cfg.batch_size * world
     result = TrainResult(
-        best_metric=cfg.best_metric,
         negatives_per_query=negatives_per_query(len(dataset), cfg.batch_size, n_hard)
         if world == 1
         else global_batch - 1 + global_batch * n_hard,
         n_pairs=len(dataset),
         world_size=world,
     )
-    steps_per_epoch = math.ceil(len(dataset) / global_batch)
-
-    class History(TrainerCallback):
-        """Collects one record per epoch: train loss, dev metrics, seconds."""
-
-        def __init__(self) -> None:
-            self.losses: list[float] = []
-            self.t0 = time.perf_counter()
-
-        def on_epoch_begin(self, args, state, control, **kw):
-            self.t0, self.losses = time.perf_counter(), []
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                self.losses.append(float(logs["loss"]))
-
-        def on_epoch_end(self, args, state, control, **kw):
-            result.history.append(
-                {
-                    "epoch": round(state.epoch or 0),
-                    "train_loss": sum(self.losses) / len(self.losses) if self.losses else None,
-                    "seconds": round(time.perf_counter() - self.t0, 3),
-                }
-            )
-
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            if result.history and metrics:
-                prefix = "eval_dev_cosine_"
-                result.history[-1].update(
-                    {f"dev_{k[len(prefix) :]}": float(v) for k, v in metrics.items() if k.startswith(prefix)}
-                )
-
-    schedule, schedule_callbacks = trainer_schedule(cfg.scheduler)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(work_dir),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        learning_rate=cfg.learning_rate,
-        **schedule,
-        seed=cfg.seed,
+    args, callbacks = training_args(
+        SentenceTransformerTrainingArguments,
+        cfg,
+        work_dir,
+        f"eval_{evaluator_key(cfg.best_by)}" if has_dev else None,
+        logging_steps=max(1, math.ceil(len(dataset) / global_batch) // 4),
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # duplicate texts would be false in-batch negatives
-        eval_strategy="epoch" if has_dev else "no",
-        save_strategy="epoch" if has_dev else "no",
-        load_best_model_at_end=has_dev,
-        metric_for_best_model=f"eval_{evaluator_key(cfg.best_metric)}" if has_dev else None,
-        greater_is_better=True,
-        save_total_limit=1,
-        logging_steps=max(1, steps_per_epoch // 4),
-        report_to=report_to(cfg.report_to),  # e.g. ["tensorboard"]; needs that integration installed
-        use_cpu=True,
-        dataloader_drop_last=False,
         router_mapping={"anchor": "query", "positive": "document"}
         | {c: "document" for c in dataset.column_names if c.startswith("negative")}
         if routed
@@ -208,17 +141,15 @@ def train_dense(
         loss=MultipleNegativesRankingLoss(model, gather_across_devices=True)
         if world > 1
         else MultipleNegativesRankingLoss(model),
-        evaluator=_make_evaluator(dev, cfg.best_metric) if has_dev else None,
-        callbacks=[History(), *schedule_callbacks],
+        evaluator=_make_evaluator(dev, cfg.best_by) if has_dev else None,
+        callbacks=callbacks,
     )
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(EpochProgress())
-    t0 = time.perf_counter()
-    trainer.train()
-    result.seconds = time.perf_counter() - t0
-    if has_dev and result.history:
-        key = "dev_" + evaluator_key(cfg.best_metric)[len("dev_cosine_") :]
-        scored = [h for h in result.history if key in h]
-        if scored:
-            result.best_epoch = max(scored, key=lambda h: h[key])["epoch"]
+    prefix = "eval_dev_cosine_"
+    history = epoch_history(
+        result,
+        lambda metrics: {f"dev_{k[len(prefix) :]}": float(v) for k, v in metrics.items() if k.startswith(prefix)},
+        line=lambda record: dev_line(record, cfg.best_by),
+    )
+    result.seconds = fit(trainer, history)
+    result.best_epoch = best_epoch(result.history, history_key(cfg.best_by))
     return result

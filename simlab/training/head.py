@@ -14,9 +14,7 @@ are restored at the end.
 
 from __future__ import annotations
 
-import copy
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,21 +23,13 @@ import torch
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
 from simlab.training.pairs import REPORTED, PairSet
 from simlab.training.schedulers import build_scheduler
+from simlab.training.trainer import BestWeights, TrainResult
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-    from simlab.config import PairsConfig
+    from simlab.config import HeadConfig, PairTrainConfig
     from simlab.models.head import PairHead
-
-
-@dataclass
-class HeadTrainResult:
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    threshold: float = 0.0
-    seconds: float = 0.0
-    encode_seconds: float = 0.0
 
 
 class EmbeddingCache:
@@ -96,85 +86,93 @@ def _bce(logits: np.ndarray, labels: list[int]) -> float:
 
 
 def train_head(
-    model: SentenceTransformer, head: PairHead, train: PairSet, val: PairSet, cfg: PairsConfig
-) -> HeadTrainResult:
-    """Train `head` (and the encoder unless frozen) in place; keep the best epoch; see the module docstring."""
+    model: SentenceTransformer, head: PairHead, train: PairSet, val: PairSet, cfg: PairTrainConfig, head_cfg: HeadConfig
+) -> TrainResult:
+    """Train `head` (and the encoder unless `head_cfg.freeze_encoder`) in place with the `train` section `cfg`;
+    keep the best epoch; see the module docstring."""
     threads = torch.get_num_threads()
-    if cfg.head.freeze_encoder:
+    if head_cfg.freeze_encoder:
         # small matrices: one thread is faster, and much faster on a busy machine (30x measured at load 7 on 2 cores)
         torch.set_num_threads(1)
     try:
-        return _train_head(model, head, train, val, cfg)
+        return _train_head(model, head, train, val, cfg, head_cfg)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train_head(model, head, train: PairSet, val: PairSet, cfg: PairsConfig) -> HeadTrainResult:
+def _optimizer(model, head: PairHead, cfg: PairTrainConfig, head_cfg: HeadConfig) -> torch.optim.Optimizer:
+    groups = [{"params": head.parameters(), "lr": cfg.learning_rate}]
+    if not head_cfg.freeze_encoder:
+        groups.append({"params": model.parameters(), "lr": head_cfg.encoder_learning_rate})
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+
+def _validate(model, head: PairHead, val: PairSet, cache: EmbeddingCache | None, by: str) -> dict:
+    """An epoch's val record: val_loss, the val metrics of `REPORTED` at val's own `by`-optimal threshold."""
+    logits = head_logits(model, head, val, cache)
+    scores = 1.0 / (1.0 + np.exp(-logits))
+    thr, _ = best_threshold(scores, val.labels, by)
+    m = pair_metrics(scores, val.labels, thr)
+    return {
+        "val_loss": _bce(logits, val.labels),
+        **{f"val_{k}": float(m[k]) for k in REPORTED},
+        "val_threshold": float(thr),
+    }
+
+
+def _train_head(model, head, train: PairSet, val: PairSet, cfg: PairTrainConfig, head_cfg: HeadConfig) -> TrainResult:
     from tqdm.auto import tqdm
 
-    tcfg, freeze = cfg.train, cfg.head.freeze_encoder
-    result = HeadTrainResult()
-    torch.manual_seed(tcfg.seed)
+    freeze = head_cfg.freeze_encoder
+    result = TrainResult()
+    torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
     cache = EmbeddingCache(model, [train, val]) if freeze else None
     result.encode_seconds = time.perf_counter() - t0
-    groups = [{"params": head.parameters(), "lr": tcfg.learning_rate}]
-    if not freeze:
-        groups.append({"params": model.parameters(), "lr": cfg.head.encoder_learning_rate})
-    if tcfg.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, momentum=tcfg.momentum, weight_decay=tcfg.weight_decay)
-    else:
-        opt = torch.optim.AdamW(groups, weight_decay=tcfg.weight_decay)
-    steps_per_epoch = -(-len(train) // (tcfg.batch_size * tcfg.grad_accum))
-    sched = build_scheduler(tcfg.scheduler, opt, steps_per_epoch, tcfg.epochs)
+    opt = _optimizer(model, head, cfg, head_cfg)
+    steps_per_epoch = -(-len(train) // (cfg.batch_size * cfg.grad_accum))
+    sched = build_scheduler(cfg.scheduler, opt, steps_per_epoch, cfg.epochs)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     labels = torch.tensor(train.labels, dtype=torch.float32)
-    gen = torch.Generator().manual_seed(tcfg.seed)
-    best_value, best_state = -1.0, None
-    for epoch in range(1, tcfg.epochs + 1):
+    gen = torch.Generator().manual_seed(cfg.seed)
+    trained = (head,) if freeze else (head, model)
+    best = BestWeights(f"val_{cfg.best_by}")
+    for epoch in range(1, cfg.epochs + 1):
         e0 = time.perf_counter()
         head.train()
         model.train(not freeze)
         order = torch.randperm(len(train), generator=gen).tolist()
-        losses, steps = [], range(0, len(order), tcfg.batch_size)
+        losses, steps = [], range(0, len(order), cfg.batch_size)
         opt.zero_grad()
         for n, start in enumerate(tqdm(steps, desc=f"epoch {epoch}", leave=False, disable=freeze), start=1):
-            idx = order[start : start + tcfg.batch_size]
+            idx = order[start : start + cfg.batch_size]
             left, right = [train.left[i] for i in idx], [train.right[i] for i in idx]
             if cache is not None:
                 a, b = cache(left), cache(right)
             else:
                 a, b = _embed(model, left), _embed(model, right)
             loss = loss_fn(head(a, b), labels[idx])
-            (loss / tcfg.grad_accum).backward()
-            if n % tcfg.grad_accum == 0 or start + tcfg.batch_size >= len(order):
+            (loss / cfg.grad_accum).backward()
+            if n % cfg.grad_accum == 0 or start + cfg.batch_size >= len(order):
                 opt.step()
                 opt.zero_grad()
                 sched.after_batch()
             losses.append(float(loss.detach()))
-        logits = head_logits(model, head, val, cache)
-        scores = 1.0 / (1.0 + np.exp(-logits))
-        thr, _ = best_threshold(scores, val.labels, tcfg.threshold_by)
-        m = pair_metrics(scores, val.labels, thr)
         rec = {
             "epoch": epoch,
             "train_loss": float(np.mean(losses)),
-            "val_loss": _bce(logits, val.labels),
-            **{f"val_{k}": float(m[k]) for k in REPORTED},
-            "val_threshold": float(thr),
-            "seconds": round(time.perf_counter() - e0, 3),
+            **_validate(model, head, val, cache, cfg.threshold_by),
         }
+        rec["seconds"] = round(time.perf_counter() - e0, 3)
         result.history.append(rec)
-        print(f"{epoch_line('val', epoch, rec['val_loss'], m, thr)}, Acc {m['accuracy']:.3f}, {rec['seconds']:.1f} s")
-        value = rec[f"val_{tcfg.best_by}"]
-        sched.after_epoch(value)
-        if value > best_value:
-            best_value, result.best_epoch, result.threshold = value, epoch, float(thr)
-            best_state = (copy.deepcopy(head.state_dict()), None if freeze else copy.deepcopy(model.state_dict()))
-    if best_state is not None:
-        head.load_state_dict(best_state[0])
-        if best_state[1] is not None:
-            model.load_state_dict(best_state[1])
+        m = {k[4:]: v for k, v in rec.items() if k.startswith("val_")}
+        line = epoch_line("val", epoch, rec["val_loss"], m, rec["val_threshold"])
+        print(f"{line}, Acc {m['accuracy']:.3f}, {rec['seconds']:.1f} s")
+        sched.after_epoch(rec[f"val_{cfg.best_by}"])
+        best.update(result, *trained)
+    best.restore(*trained)
     head.eval()
     model.eval()
     result.seconds = time.perf_counter() - t0

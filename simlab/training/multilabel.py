@@ -11,11 +11,9 @@ metrics, epoch-level schedule, and a copy of the weights when the val metric is 
 
 from __future__ import annotations
 
-import copy
 import logging
 import resource
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -23,16 +21,9 @@ import torch
 from simlab.evaluation.multilabel import multilabel_metrics, tune_thresholds
 from simlab.models.multilabel import MultiLabelModel, to_pixels
 from simlab.training.schedulers import build_scheduler
+from simlab.training.trainer import BestWeights, TrainResult
 
 log = logging.getLogger("simlab")
-
-
-@dataclass
-class TrainResult:
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    seconds: float = 0.0
-    epoch_seconds: list[float] = field(default_factory=list)
 
 
 def peak_memory_mb() -> float:
@@ -64,6 +55,24 @@ def _optimizer(model: MultiLabelModel, cfg) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
 
 
+def _validate(model: MultiLabelModel, inputs, y: np.ndarray, loss_fn: torch.nn.Module) -> dict:
+    """An epoch's val record: val_loss, val_ap, val_f1_micro, val_f1_macro at the val-tuned global threshold, which
+    is val_threshold."""
+    logits = predict_logits(model, inputs)
+    val_loss = float(loss_fn(logits, torch.from_numpy(y)))
+    scores = torch.sigmoid(logits).numpy()
+    y_bool = y >= 0.5
+    thr = tune_thresholds(y_bool, scores, "global")
+    m = multilabel_metrics(y_bool, scores, thr)
+    return {
+        "val_loss": val_loss,
+        "val_ap": m["ap"],
+        "val_f1_micro": m["f1_micro"],
+        "val_f1_macro": m["f1_macro"],
+        "val_threshold": float(thr[0]),
+    }
+
+
 def train_multilabel(
     model: MultiLabelModel,
     train_inputs,
@@ -93,9 +102,8 @@ def train_multilabel(
     optimizer = _optimizer(model, train_cfg)
     schedule = build_scheduler(scheduler_cfg, optimizer, steps, train_cfg.epochs)
     y_train_t = torch.from_numpy(y_train)
-    y_val_t = torch.from_numpy(y_val)
     result = TrainResult()
-    best_value, best_state = None, None
+    best = BestWeights(f"val_{train_cfg.best_by}", higher=train_cfg.best_by != "loss")
     t_start = time.perf_counter()
     for epoch in range(1, train_cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -115,43 +123,19 @@ def train_multilabel(
             total += loss.item() * len(idx)
             seen += len(idx)
             bar.set_postfix(loss=f"{total / seen:.4f}")
-        val_logits = predict_logits(model, val_inputs)
-        val_loss = float(loss_fn(val_logits, y_val_t))
-        val_scores = torch.sigmoid(val_logits).numpy()
-        y_bool = y_val >= 0.5
-        thr = tune_thresholds(y_bool, val_scores, "global")
-        m = multilabel_metrics(y_bool, val_scores, thr)
-        row = {
-            "epoch": epoch,
-            "train_loss": total / max(seen, 1),
-            "val_loss": val_loss,
-            "val_ap": m["ap"],
-            "val_f1_micro": m["f1_micro"],
-            "val_f1_macro": m["f1_macro"],
-            "val_threshold": float(thr[0]),
-            "lr": lr,
-        }
-        value = -val_loss if train_cfg.best_by == "loss" else m[train_cfg.best_by]
-        schedule.after_epoch(value)
-        if best_value is None or value > best_value:
-            best_value, result.best_epoch = value, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        row["seconds"] = time.perf_counter() - t0
-        result.epoch_seconds.append(row["seconds"])
+        row = {"epoch": epoch, "train_loss": total / max(seen, 1), **_validate(model, val_inputs, y_val, loss_fn)}
+        row["lr"] = lr
+        schedule.after_epoch(-row["val_loss"] if train_cfg.best_by == "loss" else row[f"val_{train_cfg.best_by}"])
         result.history.append(row)
+        best.update(result, model)
+        row["seconds"] = time.perf_counter() - t0
         log.info(
             "[val] Epoch %d - loss %.4f, AP %.3f, F1 micro %.3f, F1 macro %.3f, thr* %.2f, lr %.2e, %.1f s",
-            epoch,
-            val_loss,
-            m["ap"],
-            m["f1_micro"],
-            m["f1_macro"],
-            thr[0],
+            *(row[k] for k in ("epoch", "val_loss", "val_ap", "val_f1_micro", "val_f1_macro", "val_threshold")),
             lr,
             row["seconds"],
         )
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best.restore(model)
     model.eval()
     result.seconds = time.perf_counter() - t_start
     return result

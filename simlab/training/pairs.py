@@ -10,7 +10,6 @@ prints the seed's line, `[val] Epoch 5 - loss 0.5040, P Acc 0.842, ... thr* 0.36
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,8 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
-from simlab.training import report_to
-from simlab.training.schedulers import trainer_schedule
+from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, training_args
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -100,19 +98,11 @@ def score_split(
     return pair_metrics(scores, pairs.labels, threshold), scores
 
 
-@dataclass
-class PairTrainResult:
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    threshold: float = 0.0
-    seconds: float = 0.0
-
-
-def _evaluator(val: PairSet, cfg: PairTrainConfig, result: PairTrainResult):
+def _evaluator(val: PairSet, cfg: PairTrainConfig):
     from sentence_transformers.base.evaluation import SentenceEvaluator
 
     class PairEvaluator(SentenceEvaluator):
-        """Val metrics at val's own F1-optimal threshold, recorded into the run's history."""
+        """Val metrics at val's own `threshold_by`-optimal threshold (reported as `threshold`)."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -121,11 +111,29 @@ def _evaluator(val: PairSet, cfg: PairTrainConfig, result: PairTrainResult):
 
         def __call__(self, model, output_path=None, epoch: float = -1, steps: int = -1) -> dict[str, float]:
             metrics, _ = score_split(model, val, cfg.distance, by=cfg.threshold_by)
-            result.history.append({f"val_{k}": float(metrics[k]) for k in (*REPORTED, "threshold")})
-            out = {k: float(metrics[k]) for k in (*REPORTED, "threshold")}
-            return self.prefix_name_to_metrics(out, self.name)
+            return self.prefix_name_to_metrics({k: float(metrics[k]) for k in (*REPORTED, "threshold")}, self.name)
 
     return PairEvaluator()
+
+
+def _keep_every(n: int, keep_dir: Path, result: TrainResult):
+    """A trainer callback saving the model into `keep_dir/epoch-N` after every `n`-th epoch's evaluation."""
+    from transformers import TrainerCallback
+
+    class KeepEvery(TrainerCallback):
+        def on_evaluate(self, args, state, control, model=None, **kw):
+            epoch = result.history[-1]["epoch"]
+            if epoch % n == 0 and model is not None:
+                model.save(str(keep_dir / f"epoch-{epoch}"))
+
+    return KeepEvery()
+
+
+def _val_line(record: dict) -> str:
+    """The seed's `[val] Epoch 5 - loss 0.5040, P Acc 0.842, ... thr* 0.369, 3.1 s` of a history record."""
+    metrics = {k[4:]: v for k, v in record.items() if k.startswith("val_")}
+    line = epoch_line("val", record["epoch"], record["val_loss"], metrics, record["val_threshold"])
+    return f"{line}, {record['seconds']:.1f} s"
 
 
 def _resume_from(resume: bool | str, work_dir: Path) -> str | None:
@@ -155,89 +163,53 @@ def train_pairs(
     work_dir: Path,
     keep_dir: Path | None = None,
     epoch_offset: int = 0,
-) -> PairTrainResult:
-    """Train `model` in place and keep the best epoch's weights; see the module docstring."""
+) -> TrainResult:
+    """Train `model` in place and keep the best epoch's weights; see the module docstring.
+
+    History per epoch: epoch (plus `epoch_offset`), train_loss, learning_rate (the last logged),
+    seconds, the val metrics of `REPORTED` at val's own threshold (`val_threshold`), val_loss.
+    """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from transformers.trainer_callback import ProgressCallback
 
-    result = PairTrainResult()
+    result = TrainResult()
     dataset = Dataset.from_dict({"sentence1": train.left, "sentence2": train.right, "label": train.labels})
     val_dataset = Dataset.from_dict({"sentence1": val.left, "sentence2": val.right, "label": val.labels})
-
-    class Epochs(ProgressCallback):
-        """The progress bar, one `[val] Epoch ...` line per epoch, timing, and `save_every` copies."""
-
-        def on_epoch_begin(self, args, state, control, **kw):
-            self.t0, self.losses = time.perf_counter(), []
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if logs and "loss" in logs:
-                self.losses.append(float(logs["loss"]))
-            if logs and "learning_rate" in logs:
-                self.lr = float(logs["learning_rate"])
-
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            super().on_evaluate(args, state, control, **kw)
-            rec = result.history[-1]
-            rec["epoch"] = round(state.epoch or 0) + epoch_offset
-            rec["train_loss"] = sum(self.losses) / len(self.losses) if self.losses else None
-            rec["learning_rate"] = getattr(self, "lr", None)  # the last logged in the epoch
-            rec["val_loss"] = float(metrics["eval_loss"]) if metrics and "eval_loss" in metrics else None
-            rec["seconds"] = round(time.perf_counter() - self.t0, 3)
-            line = epoch_line(
-                "val",
-                rec["epoch"],
-                rec["val_loss"],
-                {k[4:]: v for k, v in rec.items() if k.startswith("val_")},
-                rec["val_threshold"],
-            )
-            (self.training_bar.write if self.training_bar is not None else print)(f"{line}, {rec['seconds']:.1f} s")
-            model = kw.get("model")
-            if keep_dir is not None and cfg.save_every and rec["epoch"] % cfg.save_every == 0 and model is not None:
-                model.save(str(keep_dir / f"epoch-{rec['epoch']}"))
-
     steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * cfg.grad_accum))
-    schedule, schedule_callbacks = trainer_schedule(cfg.scheduler)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(work_dir),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
+    args, callbacks = training_args(
+        SentenceTransformerTrainingArguments,
+        cfg,
+        work_dir,
+        f"eval_val_{cfg.best_by}",  # the plateau schedule steps on it too
+        logging_steps=max(1, steps_per_epoch // 4),
+        save_total_limit=2,
         per_device_eval_batch_size=256,
         gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
         optim="sgd" if cfg.optimizer == "sgd" else "adamw_torch",
         optim_args=f"momentum={cfg.momentum}" if cfg.optimizer == "sgd" else None,
-        **schedule,  # plateau by default, on the val metric (maximised)
-        seed=cfg.seed,
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        load_best_model_at_end=True,
-        metric_for_best_model=f"eval_val_{cfg.best_by}",
-        greater_is_better=True,
-        save_total_limit=2,
-        logging_steps=max(1, steps_per_epoch // 4),
-        report_to=report_to(cfg.report_to),  # e.g. ["tensorboard"]; needs that integration installed
-        use_cpu=True,
     )
+    if keep_dir is not None and cfg.save_every:
+        callbacks.append(_keep_every(cfg.save_every, keep_dir, result))
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=dataset,
         eval_dataset=val_dataset,
         loss=LOSSES[cfg.loss](model, cfg),
-        evaluator=_evaluator(val, cfg, result),
+        evaluator=_evaluator(val, cfg),
+        callbacks=callbacks,
     )
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(Epochs())
-    for callback in schedule_callbacks:
-        trainer.add_callback(callback)
-    t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=_resume_from(cfg.resume, work_dir))
-    result.seconds = time.perf_counter() - t0
-    scored = [h for h in result.history if "epoch" in h]
-    if scored:
-        best = max(scored, key=lambda h: h[f"val_{cfg.best_by}"])
-        result.best_epoch, result.threshold = best["epoch"], best["val_threshold"]
+    history = epoch_history(
+        result,
+        lambda metrics: (
+            {f"val_{k[9:]}": float(v) for k, v in metrics.items() if k.startswith("eval_val_")}
+            | {"val_loss": float(metrics["eval_loss"]) if "eval_loss" in metrics else None}
+        ),
+        line=_val_line,
+        fields=lambda logs: {"learning_rate": float(logs[-1]["learning_rate"]) if logs else None},
+        epoch_offset=epoch_offset,
+    )
+    result.seconds = fit(trainer, history, _resume_from(cfg.resume, work_dir))
+    result.best_epoch = best_epoch(result.history, f"val_{cfg.best_by}")
     return result

@@ -21,35 +21,18 @@ the quantity the FLOPS term controls (`ActiveDimsFlopsLoss` records it as it reg
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from simlab.data.mining import MinedPairs
 from simlab.data.pairs import DevSet
-from simlab.training import report_to
-from simlab.training.dense import _EVALUATOR_KEYS, TrainResult, _family_and_k, ir_evaluator_kwargs
-from simlab.training.schedulers import trainer_schedule
+from simlab.training.dense import evaluator_key, history_key, ir_evaluator_kwargs
+from simlab.training.mining import MinedPairs
+from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, mean, training_args
 
 if TYPE_CHECKING:
     from sentence_transformers import SparseEncoder
 
-    from simlab.config import TrainConfig
-
-
-@dataclass
-class SparseTrainResult(TrainResult):
-    """`TrainResult` plus the progress records (one per logged step) and notes for the report."""
-
-    steps: list[dict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def sparse_evaluator_key(metric: str) -> str:
-    """'ndcg@10' -> 'dev_dot_ndcg@10', the key `SparseInformationRetrievalEvaluator` reports it under."""
-    family, k = _family_and_k(metric)
-    return "dev_dot_" + _EVALUATOR_KEYS[family].format(k=k or 100)
+    from simlab.config import SpladeTrainConfig, TrainConfig
 
 
 def make_flops_tracker(model: SparseEncoder):
@@ -128,7 +111,7 @@ def train_sparse(
     work_dir: Path,
     routed: bool,
     echo=None,
-) -> SparseTrainResult:
+) -> TrainResult:
     """Train `model` in place on (query, positive[, negatives]) rows; return per-epoch history.
 
     Args:
@@ -139,20 +122,68 @@ def train_sparse(
         work_dir: Trainer checkpoints.
         routed: The model has a query/document `Router` (inference-free SPLADE).
         echo: Called with each progress line; None writes it above the progress bar.
+
+    Returns:
+        The history (per epoch also the mean active dimensions of the query and document vectors),
+        one `steps` record per progress line, and `notes`.
     """
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sparse_encoder import SparseEncoderTrainer, SparseEncoderTrainingArguments
-    from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import (
-        SpladeRegularizerWeightSchedulerCallback,
-    )
-    from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
-    from transformers.trainer_callback import ProgressCallback
 
     sc = cfg.splade
     dataset = data.to_dataset()
     n_hard = len(data.negatives[0]) if data.negatives else 0
     has_dev = dev is not None and bool(dev.queries)
-    result = SparseTrainResult(best_metric=cfg.best_metric, n_pairs=len(dataset))
+    result = TrainResult(n_pairs=len(dataset))
+    loss, q_reg, d_reg, scheduler = splade_loss(model, sc)
+    if sc.freeze_encoder:
+        trainable, total = freeze_encoder(model)
+        result.notes.append(f"Frozen encoder: {trainable:,} of {total:,} parameters train (the MLM head).")
+    columns = dataset.column_names
+    steps_per_epoch = max(1, -(-len(dataset) // (cfg.batch_size * sc.grad_accum)))
+    args, callbacks = training_args(
+        SparseEncoderTrainingArguments,
+        cfg,
+        work_dir,
+        f"eval_{evaluator_key(cfg.best_by, 'dot')}" if has_dev else None,
+        logging_steps=min(sc.log_every, steps_per_epoch * cfg.epochs),
+        gradient_accumulation_steps=sc.grad_accum,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate text would be a false in-batch negative
+        router_mapping={columns[0]: "query"} | {c: "document" for c in columns[1:]} if routed else {},
+    )
+    trainer = SparseEncoderTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        loss=loss,
+        evaluator=_make_evaluator(dev, cfg.best_by) if has_dev else None,
+        callbacks=[scheduler, *callbacks],
+    )
+    history = epoch_history(
+        result,
+        _dev_metrics,
+        on_step=lambda state, logs: _step(result, state, logs, q_reg.take(), d_reg.take()),
+        fields=_active_dims,
+        echo=echo,
+    )
+    result.seconds = fit(trainer, history)
+    result.negatives_per_query = float(min(cfg.batch_size, len(dataset)) * (1 + n_hard) - 1)
+    result.best_epoch = best_epoch(result.history, history_key(cfg.best_by))
+    return result
+
+
+def splade_loss(model: SparseEncoder, sc: SpladeTrainConfig):
+    """`SpladeLoss` (in-batch ranking + the FLOPS regularisers of queries and documents, as trackers of their
+    active dimensions: `make_flops_tracker`) and the callback growing the FLOPS weights over the first steps.
+
+    Returns:
+        (loss, query tracker, document tracker, callback)
+    """
+    from sentence_transformers.sparse_encoder.callbacks.splade_callbacks import (
+        SpladeRegularizerWeightSchedulerCallback,
+    )
+    from sentence_transformers.sparse_encoder.losses import SparseMultipleNegativesRankingLoss, SpladeLoss
+
     q_reg, d_reg = make_flops_tracker(model), make_flops_tracker(model)
     loss = SpladeLoss(
         model,
@@ -165,115 +196,34 @@ def train_sparse(
     scheduler = SpladeRegularizerWeightSchedulerCallback(
         loss, scheduler_type=sc.regularizer_schedule, warmup_ratio=sc.regularizer_warmup_ratio
     )
-    if sc.freeze_encoder:
-        trainable, total = freeze_encoder(model)
-        result.notes.append(f"Frozen encoder: {trainable:,} of {total:,} parameters train (the MLM head).")
-    steps_log = result.steps
+    return loss, q_reg, d_reg, scheduler
 
-    class Progress(ProgressCallback):
-        """The trainer's progress bar with one readable line per `log_every` steps (instead of its raw
-        log dicts) and one history record per epoch."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.t0 = time.perf_counter()
-            self.losses: list[float] = []
-            self.q_dims: list[float] = []
-            self.d_dims: list[float] = []
+def _dev_metrics(metrics: dict) -> dict[str, float]:
+    """The history's dev metrics from the trainer's: 'eval_dev_dot_ndcg@10' -> 'dev_ndcg@10', and the evaluator's
+    sparsity figures ('eval_dev_query_active_dims' -> 'dev_query_active_dims')."""
+    return {
+        "dev_" + k[len("eval_dev_") :].removeprefix("dot_"): float(v)
+        for k, v in metrics.items()
+        if k.startswith("eval_dev_") and isinstance(v, (int, float))
+    }
 
-        def on_epoch_begin(self, args, state, control, **kw):
-            self.t0, self.losses, self.q_dims, self.d_dims = time.perf_counter(), [], [], []
 
-        def on_log(self, args, state, control, logs=None, **kw):
-            if not logs or "loss" not in logs:
-                return
-            q, d = q_reg.take(), d_reg.take()
-            self.losses.append(float(logs["loss"]))
-            self.q_dims += [q] if q is not None else []
-            self.d_dims += [d] if d is not None else []
-            record = {
-                "step": state.global_step,
-                "loss": float(logs["loss"]),
-                "query_active_dims": q,
-                "document_active_dims": d,
-            }
-            record |= {
-                k: float(logs[k])
-                for k in ("base_loss", "query_regularizer_loss", "document_regularizer_loss")
-                if k in logs
-            }
-            steps_log.append(record)
-            line = progress_line(state.global_step, state.max_steps, logs, q, d)
-            if echo is not None:
-                echo(line)
-            else:
-                (self.training_bar.write if self.training_bar is not None else print)(line)
-
-        def on_epoch_end(self, args, state, control, **kw):
-            mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-            result.history.append(
-                {
-                    "epoch": round(state.epoch or 0),
-                    "train_loss": mean(self.losses),
-                    "query_active_dims": mean(self.q_dims),
-                    "document_active_dims": mean(self.d_dims),
-                    "seconds": round(time.perf_counter() - self.t0, 3),
-                }
-            )
-
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            if result.history and metrics:
-                prefix = "eval_dev_"
-                result.history[-1].update(
-                    {
-                        "dev_" + k[len(prefix) :].removeprefix("dot_"): float(v)
-                        for k, v in metrics.items()
-                        if k.startswith(prefix) and isinstance(v, (int, float))
-                    }
-                )
-
-    per_step = cfg.batch_size * sc.grad_accum
-    steps_per_epoch = max(1, -(-len(dataset) // per_step))
-    columns = dataset.column_names
-    schedule, schedule_callbacks = trainer_schedule(cfg.scheduler)
-    args = SparseEncoderTrainingArguments(
-        output_dir=str(work_dir),
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=sc.grad_accum,
-        learning_rate=cfg.learning_rate,
-        **schedule,
-        seed=cfg.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a duplicate text would be a false in-batch negative
-        eval_strategy="epoch" if has_dev else "no",
-        save_strategy="epoch" if has_dev else "no",
-        load_best_model_at_end=has_dev,
-        metric_for_best_model=f"eval_{sparse_evaluator_key(cfg.best_metric)}" if has_dev else None,
-        greater_is_better=True,
-        save_total_limit=1,
-        logging_steps=min(sc.log_every, steps_per_epoch * cfg.epochs),
-        report_to=report_to(cfg.report_to),
-        use_cpu=True,
-        dataloader_drop_last=False,
-        router_mapping={columns[0]: "query"} | {c: "document" for c in columns[1:]} if routed else {},
+def _step(result: TrainResult, state, logs: dict, q_dims: float | None, d_dims: float | None) -> str:
+    """Record a logged step (into `result.steps`, and its active dimensions into `logs`); its progress line."""
+    dims = {"query_active_dims": q_dims, "document_active_dims": d_dims}
+    logs |= dims
+    parts = ("base_loss", "query_regularizer_loss", "document_regularizer_loss")
+    result.steps.append(
+        {"step": state.global_step, "loss": float(logs["loss"]), **dims}
+        | {k: float(logs[k]) for k in parts if k in logs}
     )
-    trainer = SparseEncoderTrainer(
-        model=model,
-        args=args,
-        train_dataset=dataset,
-        loss=loss,
-        evaluator=_make_evaluator(dev, cfg.best_metric) if has_dev else None,
-        callbacks=[scheduler, *schedule_callbacks],
-    )
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(Progress())
-    t0 = time.perf_counter()
-    trainer.train()
-    result.seconds = time.perf_counter() - t0
-    result.negatives_per_query = float(min(cfg.batch_size, len(dataset)) * (1 + n_hard) - 1)
-    if has_dev and result.history:
-        key = "dev_" + sparse_evaluator_key(cfg.best_metric)[len("dev_dot_") :]
-        scored = [h for h in result.history if key in h]
-        if scored:
-            result.best_epoch = max(scored, key=lambda h: h[key])["epoch"]
-    return result
+    return progress_line(state.global_step, state.max_steps, logs, q_dims, d_dims)
+
+
+def _active_dims(logs: list[dict]) -> dict[str, float | None]:
+    """The mean active dimensions of the query and document vectors over an epoch's logged steps."""
+    return {
+        key: mean([log[key] for log in logs if log[key] is not None])
+        for key in ("query_active_dims", "document_active_dims")
+    }
