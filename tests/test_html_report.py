@@ -100,7 +100,13 @@ def test_single_retrieval_run_compares_its_systems_against_bm25(retrieval_sweep,
 def test_pairs_report(pairs_run, tmp_path):
     report = build_report(pairs_run)
     assert report.task == "pairs" and report.comparison.baseline == "overlap"
-    assert report.comparison.metrics == ["f1"] and report.columns == ["f1", "precision", "recall", "threshold"]
+    assert report.comparison.metrics == ["f1"] and report.columns == [
+        "accuracy",
+        "f1",
+        "precision",
+        "recall",
+        "threshold",
+    ]
     for system in report.comparison.systems[1:]:  # F1 from the per-pair counts is the run's test F1
         assert report.comparison.result(system, "f1").mean == pytest.approx(report.values[system]["f1"], abs=1e-9)
     assert [f.name for f in report.figures] == ["learning_curves", "precision_recall", "threshold_curves"]

@@ -172,7 +172,7 @@ def test_a_retrieval_run_folder(run, tmp_path):
     from simlab.tasks.skeleton import RUN_FORMAT
 
     (tmp_path / "meta.json").write_text(json.dumps(RUN_FORMAT | {"name": "r", "data": "x"}))  # as runner.py writes
-    with pytest.raises(RunFolderError, match="'retrieval' run; `simlab match` needs a pair matcher"):
+    with pytest.raises(RunFolderError, match="is a retrieval run; `simlab match` takes runs of task pairs"):
         match_tables(tmp_path, run / "tableA.csv", run / "tableB.csv", tmp_path / "m.csv", progress=False)
 
 

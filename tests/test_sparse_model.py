@@ -262,9 +262,11 @@ def test_sparse_run_and_inspect(tiny_mlm_dir, tmp_path):
 
 def test_inspect_refuses_a_dense_run(tmp_path):
     from simlab.experiments.inspect import inspect_run
+    from simlab.tasks.skeleton import RUN_FORMAT
 
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"model": {"kind": "dense"}}))
-    with pytest.raises(RunFolderError, match="simlab search"):
+    (tmp_path / "meta.json").write_text(json.dumps(RUN_FORMAT | {"task": "retrieval"}))
+    with pytest.raises(RunFolderError, match="is a retrieval run; `simlab inspect` takes runs of task sparse"):
         inspect_run(tmp_path, "query")
 
 
@@ -274,7 +276,9 @@ def test_inspect_an_evaluation_only_run_uses_the_configured_model(tiny_mlm_dir, 
     data = _toy_collection(tmp_path / "toy")
     cfg = {"model": {"kind": "sparse", "name": str(tiny_mlm_dir), "max_length": 32, "sparse": {"mask": ["special"]}}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (tmp_path / "meta.json").write_text(json.dumps({"data": str(data)}))
+    from simlab.tasks.skeleton import RUN_FORMAT
+
+    (tmp_path / "meta.json").write_text(json.dumps(RUN_FORMAT | {"task": "sparse", "data": str(data)}))
     ins = inspect_run(tmp_path, "flat plate", top=3, doc_id="d0")
     assert "zero-shot" in ins.model and len(ins.tokens) == 3 and ins.doc_id == "d0"
     shown = sum(q * d for _, q, d in ins.overlap)  # the 3 largest products of the n_shared that make the score

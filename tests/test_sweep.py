@@ -10,19 +10,20 @@ from pathlib import Path
 
 import pytest
 
+from simlab.config.sweep import expand
 from simlab.errors import ConfigError, RunFolderError
-from simlab.experiments.sweep import expand, render_sweep, run_sweep
+from simlab.experiments.sweep import render_sweep, run_sweep
 from simlab.tasks import TASKS, load_sweep
 
 # ----------------------------------------------------------------------------- expansion
 
 
 def names(raw: dict, task: str = "retrieval") -> list[str]:
-    return [name for name, _ in expand(raw, TASKS[task])]
+    return [name for name, _ in expand(raw, TASKS[task].schema)]
 
 
 def test_one_axis_gives_one_run_per_value():
-    points = expand({"sampling": {"pos_neg_ratio": [1, 2, 4, 8]}, "data": {"path": "x"}}, TASKS["pairs"])
+    points = expand({"sampling": {"pos_neg_ratio": [1, 2, 4, 8]}, "data": {"path": "x"}}, TASKS["pairs"].schema)
     assert [n for n, _ in points] == ["pos_neg_ratio=1", "pos_neg_ratio=2", "pos_neg_ratio=4", "pos_neg_ratio=8"]
     assert [p["sampling"]["pos_neg_ratio"] for _, p in points] == [1, 2, 4, 8]
     assert all(p["data"] == {"path": "x"} for _, p in points)
@@ -57,12 +58,12 @@ def test_list_typed_fields_are_values_not_axes():
         "eval": {"metrics": ["ndcg@10", "mrr@10"], "systems": ["bm25"]},
         "index": {"approximate": []},
     }
-    assert expand(raw, TASKS["retrieval"]) == [("", raw)]
-    assert expand({"data": {"path": "x", "fields": ["name", "price"]}}, TASKS["pairs"])[0][0] == ""
+    assert expand(raw, TASKS["retrieval"].schema) == [("", raw)]
+    assert expand({"data": {"path": "x", "fields": ["name", "price"]}}, TASKS["pairs"].schema)[0][0] == ""
 
 
 def test_a_list_of_lists_sweeps_a_list_typed_field():
-    points = expand({"eval": {"metrics": [["ndcg@10"], ["mrr@10", "map"]]}}, TASKS["retrieval"])
+    points = expand({"eval": {"metrics": [["ndcg@10"], ["mrr@10", "map"]]}}, TASKS["retrieval"].schema)
     assert [n for n, _ in points] == ["metrics=ndcg@10", "metrics=mrr@10+map"]
     assert points[1][1]["eval"]["metrics"] == ["mrr@10", "map"]
 

@@ -116,8 +116,10 @@ class PairTrainConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
     scheduler: SchedulerConfig = SchedulerConfig(name="plateau")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
-    loss: Literal["contrastive", "online_contrastive", "cosent"] = Field(
-        "contrastive", description="sentence-transformers pair loss (see simlab.training.pairs.LOSSES)."
+    loss: str = Field(
+        "contrastive",
+        description="A pair loss of simlab.training.pair_losses.LOSSES: contrastive, online_contrastive, cosent, "
+        "or one added with simlab.register_loss.",
     )
     margin: float = Field(0.5, gt=0, description="Contrastive loss margin on the distance.")
     distance: Literal["cosine", "euclidean"] = "cosine"

@@ -70,7 +70,8 @@ class Run:
         return search_run(self.path, query, k, system)
 
     def __repr__(self) -> str:
-        return f"Run({str(self.path)!r}, task={self.config.task!r}, {self.main_system} {self.main_metric}={self.score:.4f})"
+        score = f"{self.main_system} {self.main_metric}={self.score:.4f}"
+        return f"Run({str(self.path)!r}, task={self.config.task!r}, {score})"
 
 
 def load_run(path: str | Path) -> Run:

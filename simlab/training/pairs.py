@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
+from simlab.training.pair_losses import LOSSES
 from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, training_args
 
 if TYPE_CHECKING:
@@ -25,37 +26,6 @@ if TYPE_CHECKING:
     from simlab.config import PairTrainConfig
 
 REPORTED = ("f1", "pos_acc", "neg_acc", "avg_acc", "precision", "recall", "ap", "accuracy")
-
-
-def _distance(cfg: PairTrainConfig):
-    from sentence_transformers.sentence_transformer.losses import SiameseDistanceMetric
-
-    return {"cosine": SiameseDistanceMetric.COSINE_DISTANCE, "euclidean": SiameseDistanceMetric.EUCLIDEAN}[cfg.distance]
-
-
-def _contrastive(model, cfg: PairTrainConfig):
-    """Hadsell et al. 2006: pull matches together, push non-matches past `margin`."""
-    from sentence_transformers.sentence_transformer.losses import ContrastiveLoss
-
-    return ContrastiveLoss(model, distance_metric=_distance(cfg), margin=cfg.margin)
-
-
-def _online_contrastive(model, cfg: PairTrainConfig):
-    """The contrastive loss on each batch's hard pairs only (far positives, close negatives)."""
-    from sentence_transformers.sentence_transformer.losses import OnlineContrastiveLoss
-
-    return OnlineContrastiveLoss(model, distance_metric=_distance(cfg), margin=cfg.margin)
-
-
-def _cosent(model, cfg: PairTrainConfig):
-    """Su 2022: a ranking loss on cosine scores; every match should outscore every non-match."""
-    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
-
-    return CoSENTLoss(model)
-
-
-LOSSES = {"contrastive": _contrastive, "online_contrastive": _online_contrastive, "cosent": _cosent}
-"""`train.loss` name -> builder(model, cfg) of a sentence-transformers pair loss."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ class PairsConfig(Experiment):
 
     @model_validator(mode="after")
     def _check(self):
+        from simlab.training.pair_losses import LOSSES
+
+        if self.train.loss not in LOSSES:
+            raise ValueError(f"train.loss: {self.train.loss!r} is not a pair loss; choose one of: {', '.join(LOSSES)}")
         s = self.sampling
         if s.remine_every and (s.hard_miner != "model" or s.mode != "sampled"):
             raise ValueError(
