@@ -158,3 +158,29 @@ def test_command_runs_where_the_task_takes_it_and_is_refused_elsewhere(finished,
         assert isinstance(result.exception, RunFolderError), result.output
         assert result.exception.exit_code == 2
         assert f"is a {task.name} run" in str(result.exception)
+
+
+@pytest.mark.parametrize("name", ["retrieval", "sparse", "pairs", "definitions", "multilabel"])
+def test_every_built_in_task_keeps_the_protocol(name):
+    import importlib
+
+    task = TASKS[name]
+    assert task.name == name and task.schema.model_fields["task"].default == name
+    assert {"run"} <= set(vars(importlib.import_module(task.stages)))
+    assert {"render", "tables"} <= set(vars(importlib.import_module(task.reports)))
+    assert task.reference_system and task.main_systems and task.unit in ("queries", "pairs", "items")
+    assert task.commands <= set(COMMANDS)
+
+
+def test_older_yaml_spellings_map_to_their_tasks():
+    assert load_config(ROOT / "examples" / "splade.yaml", ["task=retrieval"]).task == "sparse"
+    assert load_config(ROOT / "examples" / "definitions.yaml", ["task=pairs"]).task == "definitions"
+
+
+def test_a_dense_config_with_a_sparse_only_field_is_refused():
+    from simlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.splade: only sparse \(SPLADE\) runs read this"):
+        load_config(ROOT / "examples" / "dense.yaml", ["train.splade.grad_accum=2"])
+    with pytest.raises(ConfigError, match="index.hnsw: only dense runs read this"):
+        load_config(ROOT / "examples" / "splade.yaml", ["index.hnsw.m=8"])

@@ -249,9 +249,7 @@ def _image_path(path: Path, where: str, value: str, field: str) -> str:
 # ---------------------------------------------------------------- labelled pairs
 
 
-def _read_pairs(
-    path: Path, split: str, left: Records, right: Records, left_file: str, right_file: str
-) -> LabelledPairs:
+def read_pairs(path: Path, split: str, left: Records, right: Records, left_file: str, right_file: str) -> LabelledPairs:
     columns, rows = csv_rows(path)
     missing = [c for c in PAIR_COLUMNS if c not in columns]
     if missing:
@@ -320,7 +318,7 @@ def _read_tables_and_pairs(
             raise DataError(f"{folder}: missing {path.relative_to(folder)}; the layout needs {', '.join(files)}.")
     left = read_records(folder / TABLE_A, image_field=image_field)
     right = read_records(folder / TABLE_B, image_field=image_field)
-    pairs = {s: _read_pairs(p, s, left, right, TABLE_A, TABLE_B) for s, p in pair_files.items()}
+    pairs = {s: read_pairs(p, s, left, right, TABLE_A, TABLE_B) for s, p in pair_files.items()}
     return MatchingDataset(folder.name, left, right, pairs, str(folder))
 
 

@@ -303,9 +303,9 @@ def _id_key(rid: str) -> tuple[int, int, str]:
 
 def _judge(labels_path, left: Records, right: Records, found: set, matched: set) -> dict:
     """Blocking recall and P/R/F1 of the matches on the labelled pairs (see `MatchReport`)."""
-    from simlab.data.matching import _read_pairs
+    from simlab.data.matching import read_pairs
 
-    labels = _read_pairs(Path(labels_path), "labels", left, right, left.source, right.source)
+    labels = read_pairs(Path(labels_path), "labels", left, right, left.source, right.source)
     labelled = dict(zip(zip(labels.left_ids, labels.right_ids), labels.labels))  # duplicates agree
     positives = {p for p, y in labelled.items() if y == 1}
     predicted = matched & labelled.keys()

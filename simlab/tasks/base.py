@@ -10,6 +10,7 @@ left behind. Register a task with `simlab.tasks.register_task`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -75,6 +76,9 @@ class Task:
         curve_prefix: The split of its per-epoch metric in history (dev or val).
         figures: The task's figures in an HTML report besides the learning curves: `speed` (quality vs
             speed of the indexes), `scores` (precision-recall and threshold curves), `per_label` (bars).
+        stages: The module of its stages, `run(cfg, summary, folder)`: imported when a run starts (torch and
+            friends load then, not when the registry is read).
+        reports: The module of its report, `render(summary)` (report.md) and `tables(summary)` (terminal).
         distributed: Whether it trains on several processes (DDP); such a task has `follow(cfg, out)`,
             the work of a rank other than 0.
     """
@@ -89,6 +93,8 @@ class Task:
     curve_prefix: ClassVar[str] = "val"
     distributed: ClassVar[bool] = False
     figures: ClassVar[frozenset[str]] = frozenset()
+    stages: ClassVar[str] = ""
+    reports: ClassVar[str] = ""
 
     def main_metric(self, cfg: Experiment) -> str:
         """The metrics.json metric a run is read by (sweep lines, reports, `simlab.Run.score`)."""
@@ -108,16 +114,16 @@ class Task:
 
     def run(self, cfg: Experiment, summary: RunSummary, folder: Path) -> None:
         """The stages: fill `summary` and write the task's own artifacts (model/, indexes/ ...) into `folder`,
-        the staging folder that becomes `summary.folder` when everything succeeded."""
-        raise NotImplementedError
+        the staging folder that becomes `summary.folder` when everything succeeded. Default: `stages`' `run`."""
+        import_module(self.stages).run(cfg, summary, folder)
 
     def report(self, summary: RunSummary) -> str:
-        """report.md of a finished run."""
-        raise NotImplementedError
+        """report.md of a finished run. Default: `reports`' `render`."""
+        return import_module(self.reports).render(summary)
 
     def tables(self, summary: RunSummary) -> list[Table]:
-        """The tables printed on the terminal after a run."""
-        raise NotImplementedError
+        """The tables printed on the terminal after a run. Default: `reports`' `tables`."""
+        return import_module(self.reports).tables(summary)
 
     def new_summary(self, cfg: Experiment, out: Path) -> RunSummary:
         """The empty summary `run` fills (a task with more to report returns a `RunSummary` subclass)."""

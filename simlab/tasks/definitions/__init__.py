@@ -18,14 +18,10 @@ class DefinitionsTask(PairsTask):
     schema = DefinitionsConfig
     reference_system = "overlap"
     commands = frozenset()
+    stages = "simlab.tasks.definitions.run"
 
     def main_metric(self, cfg) -> str:
         return "accuracy"
 
     def compare_metric(self, cfg) -> str:
         return "correct"
-
-    def run(self, cfg, summary, folder) -> None:
-        from simlab.tasks.definitions.run import run
-
-        run(cfg, summary, folder)

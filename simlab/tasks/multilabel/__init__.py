@@ -20,8 +20,9 @@ class MultilabelTask(Task):
     reference_system = "prior"
     main_systems = ("trained",)
     item_metrics = ITEM_METRICS
-
     figures = frozenset({"per_label"})
+    stages = "simlab.tasks.multilabel.run"
+    reports = "simlab.tasks.multilabel.report"
 
     def columns(self, cfg) -> list[str]:
         return ["f1_micro", "f1_macro", "ap", "hamming", "threshold"]
@@ -36,18 +37,3 @@ class MultilabelTask(Task):
         from simlab.tasks.multilabel.run import MultilabelSummary
 
         return MultilabelSummary(folder=out, config=cfg)
-
-    def run(self, cfg, summary, folder) -> None:
-        from simlab.tasks.multilabel.run import run
-
-        run(cfg, summary, folder)
-
-    def report(self, summary) -> str:
-        from simlab.tasks.multilabel.report import render
-
-        return render(summary)
-
-    def tables(self, summary):
-        from simlab.tasks.multilabel.report import tables
-
-        return tables(summary)

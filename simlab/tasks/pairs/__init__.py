@@ -22,26 +22,12 @@ class PairsTask(Task):
     main_systems = ("trained",)
     item_metrics = ITEM_METRICS
     commands = frozenset({"match"})
-
     figures = frozenset({"scores"})
+    stages = "simlab.tasks.pairs.run"
+    reports = "simlab.tasks.pairs.report"
 
     def columns(self, cfg) -> list[str]:
         return ["accuracy", "f1", "precision", "recall", "threshold"]
 
     def main_metric(self, cfg) -> str:
         return "f1"
-
-    def run(self, cfg, summary, folder) -> None:
-        from simlab.tasks.pairs.run import run
-
-        run(cfg, summary, folder)
-
-    def report(self, summary) -> str:
-        from simlab.tasks.pairs.report import render
-
-        return render(summary)
-
-    def tables(self, summary):
-        from simlab.tasks.pairs.report import tables
-
-        return tables(summary)

@@ -21,8 +21,9 @@ class RetrievalTask(Task):
     commands = frozenset({"search"})
     curve_prefix = "dev"
     distributed = True
-
     figures = frozenset({"speed"})
+    stages = "simlab.tasks.retrieval.run"
+    reports = "simlab.tasks.retrieval.report"
 
     def columns(self, cfg) -> list[str]:
         return list(cfg.eval.metrics)
@@ -30,22 +31,7 @@ class RetrievalTask(Task):
     def main_metric(self, cfg) -> str:
         return cfg.eval.metrics[0]
 
-    def run(self, cfg, summary, folder) -> None:
-        from simlab.tasks.retrieval.run import run
-
-        run(cfg, summary, folder)
-
     def follow(self, cfg, out):
         from simlab.tasks.retrieval.run import follow
 
         return follow(cfg, out)
-
-    def report(self, summary) -> str:
-        from simlab.tasks.retrieval.report import render
-
-        return render(summary)
-
-    def tables(self, summary):
-        from simlab.tasks.retrieval.report import tables
-
-        return tables(summary)

@@ -14,22 +14,9 @@ SPARSE_ONLY = ["model.sparse", "train.splade", "index.sparse_approximate", "inde
 """Fields only the sparse task reads; a dense config that sets one is refused."""
 
 
-def check_metrics(cfg) -> None:
-    """`eval.metrics` and `train.best_by` are metric names (`simlab.config.metrics.parse_metric`)."""
-    from simlab.errors import ConfigError
+class CollectionExperiment(Experiment):
+    """The sections of a retrieval run over a collection, dense (`RetrievalConfig`) or sparse (`SparseConfig`)."""
 
-    for field, names in (("eval.metrics", cfg.eval.metrics), ("train.best_by", [cfg.train.best_by])):
-        for name in names:
-            try:
-                parse_metric(name)
-            except ConfigError as exc:
-                raise ValueError(f"{field}: {exc}") from None
-
-
-class RetrievalConfig(Experiment):
-    """`task: retrieval`: dense retrieval against BM25, exact and approximate (workload E)."""
-
-    task: Literal["retrieval"] = "retrieval"
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
@@ -37,8 +24,26 @@ class RetrievalConfig(Experiment):
     eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")
+    def _check_metrics(self):
+        """`eval.metrics` and `train.best_by` are metric names (`simlab.config.metrics.parse_metric`)."""
+        from simlab.errors import ConfigError
+
+        for field, names in (("eval.metrics", self.eval.metrics), ("train.best_by", [self.train.best_by])):
+            for name in names:
+                try:
+                    parse_metric(name)
+                except ConfigError as exc:
+                    raise ValueError(f"{field}: {exc}") from None
+        return self
+
+
+class RetrievalConfig(CollectionExperiment):
+    """`task: retrieval`: dense retrieval against BM25, exact and approximate (workload E)."""
+
+    task: Literal["retrieval"] = "retrieval"
+
+    @model_validator(mode="after")
     def _check(self):
-        check_metrics(self)
         from simlab.index.dense import INDEX_TYPES
 
         unknown = [k for k in self.index.approximate if k not in INDEX_TYPES or k == "flat"]

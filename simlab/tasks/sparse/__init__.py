@@ -17,8 +17,4 @@ class SparseTask(RetrievalTask):
     schema = SparseConfig
     commands = frozenset({"search", "inspect"})
     distributed = False
-
-    def run(self, cfg, summary, folder) -> None:
-        from simlab.tasks.sparse.run import run
-
-        run(cfg, summary, folder)
+    stages = "simlab.tasks.sparse.run"

@@ -6,27 +6,22 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from simlab.config import DataConfig, EvalConfig, Experiment, IndexConfig, ModelConfig, TrainConfig
+from simlab.config import ModelConfig
 from simlab.config.loading import changed_fields
-from simlab.tasks.retrieval.config import check_metrics
+from simlab.tasks.retrieval.config import CollectionExperiment
 
 DENSE_ONLY = ["model.towers", "model.pooling", "model.normalize", "index.approximate", "index.hnsw", "index.ivf"]
 """Fields only the dense task reads; a sparse config that sets one is refused."""
 
 
-class SparseConfig(Experiment):
+class SparseConfig(CollectionExperiment):
     """`task: sparse`: learned sparse retrieval (SPLADE) against BM25, exact and with Seismic (workload C)."""
 
     task: Literal["sparse"] = "sparse"
-    data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig(kind="sparse")
-    train: TrainConfig = TrainConfig()
-    index: IndexConfig = IndexConfig()
-    eval: EvalConfig = EvalConfig()
 
     @model_validator(mode="after")
     def _check(self):
-        check_metrics(self)
         if self.model.kind != "sparse":
             raise ValueError("model.kind: a sparse run's model is sparse; remove model.kind or set it to sparse")
         used = changed_fields(self, DENSE_ONLY)
