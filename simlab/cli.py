@@ -303,7 +303,10 @@ def data_convert(
     """Convert a dataset: glasgow -> BEIR layout; deepmatcher, wic-tsv, wic, oewn -> pairs layout; digits,
     demo-topics -> multi-label layout."""
     from simlab.data.loader import convert, describe
+    from simlab.fsutil import check_replaceable
 
+    if overwrite:  # before any work: never the input, never a folder simlab did not write
+        check_replaceable(out, [src] if src else [])
     for i, line in enumerate(describe(convert(kind, src, out, overwrite))):
         typer.echo(f"{out}: {line}" if i == 0 else line)
 
@@ -327,6 +330,10 @@ def data_filter_pca(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
 ) -> None:
     """Drop pairs by their distance in a PCA-2D projection of example and definition embeddings (per label)."""
+    from simlab.fsutil import check_replaceable
+
+    if overwrite:  # before any work: never the input, never a folder simlab did not write
+        check_replaceable(out, [src])
     _prepare_runtime()
     from simlab.data.pca_filter import filter_pca
 
@@ -351,6 +358,12 @@ def data_filter_pca(
     typer.echo(f"Filtered dataset: {out} (filter.json lists every dropped pair)" + (f"; plot: {plot}" if plot else ""))
 
 
+INTERRUPTED = (
+    "interrupted: the unfinished run folder was not kept (finished runs and finished sweep points were); "
+    "run it again to start over, or with train.resume: true where the run left checkpoints beside --out"
+)
+
+
 def main() -> None:
     try:
         app()
@@ -358,8 +371,12 @@ def main() -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        typer.echo("interrupted; nothing partial was kept", err=True)
+        typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into exit 130 without a word
+            typer.echo(INTERRUPTED, err=True)
+        raise
 
 
 if __name__ == "__main__":

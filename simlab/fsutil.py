@@ -1,15 +1,33 @@
-"""Atomic file and folder writes: a reader never sees a half-written artifact."""
+"""Atomic file and folder writes: a reader never sees a half-written artifact, and nothing a user
+owns is ever deleted.
+
+Every folder simlab writes (run folders, converted datasets, indexes) goes through `staged_dir`:
+it takes a lock on the destination (`out_lock`: a second writer fails at once), removes the
+partial folders of writers that died, writes into a temp folder beside the destination and
+renames it into place at the end, with `MANIFEST` listing the files it wrote. `--overwrite`
+replaces only such a folder, and only when it holds nothing else (`check_replaceable`).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from simlab.errors import RunFolderError
+
+log = logging.getLogger("simlab")
+
+MANIFEST = ".simlab-files"
+"""The list of the files simlab wrote into a folder, one relative path a line (itself included)."""
 
 
 def _umask() -> int:
@@ -44,32 +62,151 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
 
 
+def _manifest(folder: Path) -> set[str] | None:
+    try:
+        return set((folder / MANIFEST).read_text(encoding="utf-8").splitlines())
+    except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
+        return None
+
+
+def check_replaceable(final: Path, inputs: Sequence[str | Path] = ()) -> None:
+    """Refuse to replace `final` unless simlab wrote it and it holds nothing else.
+
+    Raises:
+        RunFolderError: `final` is or holds one of `inputs`, is a file, was not written by simlab (no
+            `MANIFEST`), or holds files simlab did not write (the message lists them). Nothing is deleted.
+    """
+    final = Path(final)
+    if not final.exists():
+        return
+    where = final.resolve()
+    for src in inputs:
+        if src is not None and (Path(src).resolve() == where or where in Path(src).resolve().parents):
+            raise RunFolderError(
+                f"{final} is, or holds, the input {src}; --overwrite never deletes input data: choose another --out"
+            )
+    if not final.is_dir():
+        raise RunFolderError(
+            f"{final} is a file, not a folder simlab wrote; choose another --out (nothing was deleted)"
+        )
+    listed = _manifest(final)
+    if listed is None:
+        raise RunFolderError(
+            f"{final} was not written by simlab (it has no {MANIFEST}); --overwrite replaces only folders simlab "
+            "wrote: choose another --out, or move the folder away yourself (nothing was deleted)"
+        )
+    foreign = sorted(
+        str(p.relative_to(final)) for p in final.rglob("*") if p.is_file() and str(p.relative_to(final)) not in listed
+    )
+    if foreign:
+        more = f" and {len(foreign) - 10} more" if len(foreign) > 10 else ""
+        raise RunFolderError(
+            f"{final} holds files simlab did not write: {', '.join(foreign[:10])}{more}; move them out or choose "
+            "another --out (nothing was deleted)"
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
-def staged_dir(final: Path, overwrite: bool = False) -> Iterator[Path]:
+def out_lock(final: Path) -> Iterator[None]:
+    """Hold `.NAME.lock` beside `final` while writing it: a second writer fails at once.
+
+    A lock whose process is gone (killed, or the machine restarted) is taken over, with a warning.
+
+    Raises:
+        RunFolderError: a live process holds the lock (the message names its pid and start time).
+    """
+    final = Path(final)
+    lock = final.parent / f".{final.name}.lock"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    host = socket.gethostname()
+    while True:
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            try:
+                held = json.loads(lock.read_text(encoding="utf-8"))
+            except (FileNotFoundError, ValueError):
+                held = {}
+            pid = held.get("pid")
+            if isinstance(pid, int) and held.get("host") == host and _alive(pid):
+                raise RunFolderError(
+                    f"{final} is being written by another simlab process (pid {pid}, started {held.get('started')}); "
+                    "wait for it to finish, or choose another --out"
+                ) from None
+            log.warning("%s: taking over the lock of a simlab process that is gone (pid %s)", final, pid)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"pid": os.getpid(), "host": host, "started": time.strftime("%Y-%m-%d %H:%M:%S")}, f)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)
+
+
+def _remove_dead_partials(final: Path) -> None:
+    """The `.NAME.partial-*` folders of writers that died (we hold the lock, so no live one has any)."""
+    for partial in final.parent.glob(f".{final.name}.partial-*"):
+        log.warning("%s: removing %s, left by an interrupted earlier write", final, partial.name)
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _write_manifest(folder: Path) -> None:
+    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    write_text(folder / MANIFEST, "".join(f"{f}\n" for f in sorted({*files, MANIFEST})))
+
+
+@contextlib.contextmanager
+def staged_dir(final: Path, overwrite: bool = False, inputs: Sequence[str | Path] = ()) -> Iterator[Path]:
     """Yield a temp folder beside `final`; on success rename it to `final`, on error delete it.
 
     This is how run folders, indexes and converted datasets are written: nothing partial is
-    left behind when the work fails or is interrupted.
+    left behind when the work fails or is interrupted, two writers never share `final`
+    (`out_lock`), and an existing `final` is replaced only when `overwrite` and
+    `check_replaceable(final, inputs)` allow it, checked before any work.
+
+    Raises:
+        RunFolderError: `final` exists and `overwrite` is False, or it may not be replaced, or
+            another process is writing it.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if final.exists():
         if not overwrite:
+            raise RunFolderError(f"{final} already exists; choose another --out or pass --overwrite")
+        check_replaceable(final, inputs)
+    with out_lock(final):
+        _remove_dead_partials(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.partial-", dir=final.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        try:
+            yield tmp
+            _write_manifest(tmp)
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(final)
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
+            raise
+        if final.exists():
+            if not overwrite:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise RunFolderError(f"{final} appeared while it was being written; the new version was not kept")
+            check_replaceable(final, inputs)
+            old = final.with_name(f".{final.name}.old-{os.getpid()}")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
 
 
 def read_meta(folder: Path, fmt: str, version: int, what: str, how_to_make: str) -> dict[str, Any]:

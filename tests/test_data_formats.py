@@ -13,7 +13,7 @@ from simlab.data.beir import read_beir, write_beir
 from simlab.data.loader import CONVERTERS, convert, load_collection
 from simlab.data.msmarco import read_msmarco, read_triples
 from simlab.data.trec import read_trec_qrels, read_trec_run, write_trec_qrels, write_trec_run
-from simlab.errors import ConfigError, DataError
+from simlab.errors import ConfigError, DataError, RunFolderError
 from simlab.records import Collection, Corpus, Qrels, Queries, Run
 
 
@@ -60,7 +60,7 @@ QUERIES = [json.dumps({"_id": "q1", "text": "one"}), json.dumps({"_id": "q2", "t
 def test_beir_round_trip(tmp_path: Path, collection: Collection) -> None:
     out = tmp_path / "beir"
     write_beir(collection, out)
-    assert sorted(p.name for p in out.iterdir()) == ["corpus.jsonl", "qrels", "queries.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".simlab-files", "corpus.jsonl", "qrels", "queries.jsonl"]
     assert (out / "qrels" / "test.tsv").read_text().splitlines() == [
         "query-id\tcorpus-id\tscore",
         "q1\td1\t2",
@@ -85,8 +85,17 @@ def test_write_beir_refuses_existing_folder(tmp_path: Path, collection: Collecti
     with pytest.raises(DataError, match="already exists.*overwrite=True"):
         write_beir(collection, out)
     assert (out / "keep.txt").read_text() == "mine"
-    write_beir(collection, out, overwrite=True)
-    assert not (out / "keep.txt").exists()
+    with pytest.raises(RunFolderError, match="was not written by simlab"):  # a folder simlab did not write
+        write_beir(collection, out, overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    out.rmdir()
+    write_beir(collection, out)
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match="holds files simlab did not write: keep.txt"):
+        write_beir(collection, out, overwrite=True)
+    (out / "keep.txt").unlink()
+    write_beir(collection, out, overwrite=True)  # simlab's own folder, nothing else in it: replaced
     assert len(read_beir(out).corpus) == 4
 
 

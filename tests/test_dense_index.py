@@ -108,7 +108,7 @@ def test_save_load_round_trip(tmp_path, data, kind):
     index = INDEX_TYPES[kind].build(x, ids, model_id=MODEL, normalized=True)
     before = index.search(q, 10)
     folder = index.save(tmp_path / "idx")
-    assert sorted(p.name for p in folder.iterdir()) == ["ids.json", "index.faiss", "meta.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [".simlab-files", "ids.json", "index.faiss", "meta.json"]
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["format"] == "simlab.dense-index" and meta["format_version"] == 1
     assert (meta["type"], meta["model_id"], meta["dim"], meta["n_vectors"]) == (kind, MODEL, DIM, len(x))

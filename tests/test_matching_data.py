@@ -214,7 +214,7 @@ def test_missing_file(dm):
 def test_convert_round_trip(dm, tmp_path):
     out = tmp_path / "norm"
     data = convert_deepmatcher(dm, out)
-    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "pairs", "tableA.csv", "tableB.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [".simlab-files", "meta.json", "pairs", "tableA.csv", "tableB.csv"]
     assert sorted(p.name for p in (out / "pairs").iterdir()) == ["test.csv", "train.csv", "val.csv"]
     meta = json.loads((out / "meta.json").read_text())
     assert meta["format"] == "simlab-matching" and meta["version"] == 1

@@ -216,7 +216,7 @@ def test_sweep_refuses_a_run_folder_and_a_foreign_folder(toy_dir, tmp_path):
         run_sweep(bm25_sweep(toy_dir), tmp_path / "run")
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    with pytest.raises(RunFolderError, match=r"not a sweep folder \(no sweep.json\).*--overwrite"):
+    with pytest.raises(RunFolderError, match=r"not a sweep folder \(no sweep.json\); choose another --out"):
         run_sweep(bm25_sweep(toy_dir), tmp_path / "other")
 
 

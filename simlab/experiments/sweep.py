@@ -26,6 +26,7 @@ from simlab.config import Experiment
 from simlab.config.loading import flat
 from simlab.errors import RunFolderError
 from simlab.tasks import RunSummary, get_task
+from simlab.tasks.skeleton import inputs_of
 
 log = logging.getLogger("simlab")
 
@@ -70,10 +71,14 @@ def _new_record(configs: list[tuple[str, Experiment]], out: Path, overwrite: boo
     if (out / "meta.json").is_file():
         raise RunFolderError(f"{out} is a run folder, not a sweep folder; choose another --out for the sweep.")
     old = read_sweep(out)
-    if not old and out.is_dir() and any(out.iterdir()) and not overwrite:
+    if not old and out.is_dir() and any(out.iterdir()):
         raise RunFolderError(
-            f"{out} exists and is not a sweep folder (no sweep.json); choose another --out or pass --overwrite."
+            f"{out} exists and is not a sweep folder (no sweep.json); choose another --out (nothing was deleted)."
         )
+    for _, cfg in configs:
+        for src in inputs_of(cfg):
+            if Path(src).resolve() == out.resolve() or out.resolve() in Path(src).resolve().parents:
+                raise RunFolderError(f"{out} is, or holds, the input {src}; choose another --out for the sweep.")
     record = SWEEP_FORMAT | {
         "name": out.name,
         "axes": _axes(configs),
@@ -183,13 +188,18 @@ def run_sweep(configs: list[tuple[str, Experiment]], out: Path, overwrite: bool 
         One summary per grid point, in order; a skipped point's summary is read from its folder.
 
     Raises:
-        RunFolderError: `out` is a run folder, or a non-sweep folder (without `overwrite`), or a
-            finished run folder was made by another config.
+        RunFolderError: `out` is a run folder, a folder that is not a sweep's, or holds an input; another
+            process is writing it; or a finished run folder was made by another config.
         Exception: whatever a run raises; the sweep stops there and `sweep.json` names the run.
     """
+    out = Path(out)
+    with fsutil.out_lock(out):  # one sweep at a time into `out`; each point also locks its own folder
+        return _run_points(configs, out, overwrite)
+
+
+def _run_points(configs: list[tuple[str, Experiment]], out: Path, overwrite: bool) -> list[RunSummary]:
     from simlab.experiments.runner import run_experiment
 
-    out = Path(out)
     record = _new_record(configs, out, overwrite)
     finished = [not overwrite and _finished(out / name, cfg) for name, cfg in configs]  # checked before any run
     fsutil.write_json(out / "sweep.json", record)

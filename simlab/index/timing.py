@@ -165,7 +165,8 @@ def overlap_at_k(exact_ids: Sequence[Sequence], approx_ids: Sequence[Sequence], 
 
 
 def index_size_bytes(obj: str | Path | Any) -> int:
-    """Size of a saved index folder (all its files), or what `save` would write for an index object.
+    """Size of a saved index folder (its files, not simlab's file list `fsutil.MANIFEST`), or what `save`
+    would write for an index object.
 
     Raises:
         FileNotFoundError: a path that does not exist.
@@ -177,7 +178,9 @@ def index_size_bytes(obj: str | Path | Any) -> int:
             raise FileNotFoundError(f"{path}: no such index folder.")
         if path.is_file():
             return path.stat().st_size
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        from simlab.fsutil import MANIFEST
+
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and p.name != MANIFEST)
     nbytes = getattr(obj, "serialized_nbytes", None)
     if nbytes is None:
         raise TypeError(f"index_size_bytes expects a folder or a DenseIndex, got {type(obj).__name__}.")

@@ -36,10 +36,19 @@ def checkpoint_dir(out: Path) -> Path:
     return out.parent / f".{out.name}.checkpoints"
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an existing run folder unless `overwrite`."""
+def inputs_of(cfg: Experiment) -> list[str]:
+    """The input paths of a config (`data.path`), which a run folder may never replace or hold."""
+    data = getattr(getattr(cfg, "data", None), "path", None)
+    return [data] if data else []
+
+
+def check_out(out: Path, cfg: Experiment, overwrite: bool) -> None:
+    """Refuse an existing run folder unless `overwrite`, and then unless simlab wrote it and it holds nothing
+    else and no input (`simlab.fsutil.check_replaceable`): checked before any work."""
     if Path(out).exists() and not overwrite:
         raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
+    if overwrite:
+        fsutil.check_replaceable(Path(out), inputs_of(cfg))
 
 
 def _cell(value) -> str:
@@ -73,10 +82,10 @@ def write_common_files(task: Task, summary: RunSummary, folder: Path) -> None:
 def execute(task: Task, cfg: Experiment, out: Path, overwrite: bool = False) -> RunSummary:
     """Run `cfg`'s stages (`task.run`) into the run folder `out`; see the module docstring."""
     out = Path(out)
-    check_out(out, overwrite)
+    check_out(out, cfg, overwrite)
     t0 = time.perf_counter()
     summary = task.new_summary(cfg, out)
-    with fsutil.staged_dir(out, overwrite=overwrite) as tmp:
+    with fsutil.staged_dir(out, overwrite=overwrite, inputs=inputs_of(cfg)) as tmp:
         fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
         task.run(cfg, summary, tmp)
         summary.seconds = time.perf_counter() - t0

@@ -1,0 +1,149 @@
+"""Nothing a user owns is deleted, two writers never share a folder, and an interrupted run leaves nothing.
+
+`--overwrite` replaces only a folder simlab wrote (its `.simlab-files` manifest lists every file)
+and never the input; a second run into the same `--out` fails at once; the partial folders of
+a killed run are removed by the next run into that `--out`; Ctrl-C says what was kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from simlab.cli import app
+from simlab.errors import RunFolderError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "examples" / "demo"
+FAST = ["--set", "eval.systems=[bm25]", "--set", "tracking.mlflow=false"]
+
+
+def _run(out: Path, data: Path = DEMO, *extra: str):
+    args = ["run", str(ROOT / "examples" / "dense.yaml"), "--out", str(out), "--set", f"data.path={data}"]
+    return CliRunner().invoke(app, [*args, *FAST, *extra])
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    shutil.copytree(DEMO, tmp_path / "data")
+    return tmp_path / "data"
+
+
+def test_overwrite_never_deletes_the_input(data):
+    before = _snapshot(data)
+    for out in (data, data.parent):  # the input itself, and a folder holding it
+        result = _run(out, data, "--overwrite")
+        assert isinstance(result.exception, RunFolderError) and result.exception.exit_code == 2
+        assert "holds, the input" in str(result.exception)
+    assert _snapshot(data) == before
+
+
+def test_overwrite_refuses_a_folder_simlab_did_not_write(tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    result = _run(mine, DEMO, "--overwrite")
+    assert isinstance(result.exception, RunFolderError) and "was not written by simlab" in str(result.exception)
+    assert (mine / "thesis.tex").read_text() == "years of work"
+    assert not list(tmp_path.glob(".mine.*")), "nothing new beside it either"
+
+
+def test_overwrite_keeps_a_user_file_inside_a_run_folder_and_replaces_a_clean_one(tmp_path):
+    out = tmp_path / "run"
+    assert _run(out).exit_code == 0
+    assert (out / ".simlab-files").is_file() and "meta.json" in (out / ".simlab-files").read_text()
+    (out / "notes.txt").write_text("my notes")
+    result = _run(out, DEMO, "--overwrite")
+    assert isinstance(result.exception, RunFolderError)
+    assert "holds files simlab did not write: notes.txt" in str(result.exception)
+    assert (out / "notes.txt").read_text() == "my notes"
+    (out / "notes.txt").unlink()
+    first = json.loads((out / "meta.json").read_text())["seconds"]
+    assert _run(out, DEMO, "--overwrite").exit_code == 0  # a folder simlab wrote, and nothing else: replaced
+    assert (out / "meta.json").is_file() and json.loads((out / "meta.json").read_text())["seconds"] >= 0 <= first
+
+
+def test_data_convert_overwrite_never_deletes_the_source(tmp_path):
+    src = tmp_path / "cran"
+    src.mkdir()
+    (src / "cran.all.1400").write_text(".I 1\n.T\nt\n.W\nw\n")
+    before = _snapshot(src)
+    result = CliRunner().invoke(app, ["data", "convert", "glasgow", str(src), "--out", str(src), "--overwrite"])
+    assert isinstance(result.exception, RunFolderError) and "holds, the input" in str(result.exception)
+    assert _snapshot(src) == before
+
+
+def test_a_live_lock_refuses_at_once_and_a_dead_ones_is_taken_over(tmp_path):
+    import socket
+
+    out = tmp_path / "run"
+    lock = tmp_path / ".run.lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "2026-01-01 10:00:00"}))
+    result = _run(out)
+    assert isinstance(result.exception, RunFolderError) and result.exception.exit_code == 2
+    assert f"another simlab process (pid {os.getpid()}, started 2026-01-01 10:00:00)" in str(result.exception)
+    assert not out.exists() and lock.exists()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    lock.write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "started": "2026-01-01 10:00:00"}))
+    assert _run(out).exit_code == 0
+    assert (out / "meta.json").is_file() and not lock.exists()
+
+
+def test_partial_folders_of_a_killed_run_are_removed_by_the_next_run(tmp_path):
+    out = tmp_path / "run"
+    partial = tmp_path / ".run.partial-dead1234"
+    (partial / "model").mkdir(parents=True)
+    (partial / "model" / "weights.bin").write_bytes(b"0" * 1000)
+    assert _run(out).exit_code == 0
+    assert not partial.exists() and (out / "meta.json").is_file()
+
+
+def _cli(out: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "simlab", "run", str(ROOT / "examples" / "dense.yaml"), "--out", str(out)]
+    cmd += ["--set", f"data.path={DEMO}", "--set", "tracking.mlflow=false", "--set", "train.epochs=20", *extra]
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 120) -> None:
+    end = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < end, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+def test_two_runs_into_one_out_the_second_fails_at_once_and_ctrl_c_keeps_nothing(tmp_path):
+    out = tmp_path / "run"
+    first = _cli(out)
+    try:
+        _wait_for(tmp_path / ".run.lock", first)
+        second = subprocess.run(
+            [sys.executable, "-m", "simlab", "run", str(ROOT / "examples" / "dense.yaml"), "--out", str(out),
+             "--set", f"data.path={DEMO}", "--set", "tracking.mlflow=false"],
+            capture_output=True, text=True, timeout=120, env=os.environ | {"HF_HUB_OFFLINE": "1"},
+        )  # fmt: skip
+        assert second.returncode == 2, second.stderr
+        assert f"being written by another simlab process (pid {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130, err
+    assert "interrupted: the unfinished run folder was not kept" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.glob(".run*")), list(tmp_path.iterdir())
