@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path: Path, text: str) -> Path:
+    """`text` as exp.yaml, with a `data.path` unless it gives one (the one field without a default)."""
     path = tmp_path / "exp.yaml"
-    path.write_text(text)
+    path.write_text(text if "data:" in text else f"data:\n  path: examples/demo\n{text}")
     return path
 
 
@@ -57,9 +58,31 @@ def test_bad_metric_name(tmp_path):
         load_config(write(tmp_path, "eval:\n  metrics: [ndcg@10, bleu]\n"))
 
 
+def test_a_config_without_data_path_is_refused_not_run_on_the_demo(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text("name: mine\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml: data: missing; give it in the config or with --set data\.path="):
+        load_config(path)
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path):
+    path = write(tmp_path, "train:\n  epochs: 1\n  epochs: 2\n")
+    with pytest.raises(
+        ConfigError, match=r"exp\.yaml:5: not valid YAML \(duplicate key 'epochs' \(first on line 4\)\)"
+    ):
+        load_config(path)
+
+
+def test_a_config_that_is_not_utf8_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_bytes(b"data:\n  path: x\nname: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"exp\.yaml:3: not UTF-8 text \(byte 25\); save the config as UTF-8"):
+        load_config(path)
+
+
 def test_invalid_yaml_names_line(tmp_path):
-    with pytest.raises(ConfigError, match=r"exp\.yaml:2: not valid YAML"):
-        load_config(write(tmp_path, "train:\n\tepochs: 3\n"))
+    with pytest.raises(ConfigError, match=r"exp\.yaml:4: not valid YAML"):
+        load_config(write(tmp_path, "data:\n  path: x\ntrain:\n\tepochs: 3\n"))
 
 
 def test_missing_file():
@@ -83,7 +106,7 @@ def test_set_unknown_key_and_malformed(tmp_path):
 
 
 def test_resolved_dump_round_trips():
-    cfg = load_config(None, ["train.epochs=4"])
+    cfg = load_config(None, ["data.path=examples/demo", "train.epochs=4"])
     again = RetrievalConfig.model_validate(yaml.safe_load(cfg.to_yaml()))
     assert again == cfg
 

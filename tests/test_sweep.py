@@ -69,20 +69,20 @@ def test_a_list_of_lists_sweeps_a_list_typed_field():
 
 
 def test_load_sweep_validates_every_point_and_single_configs_give_one_unnamed_point():
-    ((name, cfg),) = load_sweep(None, ["train.epochs=3"])
+    ((name, cfg),) = load_sweep(None, ["data.path=x", "train.epochs=3"])
     assert name == "" and cfg.train.epochs == 3
-    points = load_sweep(None, ["train.epochs=[1,2]", "eval.k=[5,10,20]"])
+    points = load_sweep(None, ["data.path=x", "train.epochs=[1,2]", "eval.k=[5,10,20]"])
     assert len(points) == 6 and [c.eval.k for _, c in points[:3]] == [5, 10, 20]
     assert points[-1] == ("epochs=2,k=20", points[-1][1]) and points[-1][1].train.epochs == 2
 
 
 def test_a_bad_value_in_one_grid_point_fails_naming_file_point_and_field(tmp_path):
     path = tmp_path / "exp.yaml"
-    path.write_text("train:\n  batch_size: [8, 1]\n")
+    path.write_text("data:\n  path: x\ntrain:\n  batch_size: [8, 1]\n")
     with pytest.raises(ConfigError, match=r"exp\.yaml \[batch_size=1\]: train\.batch_size: .*greater than or equal"):
         load_sweep(path)
     with pytest.raises(ConfigError, match=r"\[metrics=bleu\]: eval\.metrics"):
-        load_sweep(None, ["eval.metrics=[[ndcg@10],[bleu]]"])
+        load_sweep(None, ["data.path=x", "eval.metrics=[[ndcg@10],[bleu]]"])
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,10 @@ def _format_error(source: str, err: ValidationError, schema: type[BaseModel]) ->
     for e in err.errors():
         loc = tuple(e["loc"])
         dotted = ".".join(str(p) for p in loc) or "(top level)"
-        if e["type"] == "extra_forbidden":
+        if e["type"] == "missing":
+            example = f"{dotted}.path" if dotted == "data" else dotted
+            lines.append(f"{source}: {dotted}: missing; give it in the config or with --set {example}=...")
+        elif e["type"] == "extra_forbidden":
             valid = _fields_of(schema, loc[:-1])
             lines.append(f"{source}: {dotted}: unknown field; valid fields here: {', '.join(valid)}")
         else:
@@ -80,6 +83,25 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return out
 
 
+def _unique_keys_loader():
+    """A YAML SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+    import yaml
+
+    class UniqueKeys(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first on line {seen[key] + 1})", key_node.start_mark
+                    )
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeys
+
+
 def read_raw(path: str | Path | None, overrides: list[str]) -> tuple[str, dict]:
     """The config file as a plain dict with the overrides applied, and its name for messages."""
     import yaml
@@ -92,7 +114,12 @@ def read_raw(path: str | Path | None, overrides: list[str]) -> tuple[str, dict]:
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the config as UTF-8") from None
+        try:
+            raw = yaml.load(text, Loader=_unique_keys_loader()) or {}
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f":{mark.line + 1}" if mark else ""

@@ -17,7 +17,7 @@ SPARSE_ONLY = ["model.sparse", "train.splade", "index.sparse_approximate", "inde
 class CollectionExperiment(Experiment):
     """The sections of a retrieval run over a collection, dense (`RetrievalConfig`) or sparse (`SparseConfig`)."""
 
-    data: DataConfig = DataConfig()
+    data: DataConfig
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     index: IndexConfig = IndexConfig()
