@@ -147,3 +147,13 @@ def test_two_runs_into_one_out_the_second_fails_at_once_and_ctrl_c_keeps_nothing
     assert first.returncode == 130, err
     assert "interrupted: the unfinished run folder was not kept" in err and "Traceback" not in err
     assert not out.exists() and not list(tmp_path.glob(".run*")), list(tmp_path.iterdir())
+
+
+def test_an_empty_query_is_refused(tmp_path):
+    from simlab.errors import DataError
+
+    out = tmp_path / "run"
+    assert _run(out).exit_code == 0
+    result = CliRunner().invoke(app, ["search", str(out), "  "])
+    assert isinstance(result.exception, DataError) and result.exception.exit_code == 2
+    assert "the query is empty" in str(result.exception)
