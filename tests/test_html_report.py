@@ -11,7 +11,7 @@ import pytest
 
 from simlab.errors import ConfigError
 from simlab.experiments.html_report import build_report
-from simlab.experiments.report_figures import _curve
+from simlab.experiments.report_figures import threshold_curve
 from simlab.tasks import load_config, load_sweep
 
 
@@ -119,12 +119,12 @@ def test_pair_labels_recovered_from_correct_give_the_runs_f1(pairs_run):
     """label = (score >= thr) == correct: the F1 at the frozen threshold is metrics.json's."""
     import json
 
-    from simlab.experiments.html_report import _read_run
-    from simlab.experiments.report_figures import _pair_scores
+    from simlab.experiments.html_report import read_run_data
+    from simlab.experiments.report_figures import pair_scores_of
 
-    run = _read_run(pairs_run, pairs_run.name)
-    s, y, thr = _pair_scores(run)
-    t, _, _, f1 = _curve(s, y)
+    run = read_run_data(pairs_run, pairs_run.name)
+    s, y, thr = pair_scores_of(run)
+    t, _, _, f1 = threshold_curve(s, y)
     at = t[t >= thr].min()
     expected = json.loads((pairs_run / "metrics.json").read_text())["trained"]["f1"]
     assert f1[list(t).index(at)] == pytest.approx(expected, abs=1e-6)
@@ -133,7 +133,7 @@ def test_pair_labels_recovered_from_correct_give_the_runs_f1(pairs_run):
 def test_curve_on_a_hand_checked_example():
     import numpy as np
 
-    t, p, r, f1 = _curve(np.array([0.9, 0.8, 0.8, 0.1]), np.array([True, False, True, False]))
+    t, p, r, f1 = threshold_curve(np.array([0.9, 0.8, 0.8, 0.1]), np.array([True, False, True, False]))
     assert list(t) == [0.9, 0.8, 0.1]
     assert list(p) == pytest.approx([1.0, 2 / 3, 0.5]) and list(r) == pytest.approx([0.5, 1.0, 1.0])
     assert f1[0] == pytest.approx(2 / 3)

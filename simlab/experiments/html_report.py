@@ -193,7 +193,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_run(folder: Path, name: str) -> RunData:
+def read_run_data(folder: Path, name: str) -> RunData:
     def load(file: str, default: Any) -> Any:
         p = folder / file
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else default
@@ -215,7 +215,7 @@ def collect_runs(path: Path) -> tuple[list[RunData], dict[str, list]]:
     record = {} if (path / "meta.json").is_file() else read_sweep(path)
     folders = [path / r["name"] for r in record.get("runs", []) if (path / r["name"] / "meta.json").is_file()]
     folders = folders or find_runs(path)
-    return [_read_run(f, f.name) for f in folders], dict(record.get("axes", {}))
+    return [read_run_data(f, f.name) for f in folders], dict(record.get("axes", {}))
 
 
 def build_report(path: Path, baseline: str | None = None) -> Report:

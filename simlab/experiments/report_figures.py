@@ -70,7 +70,7 @@ def report_figures(runs: list[RunData], axes: dict[str, list], task: Task) -> li
     if "speed" in task.figures and any(r.speed for r in runs):
         figures.append(_quality_vs_speed(runs))
     if "scores" in task.figures:
-        scored = [(r, *_pair_scores(r)) for r in runs]
+        scored = [(r, *pair_scores_of(r)) for r in runs]
         scored = [s for s in scored if len(s[1])]
         if scored:
             figures += [_precision_recall(scored), _threshold_curves(scored)]
@@ -163,7 +163,7 @@ def _quality_vs_speed(runs: list[RunData]) -> Figure:
     return Figure("quality_vs_speed", f"{metric} against QPS of the flat (exact) and approximate indexes", _png(fig))
 
 
-def _pair_scores(run: RunData) -> tuple[np.ndarray, np.ndarray, float]:
+def pair_scores_of(run: RunData) -> tuple[np.ndarray, np.ndarray, float]:
     """The trained system's test scores, labels (`(score >= thr) == correct`) and frozen threshold."""
     rows = read_run(run.folder).get(run.system, {})
     scores, correct = rows.get("score", {}), rows.get("correct", {})
@@ -174,7 +174,7 @@ def _pair_scores(run: RunData) -> tuple[np.ndarray, np.ndarray, float]:
     return s, (s >= thr) == c, thr
 
 
-def _curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+def threshold_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
     """Precision, recall and F1 when predicting `score >= t`, for every distinct score t, descending."""
     order = np.argsort(-scores, kind="stable")
     s, y = scores[order], labels[order].astype(float)
@@ -192,7 +192,7 @@ def _precision_recall(scored: list) -> Figure:
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     for run, s, y, thr in scored:
-        _, p, rec, _ = _curve(s, y)
+        _, p, rec, _ = threshold_curve(s, y)
         ax.plot(rec, p, label=run.name)
         at = s >= thr
         tp = float((at & y).sum())
@@ -217,7 +217,7 @@ def _threshold_curves(scored: list) -> Figure:
     rows = -(-n // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 3.6 * rows), squeeze=False)
     for ax, (run, s, y, thr) in zip(axes.flat, scored):
-        t, p, rec, f1 = _curve(s, y)
+        t, p, rec, f1 = threshold_curve(s, y)
         for values, label in ((f1, "F1"), (p, "precision"), (rec, "recall")):
             ax.plot(t, values, label=label)
         ax.axvline(thr, color="k", linestyle="--", label=f"frozen threshold {thr:.3f}")

@@ -21,12 +21,12 @@ def search_run(run_dir: Path, query: str, k: int = 10, index_name: str = "traine
     from sentence_transformers import SentenceTransformer
 
     from simlab.data.loader import load_collection
-    from simlab.index.dense import load
     from simlab.errors import DataError
+    from simlab.index.dense import load
     from simlab.tasks.skeleton import run_task
 
     if not query.strip():
-        raise DataError("the query is empty; give the text to search for (simlab search RUN \"text\")")
+        raise DataError('the query is empty; give the text to search for (simlab search RUN "text")')
     run_dir = Path(run_dir)
     meta_path = run_dir / "meta.json"
     run_task(run_dir, "search")
