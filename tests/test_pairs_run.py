@@ -233,9 +233,10 @@ def test_interrupted_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setattr(pairs_module, "pair_scores", real_scores)
 
     summary = run_experiment(load_config(None, [*base, "train.epochs=3", "train.resume=true"]), out)
-    assert [h["epoch"] for h in summary.history] == [3]  # epochs 1-2 came from the checkpoint
+    assert [h["epoch"] for h in summary.history] == [1, 2, 3]  # 1-2 trained before, kept beside the checkpoints
+    assert json.loads((out / "meta.json").read_text())["resumed_from"]["epoch"] == 2
     assert not checkpoint_dir(out).exists()
-    with pytest.raises(ConfigError, match="holds no checkpoint"):
+    with pytest.raises(ConfigError, match="holds no complete checkpoint"):
         run_experiment(load_config(None, [*base, "train.resume=true"]), tmp_path / "other")
 
 

@@ -157,3 +157,67 @@ def test_an_empty_query_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["search", str(out), "  "])
     assert isinstance(result.exception, DataError) and result.exception.exit_code == 2
     assert "the query is empty" in str(result.exception)
+
+
+def _toy_collection(tmp_path: Path) -> Path:
+    from test_run_e2e import make_collection
+
+    from simlab.data.beir import write_beir
+
+    write_beir(make_collection(), tmp_path / "beir")
+    return tmp_path / "beir"
+
+
+def _dense_args(data: Path) -> list[str]:
+    sets = [f"data.path={data}", "train.epochs=3", "train.batch_size=8", "eval.systems=[trained]"]
+    sets += ["index.approximate=[]", "tracking.mlflow=false", "train.hard_negatives.source=none"]
+    return [arg for s in sets for arg in ("--set", s)]
+
+
+def test_a_killed_dense_run_resumes_to_the_uninterrupted_metrics(tmp_path):
+    data = _toy_collection(tmp_path)
+    config = str(ROOT / "examples" / "dense.yaml")
+    whole = CliRunner().invoke(app, ["run", config, "--out", str(tmp_path / "whole"), *_dense_args(data)])
+    assert whole.exit_code == 0, whole.output
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "simlab", "run", config, "--out", str(out), *_dense_args(data)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ | {"HF_HUB_OFFLINE": "1"}
+    )
+    ckpts = tmp_path / ".killed.checkpoints"
+    end = time.monotonic() + 300
+    while not list(ckpts.glob("checkpoint-*/trainer_state.json")):  # epoch 1 is saved: kill it now
+        assert proc.poll() is None and time.monotonic() < end, proc.stderr.read()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()
+    changed = CliRunner().invoke(
+        app,
+        [
+            "run",
+            config,
+            "--out",
+            str(out),
+            *_dense_args(data),
+            "--set",
+            "train.resume=true",
+            "--set",
+            "train.learning_rate=0.1",
+        ],
+    )
+    assert "train.resume: the interrupted run" in str(changed.exception) and "train.learning_rate differ" in str(
+        changed.exception
+    )
+    resumed = CliRunner().invoke(
+        app, ["run", config, "--out", str(out), *_dense_args(data), "--set", "train.resume=true"]
+    )
+    assert resumed.exit_code == 0, resumed.output
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["resumed_from"]["epoch"] >= 1
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    want = json.loads((tmp_path / "whole" / "metrics.json").read_text())["trained.flat"]
+    got = json.loads((out / "metrics.json").read_text())["trained.flat"]
+    assert got == pytest.approx(want, abs=1e-6)
+    assert not ckpts.exists() and not list(tmp_path.glob(".killed.*"))

@@ -133,8 +133,8 @@ class PairTrainConfig(Section):
     )
     resume: bool | str = Field(
         False,
-        description="true: continue from the last checkpoint an interrupted run to the same --out left; "
-        "or a trainer checkpoint folder.",
+        description="true: continue from the last complete checkpoint an interrupted run to the same --out left "
+        "beside it (the config may differ in train.epochs only); or a trainer checkpoint folder.",
     )
     seed: int = 42
 

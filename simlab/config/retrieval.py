@@ -102,6 +102,11 @@ class TrainConfig(Section):
     report_to: list[str] = Field(
         [], description="Trainer integrations besides simlab's own MLflow run: tensorboard, wandb, clearml, ..."
     )
+    resume: bool | str = Field(
+        False,
+        description="true: continue from the last complete checkpoint an interrupted run to the same --out left "
+        "beside it (the config may differ in train.epochs only); or a trainer checkpoint folder.",
+    )
 
 
 class HNSWConfig(Section):

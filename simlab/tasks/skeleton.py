@@ -42,6 +42,49 @@ def inputs_of(cfg: Experiment) -> list[str]:
     return [data] if data else []
 
 
+def note_resume(result, summary: RunSummary) -> None:
+    """Record in meta.json and the notes that training continued from an interrupted run's checkpoint."""
+    if result.resumed_from:
+        summary.meta["resumed_from"] = result.resumed_from
+        summary.notes.append(
+            f"Resumed from {Path(result.resumed_from['checkpoint']).name} (epoch {result.resumed_from['epoch']}) "
+            "of an interrupted run; the history holds the epochs before it too."
+        )
+
+
+RESUMABLE = {"train.epochs", "train.resume"}
+"""What a resumed run may change against the interrupted one."""
+
+
+def check_resume(out: Path, cfg: Experiment) -> None:
+    """Keep the config beside the checkpoints of a run that trains; a run with `train.resume` must have the
+    config of the run it continues, but for `RESUMABLE` fields.
+
+    Raises:
+        ConfigError: the config differs (the message names the fields).
+    """
+    import yaml
+
+    from simlab.config.loading import flat
+    from simlab.errors import ConfigError
+
+    train = getattr(cfg, "train", None)
+    if train is None or not hasattr(train, "resume"):
+        return
+    stored = checkpoint_dir(out) / "config.yaml"
+    if train.resume is not False and stored.is_file():
+        old = flat(yaml.safe_load(stored.read_text(encoding="utf-8")) or {})
+        new = flat(cfg.model_dump(mode="json"))
+        changed = sorted(k for k in old.keys() | new.keys() if k not in RESUMABLE and old.get(k) != new.get(k))
+        if changed:
+            raise ConfigError(
+                f"train.resume: the interrupted run to {out} had another config ({', '.join(changed)} differ); "
+                "a resumed run may change train.epochs only: use its config, or set train.resume: false"
+            )
+    elif train.resume is False:
+        fsutil.write_text(stored, cfg.to_yaml())
+
+
 def check_out(out: Path, cfg: Experiment, overwrite: bool) -> None:
     """Refuse an existing run folder unless `overwrite`, and then unless simlab wrote it and it holds nothing
     else and no input (`simlab.fsutil.check_replaceable`): checked before any work."""
@@ -85,11 +128,17 @@ def execute(task: Task, cfg: Experiment, out: Path, overwrite: bool = False) -> 
     check_out(out, cfg, overwrite)
     t0 = time.perf_counter()
     summary = task.new_summary(cfg, out)
-    with fsutil.staged_dir(out, overwrite=overwrite, inputs=inputs_of(cfg)) as tmp:
-        fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
-        task.run(cfg, summary, tmp)
-        summary.seconds = time.perf_counter() - t0
-        write_common_files(task, summary, tmp)
+    with fsutil.staged_dir(out, overwrite=overwrite, inputs=inputs_of(cfg)) as tmp:  # holds the --out lock
+        try:
+            fsutil.write_text(tmp / "config.yaml", cfg.to_yaml())
+            check_resume(out, cfg)
+            task.run(cfg, summary, tmp)
+            summary.seconds = time.perf_counter() - t0
+            write_common_files(task, summary, tmp)
+        except BaseException:
+            if not any(checkpoint_dir(out).rglob("trainer_state.json")):  # nothing to resume from: nothing kept
+                shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
+            raise
         shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)
     shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
     return summary

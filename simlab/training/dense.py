@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from simlab.config.metrics import parse_metric
 from simlab.data.pairs import DevSet
 from simlab.training.mining import MinedPairs
-from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, training_args
+from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, resume_checkpoint, training_args
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -150,6 +150,6 @@ def train_dense(
         lambda metrics: {f"dev_{k[len(prefix) :]}": float(v) for k, v in metrics.items() if k.startswith(prefix)},
         line=lambda record: dev_line(record, cfg.best_by),
     )
-    result.seconds = fit(trainer, history)
+    result.seconds = fit(trainer, history, resume_checkpoint(cfg.resume, work_dir), result)
     result.best_epoch = best_epoch(result.history, history_key(cfg.best_by))
     return result

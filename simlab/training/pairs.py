@@ -18,7 +18,7 @@ import numpy as np
 
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
 from simlab.training.pair_losses import LOSSES
-from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, training_args
+from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, resume_checkpoint, training_args
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -106,25 +106,6 @@ def _val_line(record: dict) -> str:
     return f"{line}, {record['seconds']:.1f} s"
 
 
-def _resume_from(resume: bool | str, work_dir: Path) -> str | None:
-    """`train.resume` as the trainer wants it: a checkpoint folder, or None to start afresh."""
-    if resume is False:
-        return None
-    if resume is True:
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
-        if last is None:
-            from simlab.errors import ConfigError
-
-            raise ConfigError(
-                f"train.resume: true, but {work_dir} holds no checkpoint (the run to this --out finished, or "
-                "never trained); set train.resume: false to start afresh"
-            )
-        return last
-    return str(resume)
-
-
 def train_pairs(
     model: SentenceTransformer,
     train: PairSet,
@@ -180,6 +161,6 @@ def train_pairs(
         fields=lambda logs: {"learning_rate": float(logs[-1]["learning_rate"]) if logs else None},
         epoch_offset=epoch_offset,
     )
-    result.seconds = fit(trainer, history, _resume_from(cfg.resume, work_dir))
+    result.seconds = fit(trainer, history, resume_checkpoint(cfg.resume, work_dir), result)
     result.best_epoch = best_epoch(result.history, f"val_{cfg.best_by}")
     return result

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from simlab.data.pairs import DevSet
 from simlab.training.dense import evaluator_key, history_key, ir_evaluator_kwargs
 from simlab.training.mining import MinedPairs
-from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, mean, training_args
+from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, mean, resume_checkpoint, training_args
 
 if TYPE_CHECKING:
     from sentence_transformers import SparseEncoder
@@ -166,7 +166,7 @@ def train_sparse(
         fields=_active_dims,
         echo=echo,
     )
-    result.seconds = fit(trainer, history)
+    result.seconds = fit(trainer, history, resume_checkpoint(cfg.resume, work_dir), result)
     result.negatives_per_query = float(min(cfg.batch_size, len(dataset)) * (1 + n_hard) - 1)
     result.best_epoch = best_epoch(result.history, history_key(cfg.best_by))
     return result

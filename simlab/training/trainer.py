@@ -30,7 +30,8 @@ class TrainResult:
     epoch with its evaluation); `best_epoch`: the epoch whose weights the model keeps (None when no
     epoch was evaluated); `seconds`: wall time. Retrieval training also counts its pairs, processes
     and negatives per query; SPLADE adds its progress records (`steps`) and `notes` for the report;
-    the head the time of embedding its texts once (`encode_seconds`).
+    the head the time of embedding its texts once (`encode_seconds`). `resumed_from`: the checkpoint
+    (`{"checkpoint": path, "epoch": n}`) an interrupted run continued from, or None.
     """
 
     history: list[dict] = field(default_factory=list)
@@ -42,6 +43,7 @@ class TrainResult:
     steps: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     encode_seconds: float = 0.0
+    resumed_from: dict | None = None
 
     @property
     def epoch_seconds(self) -> list[float]:
@@ -188,12 +190,82 @@ def epoch_history(
     return EpochHistory()
 
 
-def fit(trainer, callback, resume_from: str | None = None) -> float:
-    """Train with `callback` (`epoch_history`) in place of the trainer's progress bar; the wall seconds."""
-    from transformers.trainer_callback import ProgressCallback
+HISTORY = "history.jsonl"
+"""The epochs trained so far, kept beside the checkpoints (`work_dir`) so that a resumed run's history is whole."""
+
+
+def _checkpoints(work_dir: Path) -> list[Path]:
+    """The trainer's `checkpoint-<step>` folders in `work_dir`, by step."""
+    found = [p for p in Path(work_dir).glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def resume_checkpoint(resume: bool | str, work_dir: Path) -> str | None:
+    """`train.resume` as the trainer wants it: a checkpoint folder, or None to start afresh.
+
+    `true` takes the last complete checkpoint in `work_dir`: the trainer writes `trainer_state.json`
+    last, so a checkpoint without it was cut off while being saved; it is removed and the one
+    before it is taken.
+
+    Raises:
+        ConfigError: `true` but no complete checkpoint; a given folder that is not a checkpoint.
+    """
+    from simlab.errors import ConfigError
+
+    if resume is False:
+        return None
+    if resume is not True:
+        if not (Path(resume) / "trainer_state.json").is_file():
+            raise ConfigError(f"train.resume: {resume} is not a complete trainer checkpoint (no trainer_state.json)")
+        return str(resume)
+    for checkpoint in reversed(_checkpoints(work_dir)):
+        if (checkpoint / "trainer_state.json").is_file():
+            return str(checkpoint)
+        import shutil
+
+        shutil.rmtree(checkpoint, ignore_errors=True)  # cut off while being saved: never resumed from
+    raise ConfigError(
+        f"train.resume: true, but {work_dir} holds no complete checkpoint (the run to this --out finished, or "
+        "never finished an epoch); set train.resume: false to start afresh"
+    )
+
+
+def _save_history(result: TrainResult, work_dir: Path) -> None:
+    import json
+
+    from simlab.fsutil import write_text
+
+    write_text(Path(work_dir) / HISTORY, "".join(json.dumps(h) + "\n" for h in result.history))
+
+
+def fit(trainer, callback, resume_from: str | None = None, result: TrainResult | None = None) -> float:
+    """Train with `callback` (`epoch_history`) in place of the trainer's progress bar; the wall seconds.
+
+    With `result`, the history so far is kept beside the checkpoints after every epoch; resuming
+    from a checkpoint puts the epochs before it back into `result.history` and records
+    `result.resumed_from`, so the history of a resumed run is the whole run's.
+    """
+    import json
+
+    from transformers.trainer_callback import ProgressCallback, TrainerCallback
+
+    work_dir = Path(trainer.args.output_dir)
+    if result is not None and resume_from is not None:
+        state = json.loads((Path(resume_from) / "trainer_state.json").read_text(encoding="utf-8"))
+        done = round(state.get("epoch") or 0)
+        saved = work_dir / HISTORY
+        lines = saved.read_text(encoding="utf-8").splitlines() if saved.is_file() else []
+        result.history[:0] = [h for h in map(json.loads, lines) if h["epoch"] <= done]
+        result.resumed_from = {"checkpoint": str(resume_from), "epoch": done}
+
+    class KeepHistory(TrainerCallback):
+        def on_save(self, args, state, control, **kw):  # the epoch's record is complete when its checkpoint is
+            _save_history(result, work_dir)
 
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(callback)
+    if result is not None:
+        trainer.add_callback(KeepHistory())
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     return time.perf_counter() - t0

@@ -18,7 +18,7 @@ from simlab.tasks.base import RunSummary
 from simlab.tasks.pairs.config import PairsConfig
 from simlab.tasks.pairs.sets import build_pair_sets, pair_fields
 from simlab.tasks.pairs.systems import add_system, features, token_overlap
-from simlab.tasks.skeleton import checkpoint_dir
+from simlab.tasks.skeleton import checkpoint_dir, note_resume
 
 
 def pair_model(cfg: PairsConfig, n_fields: int = 1):
@@ -93,6 +93,7 @@ def _train(cfg: PairsConfig, model, data, sets, summary: RunSummary, folder: Pat
             model, sets["train"], sets["val"], round_cfg, ckpt / f"round-{r}", folder / "checkpoints", done
         )
         summary.history += result.history
+        note_resume(result, summary)
         done, seconds = done + epochs, seconds + result.seconds
     if len(_rounds(cfg)) > 1:
         summary.notes.append(

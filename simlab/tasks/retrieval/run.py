@@ -15,7 +15,7 @@ from simlab.errors import ConfigError
 from simlab.records import Collection, Queries, Run
 from simlab.tasks.base import RunSummary
 from simlab.tasks.retrieval.config import RetrievalConfig
-from simlab.tasks.skeleton import checkpoint_dir
+from simlab.tasks.skeleton import checkpoint_dir, note_resume
 
 log = logging.getLogger("simlab")
 
@@ -56,6 +56,7 @@ def train(cfg: RetrievalConfig, collection: Collection, folder: Path | None, sum
     if folder is None:
         return model
     summary.history = result.history
+    note_resume(result, summary)
     batch = f"batch size {cfg.train.batch_size}"
     if result.world_size > 1:
         batch = f"global batch {cfg.train.batch_size * result.world_size} over {result.world_size} processes"
@@ -147,8 +148,7 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, sparse_stage=No
             prefixes.append("zeroshot")
         if "trained" in systems and cfg.train.enabled:
             log.info("training %s", cfg.model.name)
-            work = checkpoint_dir(summary.folder) if distributed.is_distributed() else folder / ".checkpoints"
-            model = train(cfg, collection, folder, summary, work)
+            model = train(cfg, collection, folder, summary, checkpoint_dir(summary.folder))
             model_id = f"{cfg.model.name}+trained:{summary.folder.name}"
             add_dense("trained", model, model_id, cfg, collection, queries, folder / "indexes", summary, runs)
             prefixes.append("trained")

@@ -16,6 +16,7 @@ from simlab import fsutil
 from simlab.errors import ConfigError
 from simlab.records import Collection, Queries, Run
 from simlab.tasks.base import RunSummary
+from simlab.tasks.skeleton import checkpoint_dir, note_resume
 from simlab.tasks.sparse.config import SparseConfig
 from simlab.tasks.sparse.systems import sparse_systems
 
@@ -77,8 +78,9 @@ def _train(cfg: SparseConfig, collection: Collection, model, folder: Path, summa
 
     rows, dev, notes = training_rows(cfg, collection, model)
     summary.notes.extend(notes)
-    result = train_sparse(model, rows, dev, cfg.train, folder / ".checkpoints", uses_router(model))
+    result = train_sparse(model, rows, dev, cfg.train, checkpoint_dir(summary.folder), uses_router(model))
     summary.history = result.history
+    note_resume(result, summary)
     summary.notes.extend(result.notes)
     splade = cfg.train.splade
     summary.notes.append(
