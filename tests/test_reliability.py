@@ -221,3 +221,53 @@ def test_a_killed_dense_run_resumes_to_the_uninterrupted_metrics(tmp_path):
     got = json.loads((out / "metrics.json").read_text())["trained.flat"]
     assert got == pytest.approx(want, abs=1e-6)
     assert not ckpts.exists() and not list(tmp_path.glob(".killed.*"))
+
+
+@pytest.mark.parametrize("task", ["multilabel", "definitions"])
+def test_an_interrupted_hand_loop_resumes_to_the_uninterrupted_metrics(task, tmp_path, monkeypatch):
+    """The loops of multilabel and the definitions head: interrupted after epoch 2, resumed to the same numbers."""
+    from test_tasks_e2e import SETUPS
+
+    from simlab.experiments.runner import run_experiment
+    from simlab.tasks import load_config
+    from simlab.training.trainer import LoopCheckpoint
+
+    base = [*SETUPS[task](tmp_path), "tracking.mlflow=false", "train.epochs=3"]
+    if task == "multilabel":
+        base.append("train.max_steps=6")
+    whole = run_experiment(load_config(None, base), tmp_path / "whole")
+    save = LoopCheckpoint.save
+
+    def save_then_die(self, epoch, result):
+        save(self, epoch, result)
+        if epoch == 2:
+            raise KeyboardInterrupt  # as Ctrl-C (or a kill) right after the epoch's state was saved
+
+    monkeypatch.setattr(LoopCheckpoint, "save", save_then_die)
+    out = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(load_config(None, base), out)
+    assert not out.exists() and (tmp_path / ".cut.checkpoints" / LoopCheckpoint.FILE).is_file()
+    monkeypatch.setattr(LoopCheckpoint, "save", save)
+    resumed = run_experiment(load_config(None, [*base, "train.resume=true"]), out)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert json.loads((out / "meta.json").read_text())["resumed_from"]["epoch"] == 2
+    for system in whole.metrics:
+        assert resumed.metrics[system] == pytest.approx(whole.metrics[system], abs=1e-6), system
+    assert not (tmp_path / ".cut.checkpoints").exists()
+
+
+def test_a_checkpoint_cut_off_while_saving_is_never_resumed_from(tmp_path):
+    from simlab.errors import ConfigError
+    from simlab.training.trainer import resume_checkpoint
+
+    (tmp_path / "checkpoint-2").mkdir()
+    (tmp_path / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-4").mkdir()  # killed while saving: weights written, trainer_state.json not yet
+    (tmp_path / "checkpoint-4" / "model.safetensors").write_bytes(b"partial")
+    assert resume_checkpoint(True, tmp_path) == str(tmp_path / "checkpoint-2")
+    assert not (tmp_path / "checkpoint-4").exists()
+    assert resume_checkpoint(False, tmp_path) is None
+    shutil.rmtree(tmp_path / "checkpoint-2")
+    with pytest.raises(ConfigError, match="holds no complete checkpoint"):
+        resume_checkpoint(True, tmp_path)

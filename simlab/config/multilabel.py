@@ -67,6 +67,11 @@ class MultilabelTrainConfig(Section):
         "ap", description="Val metric that picks the best epoch (its weights are tested)."
     )
     max_steps: int | None = Field(None, ge=1, description="Stop each epoch after this many batches (smoke tests).")
+    resume: bool | str = Field(
+        False,
+        description="true: continue after the last finished epoch of an interrupted run to the same --out (its "
+        "state is kept beside it; the config may differ in train.epochs only); or such a state file.",
+    )
     seed: int = 42
 
 

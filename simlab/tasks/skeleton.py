@@ -85,6 +85,13 @@ def check_resume(out: Path, cfg: Experiment) -> None:
         fsutil.write_text(stored, cfg.to_yaml())
 
 
+def _resumable(folder: Path) -> bool:
+    """Whether `folder` holds a state a run can resume from: a trainer checkpoint or a loop's saved state."""
+    from simlab.training.trainer import LoopCheckpoint
+
+    return any(folder.rglob("trainer_state.json")) or any(folder.rglob(LoopCheckpoint.FILE))
+
+
 def check_out(out: Path, cfg: Experiment, overwrite: bool) -> None:
     """Refuse an existing run folder unless `overwrite`, and then unless simlab wrote it and it holds nothing
     else and no input (`simlab.fsutil.check_replaceable`): checked before any work."""
@@ -136,7 +143,7 @@ def execute(task: Task, cfg: Experiment, out: Path, overwrite: bool = False) -> 
             summary.seconds = time.perf_counter() - t0
             write_common_files(task, summary, tmp)
         except BaseException:
-            if not any(checkpoint_dir(out).rglob("trainer_state.json")):  # nothing to resume from: nothing kept
+            if not _resumable(checkpoint_dir(out)):  # nothing to resume from: nothing kept
                 shutil.rmtree(checkpoint_dir(out), ignore_errors=True)
             raise
         shutil.rmtree(tmp / ".checkpoints", ignore_errors=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ import torch
 from simlab.evaluation.multilabel import multilabel_metrics, tune_thresholds
 from simlab.models.multilabel import MultiLabelModel, to_pixels
 from simlab.training.schedulers import build_scheduler
-from simlab.training.trainer import BestWeights, TrainResult
+from simlab.training.trainer import BestWeights, LoopCheckpoint, TrainResult
 
 log = logging.getLogger("simlab")
 
@@ -84,11 +85,13 @@ def train_multilabel(
     scheduler_cfg,
     augment=None,
     progress: bool = True,
+    work_dir: Path | None = None,
 ) -> TrainResult:
     """Train `model` in place and load the weights of its best val epoch (by `train_cfg.best_by`).
 
     History per epoch: train_loss, val_loss, val_ap, val_f1_micro, val_f1_macro (at the val-tuned
-    global threshold, the epoch's thr*), val_threshold, lr, seconds.
+    global threshold, the epoch's thr*), val_threshold, lr, seconds. With `work_dir`, the loop's state is saved
+    there after every epoch and `train_cfg.resume` continues from it (`LoopCheckpoint`).
     """
     from tqdm.auto import tqdm
 
@@ -104,8 +107,10 @@ def train_multilabel(
     y_train_t = torch.from_numpy(y_train)
     result = TrainResult()
     best = BestWeights(f"val_{train_cfg.best_by}", higher=train_cfg.best_by != "loss")
+    checkpoint = LoopCheckpoint(work_dir, {"model": model}, optimizer, schedule, gen, best)
+    done = checkpoint.resume(train_cfg.resume, result)
     t_start = time.perf_counter()
-    for epoch in range(1, train_cfg.epochs + 1):
+    for epoch in range(done + 1, train_cfg.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=gen).numpy()
@@ -135,6 +140,7 @@ def train_multilabel(
             lr,
             row["seconds"],
         )
+        checkpoint.save(epoch, result)
     best.restore(model)
     model.eval()
     result.seconds = time.perf_counter() - t_start

@@ -269,3 +269,76 @@ def fit(trainer, callback, resume_from: str | None = None, result: TrainResult |
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     return time.perf_counter() - t0
+
+
+class LoopCheckpoint:
+    """Resume for the hand-written loops (multilabel, head): their whole state after each epoch.
+
+    `save(epoch, result)` writes the modules', optimizer's and schedule's states, the RNG states
+    (torch's and the loop's shuffling generator), the history and the best epoch's weights to
+    `work_dir/loop-state.pt`, atomically (a temp file renamed: a kill while saving leaves the
+    previous epoch's state). `resume(train.resume, result)` loads it back and returns the number of
+    epochs done (0: start afresh), so the loop goes on where it stopped, with the same numbers an
+    uninterrupted run makes. Without `work_dir` nothing is saved.
+    """
+
+    FILE = "loop-state.pt"
+
+    def __init__(self, work_dir: Path | None, modules: dict, optimizer, schedule, generator, best: BestWeights):
+        self.path = Path(work_dir) / self.FILE if work_dir is not None else None
+        self.modules, self.optimizer, self.schedule = modules, optimizer, schedule
+        self.generator, self.best = generator, best
+
+    def save(self, epoch: int, result: TrainResult) -> None:
+        if self.path is None:
+            return
+        import io
+
+        import torch
+
+        from simlab.fsutil import write_bytes
+
+        state = {
+            "epoch": epoch,
+            "modules": {name: m.state_dict() for name, m in self.modules.items()},
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "generator": self.generator.get_state(),
+            "history": result.history,
+            "best_epoch": result.best_epoch,
+            "best_states": self.best.states,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        write_bytes(self.path, buffer.getvalue())
+
+    def resume(self, resume: bool | str, result: TrainResult) -> int:
+        """Load the saved state when `resume` asks for it; the epochs done.
+
+        Raises:
+            ConfigError: `resume` asks for a state there is none of.
+        """
+        if resume is False:
+            return 0
+        import torch
+
+        from simlab.errors import ConfigError
+
+        path = self.path if resume is True else Path(resume)
+        if path is None or not path.is_file():
+            raise ConfigError(
+                f"train.resume: {resume}, but there is no saved state ({path or 'no checkpoint folder'}): the run to "
+                "this --out finished, or never finished an epoch; set train.resume: false to start afresh"
+            )
+        state = torch.load(path, map_location="cpu", weights_only=False)  # simlab's own file, written above
+        for name, module in self.modules.items():
+            module.load_state_dict(state["modules"][name])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.scheduler.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["generator"])
+        result.history, result.best_epoch = list(state["history"]), state["best_epoch"]
+        self.best.states = state["best_states"]
+        result.resumed_from = {"checkpoint": str(path), "epoch": state["epoch"]}
+        return state["epoch"]

@@ -26,6 +26,7 @@ from simlab.tasks.base import RunSummary
 from simlab.tasks.definitions.config import DefinitionsConfig
 from simlab.tasks.definitions.sets import context_pairs, text_fields, to_pair_set
 from simlab.tasks.pairs.systems import add_system, token_overlap
+from simlab.tasks.skeleton import checkpoint_dir, note_resume
 
 
 def context_encoder(cfg: DefinitionsConfig):
@@ -161,7 +162,8 @@ def run(cfg: DefinitionsConfig, summary: RunSummary, folder: Path) -> None:
     h = cfg.head
     torch.manual_seed(cfg.train.seed)  # the head's initial weights: reproducible whatever ran before
     head = PairHead(model.get_embedding_dimension(), h.kind, h.widths, h.features)
-    result = train_head(model, head, train, val, cfg.train, cfg.head)
+    result = train_head(model, head, train, val, cfg.train, cfg.head, checkpoint_dir(summary.folder))
+    note_resume(result, summary)
     summary.history = result.history
     scores = [head_scores(model, head, split) for split in (val, test)]
     test_m = add_system(summary, "trained", *scores, val, test, by)

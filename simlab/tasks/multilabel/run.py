@@ -30,6 +30,7 @@ from simlab.errors import ConfigError, RunFolderError
 from simlab.evaluation.multilabel import ITEM_METRICS
 from simlab.tasks.base import RunSummary
 from simlab.tasks.multilabel.config import MultilabelConfig
+from simlab.tasks.skeleton import checkpoint_dir, note_resume
 
 
 @dataclass
@@ -105,7 +106,7 @@ def _train(cfg: MultilabelConfig, splits, y, inputs, summary):
         summary.notes.append(f"weighted_bce pos_weight = (1 - prior) / prior from train: {weights}.")
     augment = cfg.data.augment if kind == "image" else None
     args = (inputs["train"], y["train"], inputs["val"], y["val"], loss_fn, cfg.train, cfg.scheduler, augment)
-    return model, train_multilabel(model, *args)
+    return model, train_multilabel(model, *args, work_dir=checkpoint_dir(summary.folder))
 
 
 def _score_systems(cfg: MultilabelConfig, systems: dict, y: dict, test_ids, vocab, summary) -> dict[str, list[float]]:
@@ -146,6 +147,7 @@ def run(cfg: MultilabelConfig, summary: MultilabelSummary, folder: Path) -> None
         )
     model, result = _train(cfg, splits, y, inputs, summary)
     summary.history = result.history
+    note_resume(result, summary)
     scores = {s: torch.sigmoid(predict_logits(model, inputs[s])).numpy() for s in ("val", "test")}
     prior = (y["train"] >= 0.5).mean(0)
     systems = {"prior": {s: np.tile(prior, (len(y[s]), 1)) for s in ("val", "test")}, "trained": scores}

@@ -8,7 +8,7 @@ test are the dataset's labelled pairs, or sampled per split for a records file w
 from __future__ import annotations
 
 from simlab.data.matching import MatchingDataset, Records
-from simlab.errors import ConfigError
+from simlab.errors import ConfigError, DataError
 from simlab.tasks.pairs.config import PairsConfig
 from simlab.training.pairs import PairSet
 
@@ -27,7 +27,10 @@ def pair_fields(cfg: PairsConfig, records: Records) -> list[str]:
     names = cfg.data.fields or [f for f in records.fields if f != cfg.data.group_field and f not in spans]
     missing = [f for f in names if f not in records.fields]
     if missing:
-        raise ConfigError(f"data.fields: {missing} not in {records.source}; fields are {sorted(records.fields)}")
+        raise ConfigError(
+            f"data.fields: {missing} not in {records.source}; fields are {sorted(records.fields)}; "
+            "set data.fields to some of them, or null for all"
+        )
     return [f for f in names if f != image] + ([image] if image else [])
 
 
@@ -104,6 +107,12 @@ def build_pair_sets(
     sets: dict[str, PairSet] = {}
     if data.kind == "pairs":
         fields = pair_fields(cfg, data.left)
+        absent = [f for f in fields if f not in data.right.fields]
+        if absent:
+            raise DataError(
+                f"{data.right.source}: no column {', '.join(absent)}, which {data.left.source} has; both tables "
+                "need the fields a record's text is made of: add the columns, or set data.fields to fields of both"
+            )
         for s in splits:
             if s != "train":
                 sets[s] = _labelled_set(data, s, getattr(limits, s), cfg, fields)
@@ -124,4 +133,22 @@ def build_pair_sets(
     records = data.left
     fields = pair_fields(cfg, records)
     split = group_split(records.groups, cfg.data.val_ratio, cfg.data.test_ratio, cfg.data.seed)
+    check_split(split, records, cfg)
     return {name: _sampled_set(records, split[name], cfg, name, fields, notes, model) for name in splits}
+
+
+def check_split(split: dict[str, list[int]], records: Records, cfg: PairsConfig) -> None:
+    """Every split of a group split holds records, checked before any pair is sampled or model trained.
+
+    Raises:
+        DataError: a split came out empty (the message names the file, the split and the fix).
+    """
+    n_groups = len(set(records.groups or ()))
+    for name in ("train", "val", "test"):
+        if not split[name]:
+            d = cfg.data
+            raise DataError(
+                f"{records.source}: the {name} split has no records ({len(records)} records in {n_groups} groups, "
+                f"data.val_ratio {d.val_ratio}, data.test_ratio {d.test_ratio}; no group is split across sides); "
+                "give more groups, or raise data.val_ratio / data.test_ratio"
+            )
