@@ -37,8 +37,8 @@ def read_beir(path: Path) -> Collection:
     a note).
 
     Raises:
-        DataError: a required file is missing, or a line is malformed (the message names
-            `file:line` and what was expected).
+        DataError: a required file is missing, the corpus is empty, or a line is malformed (the message
+            names `file:line` and what was expected).
     """
     path = Path(path)
     for name in (CORPUS_FILE, QUERIES_FILE):
@@ -49,6 +49,11 @@ def read_beir(path: Path) -> Collection:
         ids.append(_field(obj, "_id", where))
         titles.append(_field(obj, "title", where, default=""))
         texts.append(_field(obj, "text", where))
+    if not ids:
+        raise DataError(
+            f"{path / CORPUS_FILE}: the file is empty (no document); write one JSON object per document line, "
+            '{"_id": ..., "title": ..., "text": ...}.'
+        )
     corpus = Corpus(ids, texts, titles)
     qids, qtexts = [], []
     for where, obj in _iter_records(path / QUERIES_FILE, "query"):

@@ -81,7 +81,10 @@ class _Builder:
             raise DataError(f"{out} already exists; pass --overwrite or choose another folder.")
         for split, rows in self.pairs.items():
             if not rows:
-                raise DataError(f"{source}: the {split} split came out empty; check the source files.")
+                raise DataError(
+                    f"{source}: the {split} split came out empty; check the source files, or give more of them "
+                    "(splits are made by target word, so each split needs words of its own)."
+                )
         with staged_dir(out, overwrite=overwrite) as tmp:
             write_csv(tmp / TABLE_A, ("id", *self.left_columns), ((i, *row) for row, i in self.left.items()))
             write_csv(tmp / TABLE_B, ("id", *self.right_columns), ((i, *row) for row, i in self.right.items()))
@@ -119,9 +122,15 @@ def token_span(tokens: Sequence[str], index: int) -> tuple[int, int]:
 
 
 def _lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file, trailing blank lines dropped (a line not UTF-8 names `file:line`)."""
+    from simlab.data.lines import iter_lines
+
     if not path.is_file():
         raise DataError(f"{path}: file not found; the WiC-TSV layout has <split>_examples/definitions/labels.txt.")
-    return path.read_text(encoding="utf-8").replace("\r\n", "\n").rstrip("\n").split("\n")
+    lines = [line for _, line in iter_lines(path)]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _label(raw: str, where: str) -> int:
@@ -252,6 +261,44 @@ def _find_lemma(text: str, lemmas: Sequence[str]) -> tuple[str, int, int] | None
     return None
 
 
+def _read_oewn_yaml(path: Path) -> dict[str, dict]:
+    """One Open English WordNet YAML file: synset id -> synset (a mapping), checked.
+
+    Raises:
+        DataError: the file is not UTF-8 or not YAML (names `file:line`), or it is not a mapping
+            of synset ids to synsets.
+    """
+    import yaml
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not valid UTF-8 ({e.reason}); re-encode the file as UTF-8.") from None
+    try:
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise DataError(
+            f"{where}: not valid YAML ({problem}); an Open English WordNet file maps synset ids to synsets."
+        ) from None
+    if not isinstance(data, dict):
+        raise DataError(
+            f"{path}: a YAML {type(data).__name__}, not a mapping synset id -> synset; an Open English WordNet "
+            "file maps each synset id to its definition, example and members."
+        )
+    for sid, synset in data.items():
+        if not isinstance(synset, dict):
+            raise DataError(
+                f"{path}: synset {sid!r} is a {type(synset).__name__}, not a mapping; a synset has the keys "
+                "definition, example, members (lists)."
+            )
+    return data
+
+
 def build_oewn_pairs(
     src: str | Path,
     out: str | Path,
@@ -268,15 +315,13 @@ def build_oewn_pairs(
     target); it is paired with its synset's definition (label 1) and with up to `negatives`
     definitions of other synsets sharing that lemma (label 0). Examples are split by lemma.
     """
-    import yaml
-
     src, out = Path(src), Path(out)
     files = sorted((src / "src" / "yaml").glob("*.yaml")) or sorted(src.glob("*.yaml"))
     if not files:
         raise DataError(f"{src}: no *.yaml files (looked in {src / 'src' / 'yaml'} and {src}).")
     synsets: dict[str, dict] = {}
     for f in files:
-        synsets |= yaml.load(f.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+        synsets |= _read_oewn_yaml(f)
     senses: dict[str, list[str]] = {}
     for sid, s in synsets.items():
         for lemma in s.get("members", []):
@@ -290,6 +335,11 @@ def build_oewn_pairs(
             if found:
                 lemma, start, end = found
                 items.append((lemma.lower(), (text, lemma, start, end), sid))
+    if not items:
+        raise DataError(
+            f"{src}: no usage example holds one of its synset's lemmas in {', '.join(f.name for f in files)} "
+            f"({len(synsets)} synsets); give Open English WordNet files whose synsets have `example` and `members`."
+        )
     if max_examples and len(items) > max_examples:
         items = rng.sample(items, max_examples)
     split = group_split([lemma for lemma, _, _ in items], val_ratio, test_ratio, seed)

@@ -206,7 +206,10 @@ def read_records(
         fields = list(fields)
         missing = [f for f in fields if f not in columns]
         if missing:
-            raise DataError(f"{path}: field(s) {', '.join(missing)} not found; columns found: {', '.join(columns)}.")
+            raise DataError(
+                f"{path}: field(s) {', '.join(missing)} not found; columns found: {', '.join(columns)}. "
+                "Add the column(s), or choose fields among those found."
+            )
     fields = [f for f in fields if f != image_field]  # the image column comes last, as a path
     ids: list[str] = []
     values: dict[str, list[str]] = {f: [] for f in [*fields, *([image_field] if image_field else [])]}
@@ -302,12 +305,32 @@ def read_deepmatcher(folder: str | Path, image_field: str | None = None) -> Matc
     `valid.csv` becomes split `"val"`.
 
     Raises:
-        DataError: a file is missing, a pair names an unknown record, a label is not 0/1, or a
-            pair is labelled twice with different labels (messages name `file:line`).
+        DataError: a file is missing, the tables' columns differ, a pair names an unknown record,
+            a label is not 0/1, or a pair is labelled twice with different labels (messages name
+            `file:line`).
     """
     folder = Path(folder)
     files = [TABLE_A, TABLE_B, *DEEPMATCHER_FILES.values()]
-    return _read_tables_and_pairs(folder, {s: folder / f for s, f in DEEPMATCHER_FILES.items()}, files, image_field)
+    data = _read_tables_and_pairs(folder, {s: folder / f for s, f in DEEPMATCHER_FILES.items()}, files, image_field)
+    check_same_columns(data)
+    return data
+
+
+def check_same_columns(data: MatchingDataset) -> None:
+    """Both tables of a DeepMatcher dataset hold the same fields (a record's text is built alike on both sides).
+
+    Raises:
+        DataError: the tables' columns differ (the message names both files and the columns).
+    """
+    left, right = list(data.left.fields), list(data.right.fields)
+    if set(left) != set(right):
+        only_a = [c for c in left if c not in right]
+        only_b = [c for c in right if c not in left]
+        raise DataError(
+            f"{data.left.source} and {data.right.source}: the tables must have the same columns; only in "
+            f"{TABLE_A}: {', '.join(only_a) or '(none)'}; only in {TABLE_B}: {', '.join(only_b) or '(none)'}. "
+            "Rename or add the columns so both tables have the same ones."
+        )
 
 
 def _read_tables_and_pairs(

@@ -19,7 +19,6 @@ reported (`Splits.notes`) and dropped from those targets.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass, field
@@ -146,12 +145,10 @@ def _rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
     if path.suffix.lower() in (".jsonl", ".json"):
         return list(iter_jsonl(path, "item"))
     if path.suffix.lower() in (".csv", ".tsv"):
-        if not path.is_file():
-            raise DataError(f"{path}: file not found.")
-        delim = "\t" if path.suffix.lower() == ".tsv" else ","
-        with path.open(encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f, delimiter=delim)
-            return [(f"{path}:{reader.line_num}", row) for row in reader]
+        from simlab.data.table_rows import csv_rows
+
+        _, rows = csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else ",")  # a short or long row names its line
+        return [(f"{path}:{lineno}", row) for lineno, row in rows]
     raise DataError(f"{path}: unknown file type {path.suffix!r}; use .jsonl, .csv or .tsv.")
 
 
@@ -169,6 +166,21 @@ def _kind(cfg: MultilabelDataConfig, rows: list[tuple[str, dict]], path: Path) -
     )
 
 
+def _item_id(value: Any, field: str, where: str, seen: dict[str, str]) -> str:
+    """A row's id as a string ("" when it has none), unique in its file (`seen`: id -> line)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise DataError(
+            f"{where}: id {value!r} ({type(value).__name__}) in field {field!r}; an id is a string or a number."
+        )
+    rid = str(value).strip()
+    if rid in seen:
+        raise DataError(f"{where}: id {rid!r} already appeared on line {seen[rid]}; ids must be unique.")
+    seen[rid] = where.rsplit(":", 1)[1]
+    return rid
+
+
 def read_file(path: Path, cfg: MultilabelDataConfig, split: str = "") -> Items:
     """The items of one JSONL/CSV file (`split` forces every row's split)."""
     path = Path(path)
@@ -178,6 +190,7 @@ def read_file(path: Path, cfg: MultilabelDataConfig, split: str = "") -> Items:
     kind = _kind(cfg, rows, path)
     column = cfg.image_field if kind == "image" else cfg.text_field
     ids, inputs, labels, splits = [], [], [], []
+    seen: dict[str, str] = {}
     for n, (where, row) in enumerate(rows):
         value = row.get(column)
         if not isinstance(value, str) or not value.strip():
@@ -195,7 +208,7 @@ def read_file(path: Path, cfg: MultilabelDataConfig, split: str = "") -> Items:
         if raw_split and raw_split not in SPLIT_ALIASES:
             raise DataError(f"{where}: split {raw_split!r} is not one of {', '.join(sorted(SPLIT_ALIASES))}.")
         splits.append(SPLIT_ALIASES.get(raw_split, ""))
-        ids.append(str(row.get(cfg.id_field) or f"{path.stem}:{n + 1}"))
+        ids.append(_item_id(row.get(cfg.id_field), cfg.id_field, where, seen) or f"{path.stem}:{n + 1}")
         inputs.append(value)
     return Items(kind, ids, inputs, labels, splits, str(path))
 

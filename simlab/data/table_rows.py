@@ -17,8 +17,8 @@ from typing import Any
 from simlab.errors import DataError
 
 
-def csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """The header and the rows as (first line of the row, column -> value)."""
+def csv_rows(path: Path, delimiter: str = ",") -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The header and the rows as (first line of the row, column -> value); `delimiter` "\\t" reads TSV."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -28,7 +28,7 @@ def csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]
     except UnicodeDecodeError as e:
         lineno = raw[: e.start].count(b"\n") + 1
         raise DataError(f"{path}:{lineno}: not valid UTF-8 ({e.reason}); re-encode the file as UTF-8.") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows: list[tuple[int, dict[str, str]]] = []
     prev = 0
     try:
@@ -46,7 +46,7 @@ def csv_rows(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]
             if len(row) != len(header):
                 raise DataError(
                     f"{path}:{start}: {len(row)} fields, but the header has {len(header)} "
-                    f"({', '.join(header)}); quote values that contain commas."
+                    f"({', '.join(header)}); quote values that contain {'tabs' if delimiter == chr(9) else 'commas'}."
                 )
             rows.append((start, dict(zip(header, row))))
     except csv.Error as e:
