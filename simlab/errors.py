@@ -8,7 +8,11 @@ from __future__ import annotations
 
 
 class SimlabError(Exception):
-    """Base class: a problem the user can fix. The CLI prints it and exits with `exit_code`."""
+    """Base class: a problem the user can fix. The CLI prints it and exits with `exit_code`.
+
+    Every subclass below is a user mistake (a file, a field, an artifact) and exits with 2; exit
+    1 is left for bugs (any other exception).
+    """
 
     exit_code = 1
 
@@ -28,9 +32,13 @@ class DataError(SimlabError):
 class IndexMismatchError(SimlabError):
     """A saved index does not fit the model or query vectors it is used with."""
 
+    exit_code = 2
+
 
 class ModelLoadError(SimlabError):
     """A model name or path cannot be loaded (e.g. the Hugging Face hub is unreachable)."""
+
+    exit_code = 2
 
 
 class RunFolderError(SimlabError):

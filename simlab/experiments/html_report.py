@@ -194,16 +194,50 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def read_run_data(folder: Path, name: str) -> RunData:
-    def load(file: str, default: Any) -> Any:
-        p = folder / file
-        return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else default
+    """One run folder's config, metrics, speed and history, for the report.
 
-    config_file = folder / "config.yaml"
-    config = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    Raises:
+        RunFolderError: a file is not valid JSON / YAML, or not a mapping where one is expected
+            (the message names `file:line` and says to re-run).
+    """
+    config = _read(folder / "config.yaml", {}, lambda text: yaml.safe_load(text) or {})
     hist_file = folder / "history.jsonl"
-    lines = hist_file.read_text(encoding="utf-8").splitlines() if hist_file.is_file() else []
-    history = [json.loads(x) for x in lines if x.strip()]
-    return RunData(name, folder, config or {}, load("metrics.json", {}), load("speed.json", {}), history)
+    history = []
+    if hist_file.is_file():
+        for lineno, line in enumerate(_text(hist_file).splitlines(), start=1):
+            if line.strip():
+                history.append(_read(hist_file, {}, json.loads, line, lineno))
+    metrics = _read(folder / "metrics.json", {}, json.loads)
+    speed = _read(folder / "speed.json", {}, json.loads)
+    return RunData(name, folder, config, metrics, speed, history)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RunFolderError(f"{path}: not UTF-8 text ({e.reason}); the run folder is damaged, re-run it.") from None
+
+
+def _read(path: Path, default: dict, parse: Any, text: str | None = None, lineno: int = 0) -> dict:
+    """`path` (or one line of it, `text` at `lineno`) parsed with `parse`: a mapping, or `default` when absent."""
+    if text is None and not path.is_file():
+        return default
+    try:
+        value = parse(_text(path) if text is None else text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        line = lineno or getattr(e, "lineno", None) or getattr(getattr(e, "problem_mark", None), "line", -1) + 1
+        reason = getattr(e, "msg", None) or getattr(e, "problem", None) or type(e).__name__
+        kind = path.suffix[1:].upper()
+        raise RunFolderError(
+            f"{path}:{line}: not valid {kind} ({reason}); the run folder is damaged, re-run it."
+        ) from None
+    if not isinstance(value, dict):
+        raise RunFolderError(
+            f"{path}{f':{lineno}' if lineno else ''}: a {type(value).__name__}, not a mapping; the run folder is "
+            "damaged, re-run it."
+        )
+    return value
 
 
 def collect_runs(path: Path) -> tuple[list[RunData], dict[str, list]]:

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab import fsutil
-from simlab.errors import DataError, RunFolderError
+from simlab.errors import ConfigError, DataError, RunFolderError
 
 if TYPE_CHECKING:
-    from simlab.data.matching import Records
+    from simlab.data.matching import LabelledPairs, Records
     from simlab.tasks.pairs.config import PairsConfig
 
 SEARCH_BATCH = 1024
@@ -175,11 +175,14 @@ def match_tables(
     from simlab.index.dense import INDEX_TYPES
 
     t0 = time.perf_counter()
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"-k {k}: the number of candidates per left record must be at least 1")
     run_dir = Path(run_dir)
     cfg, frozen = read_pairs_run(run_dir)
     threshold = frozen if threshold is None else float(threshold)
     index_type = INDEX_TYPES[index]  # unknown name -> ConfigError listing the valid ones
     left, right, names = _read_tables(cfg, left_path, right_path, fields)
+    labels = _read_labels(labels_path, left, right) if labels_path is not None else None  # before any work
     a, b = _embed(run_dir, cfg, left, right, names, progress)  # (n_left, d), (n_right, d)
     distance = cfg.train.distance
     metric = "ip" if distance == "cosine" else "l2"
@@ -197,7 +200,7 @@ def match_tables(
 
     found = {(left.ids[i], right.ids[j]) for i, j in zip(li.tolist(), ri.tolist())}
     matched = {(left.ids[i], right.ids[j]) for i, j, _ in rows}
-    judged = _judge(labels_path, left, right, found, matched) if labels_path is not None else {}
+    judged = _judge(labels, found, matched) if labels is not None else {}
     return MatchReport(
         n_left=len(left),
         n_right=len(right),
@@ -301,11 +304,15 @@ def _id_key(rid: str) -> tuple[int, int, str]:
     return (0, int(rid), rid) if rid.isdigit() else (1, 0, rid)
 
 
-def _judge(labels_path, left: Records, right: Records, found: set, matched: set) -> dict:
-    """Blocking recall and P/R/F1 of the matches on the labelled pairs (see `MatchReport`)."""
+def _read_labels(labels_path: str | Path, left: Records, right: Records) -> LabelledPairs:
+    """The labelled pairs file, checked against both tables (`file:line` of an unknown id or a bad label)."""
     from simlab.data.matching import read_pairs
 
-    labels = read_pairs(Path(labels_path), "labels", left, right, left.source, right.source)
+    return read_pairs(Path(labels_path), "labels", left, right, left.source, right.source)
+
+
+def _judge(labels: LabelledPairs, found: set, matched: set) -> dict:
+    """Blocking recall and P/R/F1 of the matches on the labelled pairs (see `MatchReport`)."""
     labelled = dict(zip(zip(labels.left_ids, labels.right_ids), labels.labels))  # duplicates agree
     positives = {p for p, y in labelled.items() if y == 1}
     predicted = matched & labelled.keys()

@@ -9,6 +9,7 @@ run folder's `perquery.tsv` (checking `meta.json` and `metrics.json`) into
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -85,7 +86,16 @@ def _read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing; the run folder is incomplete.") from None
     except json.JSONDecodeError as e:
-        raise RunFolderError(f"{path}:{e.lineno}: not valid JSON ({e.msg}).") from None
+        raise RunFolderError(
+            f"{path}:{e.lineno}: not valid JSON ({e.msg}); the run folder is damaged, re-run it."
+        ) from None
+    except UnicodeDecodeError as e:
+        raise RunFolderError(f"{path}: not UTF-8 text ({e.reason}); the run folder is damaged, re-run it.") from None
+
+
+def _text_line(path: Path, offset: int) -> int:
+    """The 1-based line of byte `offset` of `path`."""
+    return path.read_bytes()[:offset].count(b"\n") + 1
 
 
 def _read_perquery(path: Path) -> dict[str, PerQuery]:
@@ -95,7 +105,13 @@ def _read_perquery(path: Path) -> dict[str, PerQuery]:
             "re-run the experiment with this simlab version."
         )
     out: dict[str, PerQuery] = {}
-    with path.open(encoding="utf-8") as f:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RunFolderError(
+            f"{path}:{_text_line(path, e.start)}: not UTF-8 text ({e.reason}); the run folder is damaged, re-run it."
+        ) from None
+    with io.StringIO(text, newline=None) as f:
         header = f.readline().rstrip("\n").split("\t")
         absent = [c for c in _PERQUERY_COLUMNS if c not in header]
         if absent:

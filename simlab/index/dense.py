@@ -222,7 +222,8 @@ def load(folder: str | Path, *, expect_model_id: str | None = None, expect_dim: 
         expect_dim: If given, the dimension the index must have (e.g. the model's).
 
     Raises:
-        DataError: `folder` is not a simlab dense index, or its files disagree.
+        DataError: `folder` is not a simlab dense index, a file is unreadable (a truncated
+            `index.faiss`, `ids.json` not JSON), or its files disagree.
         IndexMismatchError: a newer format version, or another model id / dimension.
         UnknownIndexTypeError: `meta.json` names a type this simlab does not know.
     """
@@ -248,8 +249,23 @@ def load(folder: str | Path, *, expect_model_id: str | None = None, expect_dim: 
     for name in ("index.faiss", "ids.json"):
         if not (folder / name).is_file():
             raise DataError(f"{folder / name} is missing; the index folder is incomplete, rebuild it.")
-    index = faiss.read_index(str(folder / "index.faiss"))
-    ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+    try:
+        index = faiss.read_index(str(folder / "index.faiss"))
+    except RuntimeError as e:  # truncated or not a faiss file
+        reason = str(e).rsplit("failed: ", 1)[-1].strip()
+        raise DataError(
+            f"{folder / 'index.faiss'}: cannot be read by faiss ({reason}); the file is truncated or damaged, "
+            "rebuild the index (re-run the experiment)."
+        ) from None
+    try:
+        ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(
+            f"{folder / 'ids.json'}:{getattr(e, 'lineno', 1)}: invalid JSON ({getattr(e, 'msg', e)}); "
+            "the index folder is damaged, rebuild the index (re-run the experiment)."
+        ) from None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise DataError(f"{folder / 'ids.json'}: not a list of string ids; rebuild the index (re-run the experiment).")
     sizes = {"meta.json": meta.get("n_vectors"), "ids.json": len(ids), "index.faiss": index.ntotal}
     if len(set(sizes.values())) != 1 or index.d != meta.get("dim"):
         raise DataError(
