@@ -27,7 +27,8 @@ from simlab.errors import RunFolderError
 log = logging.getLogger("simlab")
 
 MANIFEST = ".simlab-files"
-"""The list of the files simlab wrote into a folder, one relative path a line (itself included)."""
+"""The files simlab wrote into a folder with their sha256, one `<sha256>  <relative path>` a line: the
+format of `sha256sum`, so `sha256sum -c .simlab-files` checks a folder too (`verify_manifest`)."""
 
 
 def _umask() -> int:
@@ -62,11 +63,55 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
 
 
-def _manifest(folder: Path) -> set[str] | None:
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _checksums(folder: Path) -> dict[str, str] | None:
+    """relative path -> sha256 of `folder/MANIFEST`, or None when there is none."""
     try:
-        return set((folder / MANIFEST).read_text(encoding="utf-8").splitlines())
+        lines = (folder / MANIFEST).read_text(encoding="utf-8").splitlines()
     except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
         return None
+    return {path: sha for sha, _, path in (line.partition("  ") for line in lines if line)}
+
+
+def _manifest(folder: Path) -> set[str] | None:
+    sums = _checksums(folder)
+    return None if sums is None else {*sums, MANIFEST}
+
+
+def verify_manifest(folder: Path, under: Sequence[str] = ("",)) -> None:
+    """Check the files of `folder` below each of `under` (relative folders; "" for all) against its `MANIFEST`.
+
+    Raises:
+        RunFolderError: no manifest, or a listed file is missing or changed since simlab wrote it (the message
+            names the files: a truncated or swapped model or index is never used).
+    """
+    folder = Path(folder)
+    sums = _checksums(folder)
+    if sums is None:
+        raise RunFolderError(f"{folder} has no {MANIFEST}: it was not written by this simlab; re-run it")
+    bad = []
+    for path, sha in sorted(sums.items()):
+        if not any(path == u or path.startswith(f"{u}/") or not u for u in under):
+            continue
+        file = folder / path
+        if not file.is_file():
+            bad.append(f"{path} (missing)")
+        elif _sha256(file) != sha:
+            bad.append(f"{path} (changed)")
+    if bad:
+        raise RunFolderError(
+            f"{folder}: {', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''} differ from what simlab wrote "
+            f"({MANIFEST}); the folder is damaged or was edited: re-run it"
+        )
 
 
 def check_replaceable(final: Path, inputs: Sequence[str | Path] = ()) -> None:
@@ -164,8 +209,9 @@ def _remove_dead_partials(final: Path) -> None:
 
 
 def _write_manifest(folder: Path) -> None:
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    write_text(folder / MANIFEST, "".join(f"{f}\n" for f in sorted({*files, MANIFEST})))
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / MANIFEST)
+    lines = [f"{_sha256(p)}  {p.relative_to(folder)}\n" for p in files]
+    write_text(folder / MANIFEST, "".join(lines))
 
 
 @contextlib.contextmanager

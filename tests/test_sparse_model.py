@@ -274,12 +274,14 @@ def test_inspect_an_evaluation_only_run_uses_the_configured_model(tiny_mlm_dir, 
     from simlab.experiments.inspect import inspect_run
 
     data = _toy_collection(tmp_path / "toy")
-    cfg = {"model": {"kind": "sparse", "name": str(tiny_mlm_dir), "max_length": 32, "sparse": {"mask": ["special"]}}}
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    from simlab.fsutil import staged_dir
     from simlab.tasks.skeleton import RUN_FORMAT
 
-    (tmp_path / "meta.json").write_text(json.dumps(RUN_FORMAT | {"task": "sparse", "data": str(data)}))
-    ins = inspect_run(tmp_path, "flat plate", top=3, doc_id="d0")
+    cfg = {"model": {"kind": "sparse", "name": str(tiny_mlm_dir), "max_length": 32, "sparse": {"mask": ["special"]}}}
+    with staged_dir(tmp_path / "run") as folder:  # a run folder with no model: an evaluation-only run
+        (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (folder / "meta.json").write_text(json.dumps(RUN_FORMAT | {"task": "sparse", "data": str(data)}))
+    ins = inspect_run(tmp_path / "run", "flat plate", top=3, doc_id="d0")
     assert "zero-shot" in ins.model and len(ins.tokens) == 3 and ins.doc_id == "d0"
     shown = sum(q * d for _, q, d in ins.overlap)  # the 3 largest products of the n_shared that make the score
     assert ins.n_shared >= len(ins.overlap) and ins.score >= shown - 1e-6

@@ -152,10 +152,12 @@ def execute(task: Task, cfg: Experiment, out: Path, overwrite: bool = False) -> 
 
 
 def run_task(folder: Path, command: str | None = None) -> Task:
-    """The task of a finished run folder (its meta.json), checked to take `command` (search, match ...).
+    """The task of a finished run folder (its meta.json), checked to take `command` (search, match ...); for a
+    command, its model and indexes are checked against the checksums simlab wrote (`fsutil.verify_manifest`).
 
     Raises:
-        RunFolderError: no run folder, or its task does not take `command` (the message names those that do).
+        RunFolderError: no run folder, its task does not take `command` (the message names those that do), or
+            its model or an index is not what simlab wrote.
     """
     from simlab.tasks.registry import TASKS, get_task, task_name
 
@@ -179,4 +181,6 @@ def run_task(folder: Path, command: str | None = None) -> Task:
         raise RunFolderError(
             f"{folder} is a {task.name} run; `simlab {command}` takes runs of task {', '.join(takes) or 'none'}"
         )
+    if command is not None:
+        fsutil.verify_manifest(Path(folder), under=("model", "indexes"))
     return task
