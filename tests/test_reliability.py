@@ -290,3 +290,19 @@ def test_a_changed_model_or_index_file_is_refused_before_use(tmp_path):
     if sha:  # the manifest is sha256sum's format: other tools check it too
         check = subprocess.run([sha, "-c", "--quiet", ".simlab-files"], cwd=out, capture_output=True, text=True)
         assert check.returncode != 0 and "index.faiss: FAILED" in check.stdout
+
+
+def test_every_grid_point_is_checked_before_the_first_one_runs(tmp_path):
+    from simlab.errors import DataError, ModelLoadError
+
+    sweep = ["run", str(ROOT / "examples" / "dense.yaml"), "--out", str(tmp_path / "sweep"), *FAST]
+    result = CliRunner().invoke(app, [*sweep, "--set", f"data.path=[{DEMO},{tmp_path / 'nowhere'}]"])
+    assert isinstance(result.exception, DataError) and result.exception.exit_code == 2
+    assert f"data.path: {tmp_path / 'nowhere'}: no such file or folder" in str(result.exception)
+    result = CliRunner().invoke(
+        app, [*sweep, "--set", f"data.path={DEMO}", "--set", "model.name=[wordllama,./my-model]"]
+    )
+    assert isinstance(result.exception, ModelLoadError) and "model.name: ./my-model: no such folder" in str(
+        result.exception
+    )
+    assert not (tmp_path / "sweep").exists() or not any((tmp_path / "sweep").iterdir())

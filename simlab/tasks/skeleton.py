@@ -133,6 +133,7 @@ def execute(task: Task, cfg: Experiment, out: Path, overwrite: bool = False) -> 
     """Run `cfg`'s stages (`task.run`) into the run folder `out`; see the module docstring."""
     out = Path(out)
     check_out(out, cfg, overwrite)
+    task.preflight(cfg)
     t0 = time.perf_counter()
     summary = task.new_summary(cfg, out)
     with fsutil.staged_dir(out, overwrite=overwrite, inputs=inputs_of(cfg)) as tmp:  # holds the --out lock

@@ -18,3 +18,9 @@ class SparseTask(RetrievalTask):
     commands = frozenset({"search", "inspect"})
     distributed = False
     stages = "simlab.tasks.sparse.run"
+
+    @property
+    def built_models(self) -> frozenset[str]:
+        from simlab.models.sparse import SPARSE_MODELS  # bert-mlm-scratch: built from the collection
+
+        return frozenset(SPARSE_MODELS)
