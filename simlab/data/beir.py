@@ -126,7 +126,7 @@ def _field(obj: dict[str, Any], key: str, where: str, default: str | None = None
     if key not in obj or obj[key] is None:
         if default is not None:
             return default
-        raise DataError(f"{where}: missing key `{key}`.")
+        raise DataError(f"{where}: missing key `{key}`; add it to the JSON object on this line.")
     value = obj[key]
     if isinstance(value, str):
         return value

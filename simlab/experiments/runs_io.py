@@ -20,6 +20,7 @@ PerQuery: TypeAlias = dict[str, dict[str, float]]
 """metric name -> query id -> value, the per-query scores of one system."""
 
 _PERQUERY_COLUMNS = ("system", "query_id", "metric", "value")
+DAMAGED = "the run folder is damaged, re-run it."
 
 
 def find_runs(path: Path) -> list[Path]:
@@ -86,11 +87,9 @@ def _read_json(path: Path) -> Any:
     except FileNotFoundError:
         raise RunFolderError(f"{path} is missing; the run folder is incomplete.") from None
     except json.JSONDecodeError as e:
-        raise RunFolderError(
-            f"{path}:{e.lineno}: not valid JSON ({e.msg}); the run folder is damaged, re-run it."
-        ) from None
+        raise RunFolderError(f"{path}:{e.lineno}: not valid JSON ({e.msg}); {DAMAGED}") from None
     except UnicodeDecodeError as e:
-        raise RunFolderError(f"{path}: not UTF-8 text ({e.reason}); the run folder is damaged, re-run it.") from None
+        raise RunFolderError(f"{path}: not UTF-8 text ({e.reason}); {DAMAGED}") from None
 
 
 def _text_line(path: Path, offset: int) -> int:
@@ -108,9 +107,7 @@ def _read_perquery(path: Path) -> dict[str, PerQuery]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
-        raise RunFolderError(
-            f"{path}:{_text_line(path, e.start)}: not UTF-8 text ({e.reason}); the run folder is damaged, re-run it."
-        ) from None
+        raise RunFolderError(f"{path}:{_text_line(path, e.start)}: not UTF-8 text ({e.reason}); {DAMAGED}") from None
     with io.StringIO(text, newline=None) as f:
         header = f.readline().rstrip("\n").split("\t")
         absent = [c for c in _PERQUERY_COLUMNS if c not in header]
@@ -123,15 +120,17 @@ def _read_perquery(path: Path) -> dict[str, PerQuery]:
                 continue
             parts = line.rstrip("\n").split("\t")
             if len(parts) != len(header):
-                raise RunFolderError(f"{path}:{lineno}: {len(parts)} tab-separated fields, not {len(header)}")
+                raise RunFolderError(
+                    f"{path}:{lineno}: {len(parts)} tab-separated fields, not {len(header)}; {DAMAGED}"
+                )
             system, qid, metric, raw = (parts[i] for i in cols)
             try:
                 value = float(raw)
             except ValueError:
-                raise RunFolderError(f"{path}:{lineno}: value {raw!r} is not a number.") from None
+                raise RunFolderError(f"{path}:{lineno}: value {raw!r} is not a number; {DAMAGED}") from None
             scores = out.setdefault(system, {}).setdefault(metric, {})
             if qid in scores:
-                raise RunFolderError(f"{path}:{lineno}: second row for {system!r}, query {qid!r}, {metric}.")
+                raise RunFolderError(f"{path}:{lineno}: second row for {system!r}, query {qid!r}, {metric}; {DAMAGED}")
             scores[qid] = value
     if not out:
         raise RunFolderError(f"{path} has a header but no rows; the run folder is incomplete.")

@@ -37,6 +37,7 @@ def search_run(run_dir: Path, query: str, k: int = 10, index_name: str = "traine
         found = sorted(p.name for p in (run_dir / "indexes").glob("*")) if (run_dir / "indexes").is_dir() else []
         raise RunFolderError(
             f"{index_dir}: no such index (found: {', '.join(found) or 'none; the run did not train a model'})"
+            + ("; pass --index with one of them" if found else "")
         )
     if not (run_dir / "model").is_dir():
         raise RunFolderError(f"{run_dir / 'model'} is missing; the run folder is incomplete, re-run it")
