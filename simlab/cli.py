@@ -373,6 +373,17 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo(INTERRUPTED, err=True)
         sys.exit(130)
+    except OSError as exc:
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        typer.echo(
+            f"error: no space left on the device writing {exc.filename or 'a file'}; the unfinished folder was not "
+            "kept: free some space (or choose another --out) and run it again",
+            err=True,
+        )
+        sys.exit(2)
     except SystemExit as exc:
         if exc.code == 130:  # typer turns Ctrl-C into exit 130 without a word
             typer.echo(INTERRUPTED, err=True)

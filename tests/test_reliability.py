@@ -174,89 +174,6 @@ def _dense_args(data: Path) -> list[str]:
     return [arg for s in sets for arg in ("--set", s)]
 
 
-def test_a_killed_dense_run_resumes_to_the_uninterrupted_metrics(tmp_path):
-    data = _toy_collection(tmp_path)
-    config = str(ROOT / "examples" / "dense.yaml")
-    whole = CliRunner().invoke(app, ["run", config, "--out", str(tmp_path / "whole"), *_dense_args(data)])
-    assert whole.exit_code == 0, whole.output
-    out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "simlab", "run", config, "--out", str(out), *_dense_args(data)]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ | {"HF_HUB_OFFLINE": "1"}
-    )
-    ckpts = tmp_path / ".killed.checkpoints"
-    end = time.monotonic() + 300
-    while not list(ckpts.glob("checkpoint-*/trainer_state.json")):  # epoch 1 is saved: kill it now
-        assert proc.poll() is None and time.monotonic() < end, proc.stderr.read()
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not out.exists()
-    changed = CliRunner().invoke(
-        app,
-        [
-            "run",
-            config,
-            "--out",
-            str(out),
-            *_dense_args(data),
-            "--set",
-            "train.resume=true",
-            "--set",
-            "train.learning_rate=0.1",
-        ],
-    )
-    assert "train.resume: the interrupted run" in str(changed.exception) and "train.learning_rate differ" in str(
-        changed.exception
-    )
-    resumed = CliRunner().invoke(
-        app, ["run", config, "--out", str(out), *_dense_args(data), "--set", "train.resume=true"]
-    )
-    assert resumed.exit_code == 0, resumed.output
-    meta = json.loads((out / "meta.json").read_text())
-    assert meta["resumed_from"]["epoch"] >= 1
-    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    assert [h["epoch"] for h in history] == [1, 2, 3]
-    want = json.loads((tmp_path / "whole" / "metrics.json").read_text())["trained.flat"]
-    got = json.loads((out / "metrics.json").read_text())["trained.flat"]
-    assert got == pytest.approx(want, abs=1e-6)
-    assert not ckpts.exists() and not list(tmp_path.glob(".killed.*"))
-
-
-@pytest.mark.parametrize("task", ["multilabel", "definitions"])
-def test_an_interrupted_hand_loop_resumes_to_the_uninterrupted_metrics(task, tmp_path, monkeypatch):
-    """The loops of multilabel and the definitions head: interrupted after epoch 2, resumed to the same numbers."""
-    from test_tasks_e2e import SETUPS
-
-    from simlab.experiments.runner import run_experiment
-    from simlab.tasks import load_config
-    from simlab.training.trainer import LoopCheckpoint
-
-    base = [*SETUPS[task](tmp_path), "tracking.mlflow=false", "train.epochs=3"]
-    if task == "multilabel":
-        base.append("train.max_steps=6")
-    whole = run_experiment(load_config(None, base), tmp_path / "whole")
-    save = LoopCheckpoint.save
-
-    def save_then_die(self, epoch, result):
-        save(self, epoch, result)
-        if epoch == 2:
-            raise KeyboardInterrupt  # as Ctrl-C (or a kill) right after the epoch's state was saved
-
-    monkeypatch.setattr(LoopCheckpoint, "save", save_then_die)
-    out = tmp_path / "cut"
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(load_config(None, base), out)
-    assert not out.exists() and (tmp_path / ".cut.checkpoints" / LoopCheckpoint.FILE).is_file()
-    monkeypatch.setattr(LoopCheckpoint, "save", save)
-    resumed = run_experiment(load_config(None, [*base, "train.resume=true"]), out)
-    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
-    assert json.loads((out / "meta.json").read_text())["resumed_from"]["epoch"] == 2
-    for system in whole.metrics:
-        assert resumed.metrics[system] == pytest.approx(whole.metrics[system], abs=1e-6), system
-    assert not (tmp_path / ".cut.checkpoints").exists()
-
-
 def test_a_checkpoint_cut_off_while_saving_is_never_resumed_from(tmp_path):
     from simlab.errors import ConfigError
     from simlab.training.trainer import resume_checkpoint
@@ -306,3 +223,27 @@ def test_every_grid_point_is_checked_before_the_first_one_runs(tmp_path):
         result.exception
     )
     assert not (tmp_path / "sweep").exists() or not any((tmp_path / "sweep").iterdir())
+
+
+def test_a_full_disk_is_one_clear_error_and_keeps_nothing(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import simlab.fsutil
+    from simlab.cli import main
+
+    real = simlab.fsutil.write_bytes
+
+    def full(path, data):
+        if Path(path).name == "metrics.json":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(simlab.fsutil, "write_bytes", full)
+    argv = ["simlab", "run", str(ROOT / "examples" / "dense.yaml"), "--out", str(tmp_path / "run"), *FAST]
+    monkeypatch.setattr(sys, "argv", [*argv, "--set", f"data.path={DEMO}"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: no space left on the device writing" in err and "metrics.json" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
