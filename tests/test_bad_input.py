@@ -293,7 +293,7 @@ def c_wic_three_columns(tmp, runs):
 
 @case("converters", "wic: gold label X")
 def c_wic_bad_gold(tmp, runs):
-    return Case(convert("wic", wic(tmp, gold="X\n"), tmp), ["train.gold.txt:1", "is not T or F"])
+    return Case(convert("wic", wic(tmp, gold="X\n"), tmp), ["train.gold.txt:1", "is not T or F", "write T"])
 
 
 @case("converters", "wic: 1 data line, 2 gold lines")
@@ -332,7 +332,9 @@ def c_wictsv_bad_index(tmp, runs):
 
 @case("converters", "wic-tsv: label maybe")
 def c_wictsv_bad_label(tmp, runs):
-    return Case(convert("wic-tsv", wic_tsv(tmp, labels="maybe\n"), tmp), ["train_labels.txt:1", "is not T or F"])
+    return Case(
+        convert("wic-tsv", wic_tsv(tmp, labels="maybe\n"), tmp), ["train_labels.txt:1", "is not T or F", "write T"]
+    )
 
 
 @case("converters", "wic-tsv: 1 example, 2 labels")
@@ -422,7 +424,9 @@ def c_glasgow_repeated_id(tmp, runs):
 @case("deepmatcher", "tableB's columns differ from tableA's (convert)", fixed=True)
 def c_dm_columns_differ(tmp, runs):
     src = deepmatcher(tmp, table_b="id,title,cost\n1,acme kettle,10\n2,zeta lamp,20\n")
-    return Case(convert("deepmatcher", src, tmp), ["tableA.csv", "tableB.csv", "name, price", "title, cost"])
+    return Case(
+        convert("deepmatcher", src, tmp), ["tableA.csv", "tableB.csv", "name, price", "title, cost", "Rename or add"]
+    )
 
 
 @case("deepmatcher", "tableB's columns differ from tableA's (run)", fixed=True)
@@ -435,19 +439,21 @@ def c_dm_columns_differ_run(tmp, runs):
 @case("deepmatcher", "train.csv label 'yes'")
 def c_dm_bad_label(tmp, runs):
     src = deepmatcher(tmp, train="ltable_id,rtable_id,label\n1,1,yes\n")
-    return Case(convert("deepmatcher", src, tmp), ["train.csv:2", "label 'yes' is not 0 or 1"])
+    return Case(convert("deepmatcher", src, tmp), ["train.csv:2", "label 'yes' is not 0 or 1", "write 1 for a match"])
 
 
 @case("deepmatcher", "train.csv names an id not in tableA")
 def c_dm_unknown_id(tmp, runs):
     src = deepmatcher(tmp, train="ltable_id,rtable_id,label\n7,1,1\n")
-    return Case(convert("deepmatcher", src, tmp), ["train.csv:2", "ltable_id '7' is not an id in tableA.csv"])
+    return Case(
+        convert("deepmatcher", src, tmp), ["train.csv:2", "ltable_id '7' is not an id in tableA.csv", "fix the id"]
+    )
 
 
 @case("deepmatcher", "one pair labelled 1 and 0")
 def c_dm_conflicting_labels(tmp, runs):
     src = deepmatcher(tmp, train="ltable_id,rtable_id,label\n1,1,1\n1,1,0\n")
-    return Case(convert("deepmatcher", src, tmp), ["train.csv:3", "line 2 labels it 1"])
+    return Case(convert("deepmatcher", src, tmp), ["train.csv:3", "line 2 labels it 1", "keep one label per pair"])
 
 
 @case("deepmatcher", "no valid.csv")
@@ -459,7 +465,7 @@ def c_dm_no_valid(tmp, runs):
 @case("deepmatcher", "tableA.csv not UTF-8")
 def c_dm_not_utf8(tmp, runs):
     src = deepmatcher(tmp, table_a=b"id,name,price\n1,caf\xe9,10\n")
-    return Case(convert("deepmatcher", src, tmp), ["tableA.csv:2", "not valid UTF-8"])
+    return Case(convert("deepmatcher", src, tmp), ["tableA.csv:2", "not valid UTF-8", "re-encode"])
 
 
 @case("deepmatcher", "tableA.csv row with an unquoted comma")
@@ -471,7 +477,9 @@ def c_dm_short_row(tmp, runs):
 @case("deepmatcher", "tableA.csv id twice")
 def c_dm_duplicate_id(tmp, runs):
     src = deepmatcher(tmp, table_a="id,name,price\n1,a,1\n1,b,2\n")
-    return Case(convert("deepmatcher", src, tmp), ["tableA.csv:3", "id '1' already appeared on line 2"])
+    return Case(
+        convert("deepmatcher", src, tmp), ["tableA.csv:3", "id '1' already appeared on line 2", "ids must be unique"]
+    )
 
 
 # ================================================================== retrieval datasets (simlab run)
@@ -485,7 +493,9 @@ def c_beir_bad_json(tmp, runs):
 
 @case("datasets", "BEIR: a document without `text`")
 def c_beir_no_text(tmp, runs):
-    return Case(beir_run(tmp, corpus='{"_id": "d1", "title": "a"}\n'), ["corpus.jsonl:1", "missing key `text`"])
+    return Case(
+        beir_run(tmp, corpus='{"_id": "d1", "title": "a"}\n'), ["corpus.jsonl:1", "missing key `text`", "add it"]
+    )
 
 
 @case("datasets", "BEIR: empty corpus.jsonl", fixed=True)
@@ -499,13 +509,15 @@ def c_beir_empty_corpus(tmp, runs):
 
 @case("datasets", "BEIR: corpus.jsonl not UTF-8")
 def c_beir_not_utf8(tmp, runs):
-    return Case(beir_run(tmp, corpus=b'{"_id": "d1", "text": "caf\xe9"}\n'), ["corpus.jsonl:1", "not valid UTF-8"])
+    return Case(
+        beir_run(tmp, corpus=b'{"_id": "d1", "text": "caf\xe9"}\n'), ["corpus.jsonl:1", "not valid UTF-8", "re-encode"]
+    )
 
 
 @case("datasets", "BEIR: a document id twice")
 def c_beir_duplicate_doc(tmp, runs):
     corpus = '{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n'
-    return Case(beir_run(tmp, corpus=corpus), ["corpus.jsonl:2", "already appeared on line 1"])
+    return Case(beir_run(tmp, corpus=corpus), ["corpus.jsonl:2", "already appeared on line 1", "ids must be unique"])
 
 
 @case("datasets", "BEIR: a qrels line with 2 fields")
@@ -555,13 +567,13 @@ def c_trec_qrels_grade(tmp, runs):
 @case("datasets", "TREC qrels: one pair judged twice, differently")
 def c_trec_qrels_twice(tmp, runs):
     folder = msmarco(tmp, qrels="q1 0 1 1\nq1 0 1 2\n")
-    return Case(run_argv(tmp, DENSE, f"data.path={folder}"), ["qrels.test.tsv:2", "q1"])
+    return Case(run_argv(tmp, DENSE, f"data.path={folder}"), ["qrels.test.tsv:2", "q1", "keep one judgement per pair"])
 
 
 @case("datasets", "Glasgow: a qrels line with 2 fields (run)")
 def c_glasgow_run_bad_qrels(tmp, runs):
     folder = cranfield(tmp, rel="1 1\n")
-    return Case(run_argv(tmp, DENSE, f"data.path={folder}"), ["cranqrel:1"])
+    return Case(run_argv(tmp, DENSE, f"data.path={folder}"), ["cranqrel:1", "expected 3 whitespace-separated fields"])
 
 
 @case("datasets", "data.path a folder of no known layout")
@@ -678,7 +690,10 @@ def c_nproc_sweep(tmp, runs):
 @case("multilabel", "an id twice", fixed=True)
 def c_ml_duplicate_id(tmp, runs):
     rows = ml_rows({"id": "a", "text": "x", "labels": ["p"]}, {"id": "a", "text": "y", "labels": ["q"]})
-    return Case(multilabel_run(tmp, "items.jsonl", rows), ["items.jsonl:2", "id 'a' already appeared on line 1"])
+    return Case(
+        multilabel_run(tmp, "items.jsonl", rows),
+        ["items.jsonl:2", "id 'a' already appeared on line 1", "ids must be unique"],
+    )
 
 
 @case("multilabel", "an id given as a list", fixed=True)
@@ -690,7 +705,9 @@ def c_ml_id_list(tmp, runs):
 @case("multilabel", "a CSV row without its labels column", fixed=True)
 def c_ml_csv_short_row(tmp, runs):
     text = "id,text,labels\na,first text,p|q\nb,second text\n"
-    return Case(multilabel_run(tmp, "items.csv", text), ["items.csv:3", "2 fields, but the header has 3"])
+    return Case(
+        multilabel_run(tmp, "items.csv", text), ["items.csv:3", "2 fields, but the header has 3", "quote values"]
+    )
 
 
 @case("multilabel", "a CSV row with an extra column", fixed=True)
@@ -725,7 +742,9 @@ def c_ml_bad_split(tmp, runs):
 
 @case("multilabel", "a CSV file not UTF-8", fixed=True)
 def c_ml_csv_not_utf8(tmp, runs):
-    return Case(multilabel_run(tmp, "items.csv", b"id,text,labels\na,caf\xe9,p\n"), ["items.csv:2", "UTF-8"])
+    return Case(
+        multilabel_run(tmp, "items.csv", b"id,text,labels\na,caf\xe9,p\n"), ["items.csv:2", "UTF-8", "re-encode"]
+    )
 
 
 @case("multilabel", "an items.parquet file")
@@ -752,7 +771,7 @@ def c_pairs_test_split_empty(tmp, runs):
 
 @case("pairs", "a records file without its group column")
 def c_pairs_no_group(tmp, runs):
-    return Case(records_run(tmp, "id,name\nr1,a\nr2,b\n"), ["records.csv", "no `group` column", "group_field"])
+    return Case(records_run(tmp, "id,name\nr1,a\nr2,b\n"), ["records.csv", "no `group` column", "or add the column"])
 
 
 @case("pairs", "a record with an empty id")
@@ -813,7 +832,7 @@ def c_search_ids_not_json(tmp, runs):
 def c_search_index_meta_not_json(tmp, runs):
     run = runs.copy("retrieval", tmp / "run")
     write(run / "indexes" / "trained.flat" / "meta.json", "{format: flat")
-    return Case(search(reseal(run)), ["trained.flat/meta.json", "invalid JSON"])
+    return Case(search(reseal(run)), ["trained.flat/meta.json", "invalid JSON", "rebuild"])
 
 
 @case("artifacts", "search: an index of another dimension (.simlab-files made to match)", fixed=True)
@@ -839,7 +858,10 @@ def c_search_index_new_version(tmp, runs):
 
 @case("artifacts", "search: --index that the run does not have")
 def c_search_unknown_index(tmp, runs):
-    return Case(search(runs.retrieval, "--index", "trained.hnsw"), ["trained.hnsw: no such index", "trained.flat"])
+    return Case(
+        search(runs.retrieval, "--index", "trained.hnsw"),
+        ["trained.hnsw: no such index", "trained.flat", "pass --index"],
+    )
 
 
 @case("artifacts", "search: an empty query")
@@ -857,7 +879,7 @@ def c_search_run_meta_not_json(tmp, runs):
 @case("artifacts", "match: a folder that is not a run")
 def c_match_not_a_run(tmp, runs):
     (tmp / "empty").mkdir()
-    return Case(match(tmp, tmp / "empty"), ["not a simlab run folder"])
+    return Case(match(tmp, tmp / "empty"), ["not a simlab run folder", "make one with `simlab run`"])
 
 
 @case("artifacts", "match: a retrieval run")
@@ -881,14 +903,16 @@ def c_match_left_lacks_fields(tmp, runs):
 
 @case("artifacts", "match: a left table without the id column")
 def c_match_left_no_id(tmp, runs):
-    return Case(match(tmp, runs.pairs, "key,name\nr1,acme kettle\n"), ["left.csv", "no `id` column"])
+    return Case(
+        match(tmp, runs.pairs, "key,name\nr1,acme kettle\n"), ["left.csv", "no `id` column", "or add the column"]
+    )
 
 
 @case("artifacts", "match: --labels with an unknown id (read before matches.csv is written)", fixed=True)
 def c_match_bad_labels(tmp, runs):
     labels = write(tmp / "labels.csv", "ltable_id,rtable_id,label\nr1,zz,1\n")
     argv = match(tmp, runs.pairs, "id,name\nr1,acme kettle\n", "--labels", str(labels))
-    return Case(argv, ["labels.csv:2", "rtable_id 'zz' is not an id in"])
+    return Case(argv, ["labels.csv:2", "rtable_id 'zz' is not an id in", "fix the id"])
 
 
 @case("artifacts", "match: a run whose metrics.json is corrupt")
@@ -921,21 +945,25 @@ def c_inspect_dense_run(tmp, runs):
 @case("artifacts", "inspect: a folder that is not a run")
 def c_inspect_not_a_run(tmp, runs):
     (tmp / "empty").mkdir()
-    return Case(["inspect", str(tmp / "empty"), "flow"], ["not a simlab run folder"])
+    return Case(["inspect", str(tmp / "empty"), "flow"], ["not a simlab run folder", "make one with `simlab run`"])
 
 
 @case("artifacts", "report: metrics.json not JSON", fixed=True)
 def c_report_corrupt_metrics(tmp, runs):
     run = runs.copy("retrieval", tmp / "run")
     write(run / "metrics.json", '{"bm25": ')
-    return Case(["report", str(run), "--out", str(tmp / "out" / "r.html")], ["metrics.json:1", "not valid JSON"])
+    return Case(
+        ["report", str(run), "--out", str(tmp / "out" / "r.html")], ["metrics.json:1", "not valid JSON", "re-run"]
+    )
 
 
 @case("artifacts", "report: perquery.tsv with a text value")
 def c_report_corrupt_perquery(tmp, runs):
     run = runs.copy("retrieval", tmp / "run")
     write(run / "perquery.tsv", "system\tquery_id\tmetric\tvalue\nbm25\tq1\tndcg@10\thigh\n")
-    return Case(["report", str(run), "--out", str(tmp / "out" / "r.html")], ["perquery.tsv:2", "is not a number"])
+    return Case(
+        ["report", str(run), "--out", str(tmp / "out" / "r.html")], ["perquery.tsv:2", "is not a number", "re-run"]
+    )
 
 
 @case("artifacts", "report: a folder that is not a run")
@@ -948,21 +976,21 @@ def c_report_not_a_run(tmp, runs):
 def c_compare_corrupt_metrics(tmp, runs):
     run = runs.copy("retrieval", tmp / "run")
     write(run / "metrics.json", "[1, 2")
-    return Case(["compare", str(run)], ["metrics.json:1", "not valid JSON"])
+    return Case(["compare", str(run)], ["metrics.json:1", "not valid JSON", "re-run"])
 
 
 @case("artifacts", "compare: perquery.tsv with 3 fields on a line")
 def c_compare_corrupt_perquery(tmp, runs):
     run = runs.copy("retrieval", tmp / "run")
     write(run / "perquery.tsv", "system\tquery_id\tmetric\tvalue\nbm25\tq1\t0.5\n")
-    return Case(["compare", str(run)], ["perquery.tsv:2", "3 tab-separated fields, not 4"])
+    return Case(["compare", str(run)], ["perquery.tsv:2", "3 tab-separated fields, not 4", "re-run"])
 
 
 @case("artifacts", "compare: perquery.tsv not UTF-8", fixed=True)
 def c_compare_perquery_not_utf8(tmp, runs):
     run = runs.copy("retrieval", tmp / "run")
     write(run / "perquery.tsv", b"system\tquery_id\tmetric\tvalue\nbm25\tq\xe9\tndcg@10\t0.5\n")
-    return Case(["compare", str(run)], ["perquery.tsv:2", "UTF-8"])
+    return Case(["compare", str(run)], ["perquery.tsv:2", "UTF-8", "re-run"])
 
 
 @case("artifacts", "compare: --baseline that is not a system")
@@ -1051,7 +1079,7 @@ def c_pca_records(tmp, runs):
 @case("filter-pca", "a folder that is not a dataset")
 def c_pca_not_a_dataset(tmp, runs):
     (tmp / "src").mkdir()
-    return Case(filter_pca(tmp, tmp / "src"), ["src", "not a matching dataset"])
+    return Case(filter_pca(tmp, tmp / "src"), ["src", "not a matching dataset", "Expected a records file"])
 
 
 # ================================================================== the checks

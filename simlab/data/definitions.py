@@ -136,7 +136,7 @@ def _lines(path: Path) -> list[str]:
 def _label(raw: str, where: str) -> int:
     value = raw.strip().upper()
     if value not in ("T", "F"):
-        raise DataError(f"{where}: label {raw!r} is not T or F.")
+        raise DataError(f"{where}: label {raw!r} is not T or F; write T (same sense, a match) or F.")
     return int(value == "T")
 
 

@@ -170,7 +170,7 @@ def _item_id(value: Any, field: str, where: str, seen: dict[str, str]) -> str:
     """A row's id as a string ("" when it has none), unique in its file (`seen`: id -> line)."""
     if value is None or value == "":
         return ""
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise DataError(
             f"{where}: id {value!r} ({type(value).__name__}) in field {field!r}; an id is a string or a number."
         )
