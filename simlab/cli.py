@@ -26,6 +26,54 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Convert and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+config_app = typer.Typer(help="Show a task's config with its defaults, or check a config file.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from simlab import __version__
+
+        typer.echo(f"simlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Neural matching and retrieval experiments from one YAML file: train, evaluate, index, track."""
+
+
+@config_app.command("show")
+def config_show(
+    task: Annotated[str, typer.Argument(help="A task: retrieval, sparse, pairs, definitions, multilabel.")],
+) -> None:
+    """Print TASK's config: every field with its default and what it does (REQUIRED where there is no default)."""
+    from simlab.config.describe import schema_yaml
+    from simlab.tasks import get_task
+
+    typer.echo(
+        f"task: {task}\n"
+        + "\n".join(line for line in schema_yaml(get_task(task).schema).splitlines() if not line.startswith("task:"))
+    )
+
+
+@config_app.command("check")
+def config_check(
+    config: Annotated[Path, typer.Argument(help="Experiment YAML.")],
+    set_: Annotated[list[str], typer.Option("--set", help="Override a field, as `simlab run` takes it.")] = [],  # noqa: B006
+) -> None:
+    """Check a config as `simlab run` would before any work: fields, values, every grid point, data and model."""
+    from simlab.tasks import get_task, load_sweep
+
+    points = load_sweep(config, set_)
+    for _, cfg in points:
+        get_task(cfg.task).preflight(cfg)
+    task = points[0][1].task
+    typer.echo(f"{config}: valid `task: {task}` config" + (f", a sweep of {len(points)} runs" if points[0][0] else ""))
 
 
 def _prepare_runtime() -> None:

@@ -168,7 +168,7 @@ def test_mlflow_run_was_logged(finished_run):
 
     summary, tmp = finished_run
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp}/mlflow.db")
-    exp = client.get_experiment_by_name("simlab")
+    exp = client.get_experiment_by_name(summary.config.name)  # one MLflow experiment per config name
     (run,) = client.search_runs([exp.experiment_id])
     assert run.data.params["train.epochs"] == "2"
     assert run.data.metrics["trained.flat.ndcg_10"] == pytest.approx(summary.metrics["trained.flat"]["ndcg@10"])

@@ -242,7 +242,7 @@ def test_sweep_is_an_mlflow_parent_run_with_child_runs(toy_dir, tmp_path):
     run_sweep(points, out)  # resumed: the same parent run gets the re-run child
 
     client = mlflow.MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name("simlab")
+    exp = client.get_experiment_by_name(points[0][1].name)
     runs = client.search_runs([exp.experiment_id])
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]

@@ -184,3 +184,33 @@ def test_a_dense_config_with_a_sparse_only_field_is_refused():
         load_config(ROOT / "examples" / "dense.yaml", ["train.splade.grad_accum=2"])
     with pytest.raises(ConfigError, match="index.hnsw: only dense runs read this"):
         load_config(ROOT / "examples" / "splade.yaml", ["index.hnsw.m=8"])
+
+
+def test_compare_leaves_raw_scores_out_unless_asked(finished):
+    from simlab.experiments.api import compare
+
+    per_item = {r.split("\t")[2] for r in (finished.folder / "perquery.tsv").read_text().splitlines()[1:]}
+    table = compare([finished.folder])
+    assert "score" not in table.metrics and table.metrics
+    if "score" in per_item:  # pairs and definitions write each pair's raw similarity: compared when asked
+        assert compare([finished.folder], metrics=["score"]).metrics == ["score"]
+
+
+def test_each_run_logs_to_the_mlflow_experiment_of_its_config_name(tmp_path):
+    import mlflow
+
+    from simlab.experiments.runner import run_experiment
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    sets = [
+        f"data.path={ROOT / 'examples' / 'demo'}",
+        "eval.systems=[bm25]",
+        f"tracking.uri={uri}",
+        "tracking.mlflow=true",
+    ]
+    run_experiment(load_config(ROOT / "examples" / "dense.yaml", [*sets, "name=cranfield-a"]), tmp_path / "a")
+    run_experiment(load_config(ROOT / "examples" / "dense.yaml", [*sets, "name=cranfield-b"]), tmp_path / "b")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    for name in ("cranfield-a", "cranfield-b"):
+        (run,) = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+        assert run.info.run_name == name[-1]

@@ -14,7 +14,9 @@ class Section(BaseModel):
 class TrackingConfig(Section):
     mlflow: bool = True
     uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking URI.")
-    experiment: str = "simlab"
+    experiment: str | None = Field(
+        None, description="MLflow experiment of the run; default: the config's `name` (one experiment per config)."
+    )
 
 
 class Experiment(Section):
@@ -31,3 +33,8 @@ class Experiment(Section):
         import yaml
 
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+    @property
+    def experiment_name(self) -> str:
+        """The MLflow experiment the run is logged to: `tracking.experiment`, or the config's `name`."""
+        return self.tracking.experiment or self.name

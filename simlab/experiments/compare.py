@@ -277,6 +277,10 @@ def _check_options(systems: dict[str, PerQuery], baseline: str, test: str, corre
     return correct
 
 
+RAW_SCORES = ("score",)
+"""Per-item columns that are raw model outputs, not quality: left out of the default metrics."""
+
+
 def _metric_keys(systems: dict[str, PerQuery], baseline: str, metrics: Sequence[str] | None) -> dict[str, list[str]]:
     """system -> the key of each compared metric in its scores (a `RATIO_METRICS` key: from counts).
 
@@ -287,8 +291,9 @@ def _metric_keys(systems: dict[str, PerQuery], baseline: str, metrics: Sequence[
         ConfigError: no metric, or a system lacks one.
         DataError: the baseline has no query with scores for a metric.
     """
-    if metrics is None:
-        metrics = [m for m in systems[baseline] if m not in COUNTS and all(m in s for s in systems.values())]
+    if metrics is None:  # raw scores (a pair's similarity) are no measure of quality: compared only when asked
+        shared = [m for m in systems[baseline] if all(m in s for s in systems.values())]
+        metrics = [m for m in shared if m not in COUNTS and m not in RAW_SCORES]
         if all(c in s for s in systems.values() for c in COUNTS):
             metrics.insert(0, "f1")
     if not metrics:

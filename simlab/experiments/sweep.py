@@ -152,15 +152,15 @@ def _parent_run(configs: list[tuple[str, Experiment]], out: Path, record: dict[s
     The parent run id is kept in `record`, and a resumed sweep reopens that run. Without
     tracking (`tracking.mlflow: false` in every config) this does nothing.
     """
-    tracking = next((cfg.tracking for _, cfg in configs if cfg.tracking.mlflow), None)
-    if tracking is None:
+    tracked = next((cfg for _, cfg in configs if cfg.tracking.mlflow), None)
+    if tracked is None:
         yield
         return
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
-    mlflow.set_tracking_uri(tracking.uri)
-    mlflow.set_experiment(tracking.experiment)
+    mlflow.set_tracking_uri(tracked.tracking.uri)
+    mlflow.set_experiment(tracked.experiment_name)
     parent = None
     if record.get("mlflow_run_id"):
         try:

@@ -98,7 +98,7 @@ def log_run(summary: RunSummary, parent_run_id: str | None = None) -> str:
 
     cfg = summary.config
     mlflow.set_tracking_uri(cfg.tracking.uri)
-    mlflow.set_experiment(cfg.tracking.experiment)
+    mlflow.set_experiment(cfg.experiment_name)
     with mlflow.start_run(run_name=summary.folder.name, nested=True, parent_run_id=parent_run_id) as run:
         mlflow.log_params(flatten(cfg.model_dump(mode="json")))
         mlflow.set_tags(
