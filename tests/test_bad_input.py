@@ -372,6 +372,12 @@ def c_oewn_synset_not_mapping(tmp, runs):
     return Case(convert("oewn", src, tmp), ["verb.motion.yaml", "synset '00001-v'", "definition, example, members"])
 
 
+@case("converters", "oewn: members a string, not a list", fixed=True)
+def c_oewn_field_not_list(tmp, runs):
+    src = oewn(tmp, "00001-v:\n  definition: [move fast]\n  example: [they run]\n  members: run\n")
+    return Case(convert("oewn", src, tmp), ["verb.motion.yaml", "members is a str", "write members: [...]"])
+
+
 @case("converters", "oewn: no *.yaml file")
 def c_oewn_no_yaml(tmp, runs):
     (tmp / "oewn").mkdir()
@@ -405,6 +411,12 @@ def c_glasgow_bad_code(tmp, runs):
     return Case(convert("glasgow", cranfield(tmp, rel="1 1 9\n"), tmp), ["cranqrel:1", "relevance code 1, 2, 3, 4"])
 
 
+@case("converters", "glasgow: an empty cranqrel", fixed=True)
+def c_glasgow_empty_qrels(tmp, runs):
+    src = cranfield(tmp, rel="")
+    return Case(convert("glasgow", src, tmp), ["cranqrel: the file is empty", "one `query doc code` line"])
+
+
 @case("converters", "glasgow: no cran.qry")
 def c_glasgow_no_queries(tmp, runs):
     src = cranfield(tmp)
@@ -434,6 +446,18 @@ def c_dm_columns_differ_run(tmp, runs):
     src = deepmatcher(tmp, table_b="id,name,colour\n1,acme kettle,red\n2,zeta lamp,blue\n")
     argv = run_argv(tmp, MATCHING, f"data.path={src}", "tracking.mlflow=false", fast=False)
     return Case(argv, ["tableA.csv", "tableB.csv", "price", "colour", "same columns"], process=True)
+
+
+@case("deepmatcher", "tableA.csv with a header only", fixed=True)
+def c_dm_empty_table(tmp, runs):
+    src = deepmatcher(tmp, table_a="id,name,price\n", train="ltable_id,rtable_id,label\n")
+    return Case(convert("deepmatcher", src, tmp), ["tableA.csv: no rows below the header", "at least one"])
+
+
+@case("deepmatcher", "train.csv with a header only", fixed=True)
+def c_dm_empty_pairs(tmp, runs):
+    src = deepmatcher(tmp, train="ltable_id,rtable_id,label\n")
+    return Case(convert("deepmatcher", src, tmp), ["train.csv: no rows below the header", "at least one"])
 
 
 @case("deepmatcher", "train.csv label 'yes'")
@@ -672,6 +696,12 @@ def c_config_missing(tmp, runs):
     return Case(run_argv(tmp, tmp / "nope.yaml"), ["nope.yaml"])
 
 
+@case("config", "a sweep with one bad grid value")
+def c_config_sweep_bad_point(tmp, runs):
+    argv = run_argv(tmp, DENSE, f"data.path={DEMO}", "train.epochs=[1,many]")
+    return Case(argv, ["[epochs=many]", "train.epochs", "'many'"])
+
+
 @case("config", "--nproc 2 with a task that runs on one process")
 def c_nproc_one_process_task(tmp, runs):
     argv = [*run_argv(tmp, MATCHING, f"data.path={tmp}", fast=False), "--nproc", "2"]
@@ -747,6 +777,11 @@ def c_ml_csv_not_utf8(tmp, runs):
     )
 
 
+@case("multilabel", "an empty items file")
+def c_ml_empty(tmp, runs):
+    return Case(multilabel_run(tmp, "items.jsonl", ""), ["items.jsonl: no rows"])
+
+
 @case("multilabel", "an items.parquet file")
 def c_ml_file_type(tmp, runs):
     return Case(multilabel_run(tmp, "items.parquet", "x"), ["items.parquet", "unknown file type", ".jsonl, .csv"])
@@ -767,6 +802,18 @@ def c_pairs_test_split_empty(tmp, runs):
     text = "id,group,name\n" + "".join(f"r{i},g{i // 2},item {i}\n" for i in range(8))
     argv = records_run(tmp, text, "data.val_ratio=0.3", "data.test_ratio=0.05")
     return Case(argv, ["records.csv", "the test split has no records", "raise data.val_ratio / data.test_ratio"])
+
+
+@case("pairs", "a records file with a header only", fixed=True)
+def c_pairs_records_empty(tmp, runs):
+    return Case(records_run(tmp, "id,group,name\n"), ["records.csv: no records below the header", "add one line"])
+
+
+@case("pairs", "a JSONL record whose field is an object")
+def c_pairs_jsonl_nested(tmp, runs):
+    path = write(tmp / "records.jsonl", ml_rows({"id": "a", "group": "g", "name": {"first": "x"}}))
+    argv = run_argv(tmp, MATCHING, f"data.path={path}", "tracking.mlflow=false", fast=False)
+    return Case(argv, ["records.jsonl:1", "key `name` must be a string or a number"])
 
 
 @case("pairs", "a records file without its group column")
@@ -1027,6 +1074,14 @@ def c_compare_same_run_twice(tmp, runs):
 def c_report_unknown_baseline(tmp, runs):
     argv = ["report", str(runs.retrieval), "--out", str(tmp / "out" / "r.html"), "--baseline", "bm99"]
     return Case(argv, ["--baseline 'bm99' is not a system", "bm25"])
+
+
+@case("artifacts", "report: a sweep folder whose sweep.json is not JSON")
+def c_report_sweep_json(tmp, runs):
+    write(tmp / "sweep" / "sweep.json", "{")
+    return Case(
+        ["report", str(tmp / "sweep"), "--out", str(tmp / "out" / "r.html")], ["sweep.json:1", "not valid JSON"]
+    )
 
 
 @case("artifacts", "compare: a folder that is not a run")

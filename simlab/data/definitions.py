@@ -296,6 +296,13 @@ def _read_oewn_yaml(path: Path) -> dict[str, dict]:
                 f"{path}: synset {sid!r} is a {type(synset).__name__}, not a mapping; a synset has the keys "
                 "definition, example, members (lists)."
             )
+        for key in ("definition", "example", "members", "hypernym"):
+            if not isinstance(synset.get(key, []), list):
+                value = synset[key]
+                raise DataError(
+                    f"{path}: synset {sid!r}: {key} is a {type(value).__name__} ({value!r}), not a list; write "
+                    f"{key}: [...]."
+                )
     return data
 
 

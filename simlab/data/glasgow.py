@@ -243,6 +243,11 @@ def _read_rows(path: Path, spec: GlasgowSpec) -> list[_Row]:
                 f"{where}: expected {n_fields} whitespace-separated fields {spec.qrels_fields}, got {len(fields)}."
             )
         rows.append(spec.parse_row(fields, where))
+    if not rows:
+        raise DataError(
+            f"{path}: the file is empty (no judgement); the {spec.layout} needs one {spec.qrels_fields} line per "
+            "judged document."
+        )
     return rows
 
 

@@ -317,20 +317,20 @@ def read_deepmatcher(folder: str | Path, image_field: str | None = None) -> Matc
 
 
 def check_same_columns(data: MatchingDataset) -> None:
-    """Both tables of a DeepMatcher dataset hold the same fields (a record's text is built alike on both sides).
-
-    Raises:
-        DataError: the tables' columns differ (the message names both files and the columns).
-    """
+    """Both tables hold the same fields (a record's text is built alike on both sides), else a `DataError`."""
     left, right = list(data.left.fields), list(data.right.fields)
     if set(left) != set(right):
-        only_a = [c for c in left if c not in right]
-        only_b = [c for c in right if c not in left]
+        only_a, only_b = ", ".join(c for c in left if c not in right), ", ".join(c for c in right if c not in left)
         raise DataError(
             f"{data.left.source} and {data.right.source}: the tables must have the same columns; only in "
-            f"{TABLE_A}: {', '.join(only_a) or '(none)'}; only in {TABLE_B}: {', '.join(only_b) or '(none)'}. "
+            f"{TABLE_A}: {only_a or '(none)'}; only in {TABLE_B}: {only_b or '(none)'}. "
             "Rename or add the columns so both tables have the same ones."
         )
+
+
+def _check_rows(parts: Mapping[Path, Records | LabelledPairs]) -> None:
+    for path in (path for path, rows in parts.items() if not len(rows)):
+        raise DataError(f"{path}: no rows below the header; every table and pair file needs at least one.")
 
 
 def _read_tables_and_pairs(
@@ -341,7 +341,9 @@ def _read_tables_and_pairs(
             raise DataError(f"{folder}: missing {path.relative_to(folder)}; the layout needs {', '.join(files)}.")
     left = read_records(folder / TABLE_A, image_field=image_field)
     right = read_records(folder / TABLE_B, image_field=image_field)
+    _check_rows({folder / TABLE_A: left, folder / TABLE_B: right})
     pairs = {s: read_pairs(p, s, left, right, TABLE_A, TABLE_B) for s, p in pair_files.items()}
+    _check_rows({pair_files[s]: p for s, p in pairs.items()})
     return MatchingDataset(folder.name, left, right, pairs, str(folder))
 
 
@@ -367,6 +369,8 @@ def read_matching(
     path = Path(path)
     if path.is_file():
         records = read_records(path, id_field, group_field, fields, image_field)
+        if not len(records):
+            raise DataError(f"{path}: no records below the header; add one line per record.")
         return MatchingDataset(path.stem, records, records, {}, str(path))
     if path.is_dir():
         if (path / PAIRS_DIR).is_dir():
