@@ -77,7 +77,14 @@ def config_check(
 
 
 def _prepare_runtime() -> None:
-    """Quiet, offline-safe defaults for the heavy libraries, set before any of them is imported."""
+    """Quiet, offline-safe defaults for the heavy libraries, set before any of them is imported.
+
+    Piped or logged (stderr not a terminal), progress bars are off: tqdm's, the hub's and the trainer's would
+    write a fragment per update into the file; the epoch lines and tables say what a log needs.
+    """
+    if not sys.stderr.isatty():
+        os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm when it is first imported
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its own level at import
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -88,8 +95,9 @@ def _prepare_runtime() -> None:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("simlab").setLevel(logging.INFO)
-    for noisy in ("mlflow", "bm25s", "sentence_transformers", "transformers"):
+    for noisy in ("mlflow", "bm25s", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read at its import; its warnings concern its internals
 
 
 @app.command()

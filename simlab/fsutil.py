@@ -172,6 +172,7 @@ def out_lock(final: Path) -> Iterator[None]:
     """
     final = Path(final)
     lock = final.parent / f".{final.name}.lock"
+    made = [p for p in (final.parent, *final.parent.parents) if not p.exists()]  # removed again if left empty
     final.parent.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname()
     while True:
@@ -199,6 +200,9 @@ def out_lock(final: Path) -> Iterator[None]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(lock)
+        for folder in made:  # deepest first; only the empty ones go (a failed run leaves no folder it made)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _remove_dead_partials(final: Path) -> None:

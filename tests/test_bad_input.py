@@ -1201,7 +1201,6 @@ def test_bad_input_exits_2_naming_the_fault_and_leaves_nothing(spec, tmp_path, r
         assert _snapshot(tmp_path) == before, sorted(_snapshot(tmp_path).items() ^ before.items())
 
 
-@pytest.mark.xfail(strict=True, reason="simlab.fsutil.out_lock creates a missing --out parent and leaves it")
 def test_a_failed_run_leaves_no_out_parent_it_created(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     built = c_pairs_split_empty(tmp_path, None)

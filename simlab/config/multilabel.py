@@ -17,6 +17,7 @@ class AugmentConfig(Section):
 class MultilabelDataConfig(Section):
     path: str = Field(
         ...,
+        min_length=1,
         description="A JSONL or CSV file, a folder with train/val/test files, or an image folder with labels.csv.",
     )
     input: Literal["auto", "text", "image"] = Field("auto", description="auto: image when rows have an image path.")

@@ -15,7 +15,9 @@ from simlab.config.schedule import SchedulerConfig
 
 
 class PairsDataConfig(Section):
-    path: str = Field(..., description="DeepMatcher folder (tableA/tableB + pair files) or a records file.")
+    path: str = Field(
+        ..., min_length=1, description="DeepMatcher folder (tableA/tableB + pair files) or a records file."
+    )
     fields: list[str] | None = Field(None, description="Text fields of a record; default: all but the id.")
     id_field: str = "id"
     group_field: str = Field("group", description="Group column of a records file (records of a group match).")
@@ -28,7 +30,9 @@ class PairsDataConfig(Section):
 
 
 class DefinitionsDataConfig(Section):
-    path: str = Field(..., description="A labelled-pairs folder (simlab data convert wic-tsv | wic | oewn).")
+    path: str = Field(
+        ..., min_length=1, description="A labelled-pairs folder (simlab data convert wic-tsv | wic | oewn)."
+    )
     fields: list[str] | None = Field(
         None, description="Fields joined into a context's and a definition's text; default: all but the spans."
     )

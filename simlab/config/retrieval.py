@@ -16,7 +16,7 @@ from simlab.config.schedule import SchedulerConfig
 
 
 class DataConfig(Section):
-    path: str = Field(..., description="Collection folder: BEIR, MS MARCO TSV or raw Glasgow (required).")
+    path: str = Field(..., min_length=1, description="Collection folder: BEIR, MS MARCO TSV or raw Glasgow (required).")
     train_split: str = Field("train", description="Qrels split for training pairs; missing -> corpus pairs.")
     dev_split: str = Field("dev", description="Qrels split evaluated every epoch; missing -> held-out pairs.")
     test_split: str = Field("test", description="Qrels split of the final evaluation table.")

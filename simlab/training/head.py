@@ -156,7 +156,8 @@ def _train_head(model, head, train: PairSet, val: PairSet, cfg, head_cfg, work_d
         order = torch.randperm(len(train), generator=gen).tolist()
         losses, steps = [], range(0, len(order), cfg.batch_size)
         opt.zero_grad()
-        for n, start in enumerate(tqdm(steps, desc=f"epoch {epoch}", leave=False, disable=freeze), start=1):
+        bar = tqdm(steps, desc=f"epoch {epoch}", leave=False, disable=True if freeze else None)  # None: off when piped
+        for n, start in enumerate(bar, start=1):
             idx = order[start : start + cfg.batch_size]
             left, right = [train.left[i] for i in idx], [train.right[i] for i in idx]
             if cache is not None:

@@ -116,7 +116,9 @@ def train_multilabel(
         order = torch.randperm(n, generator=gen).numpy()
         lr = optimizer.param_groups[0]["lr"]
         total, seen = 0.0, 0
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{train_cfg.epochs}", leave=False, disable=not progress)
+        bar = tqdm(
+            range(steps), desc=f"epoch {epoch}/{train_cfg.epochs}", leave=False, disable=None if progress else True
+        )
         for s in bar:
             idx = order[s * bs : (s + 1) * bs]
             logits = model(_batch(model, train_inputs, idx, augment, gen))  # (B, L)

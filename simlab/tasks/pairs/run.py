@@ -16,7 +16,7 @@ from simlab.errors import ConfigError
 from simlab.models.field_matcher import FieldMatcher
 from simlab.tasks.base import RunSummary
 from simlab.tasks.pairs.config import PairsConfig
-from simlab.tasks.pairs.sets import build_pair_sets, pair_fields
+from simlab.tasks.pairs.sets import build_pair_sets, check_split, pair_fields
 from simlab.tasks.pairs.systems import add_system, features, token_overlap
 from simlab.tasks.skeleton import checkpoint_dir, note_resume
 
@@ -116,12 +116,14 @@ FIELDS_NOTE = (
 
 def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
     """All stages into the staging `folder` (see the module docstring)."""
-    from simlab.data.matching import read_matching
+    from simlab.data.matching import group_split, read_matching
     from simlab.evaluation.pairs import epoch_line
     from simlab.training.pairs import pair_scores
 
     d = cfg.data
     data = read_matching(Path(d.path), id_field=d.id_field, group_field=d.group_field, image_field=d.image_field)
+    if data.kind != "pairs":  # a records file: its group split must leave every split records, before the model
+        check_split(group_split(data.left.groups, d.val_ratio, d.test_ratio, d.seed), data.left, cfg)
     model = pair_model(cfg, len(pair_fields(cfg, data.left)))
     sets = build_pair_sets(cfg, data, summary.notes, model)
     train, val, test = sets["train"], sets["val"], sets["test"]
