@@ -34,8 +34,9 @@ def test_config_show_is_the_schema_with_its_defaults_and_loads_back(task, tmp_pa
 
 
 def test_config_check(tmp_path):
-    result = CliRunner().invoke(app, ["config", "check", str(ROOT / "examples" / "seed-000-ratios.yaml")])
-    assert result.exit_code == 0 and "valid `task: pairs` config, a sweep of 12 runs" in result.output
+    sweep = [str(ROOT / "examples" / "matching.yaml"), "--set", f"data.path={tmp_path}"]
+    result = CliRunner().invoke(app, ["config", "check", *sweep, "--set", "sampling.pos_neg_ratio=[1,2,4]"])
+    assert result.exit_code == 0 and "valid `task: pairs` config, a sweep of 3 runs" in result.output
     bad = CliRunner().invoke(
         app, ["config", "check", str(ROOT / "examples" / "dense.yaml"), "--set", "data.path=nowhere"]
     )

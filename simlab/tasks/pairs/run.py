@@ -122,9 +122,10 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
 
     d = cfg.data
     data = read_matching(Path(d.path), id_field=d.id_field, group_field=d.group_field, image_field=d.image_field)
+    n_fields = len(pair_fields(cfg, data.left))
     if data.kind != "pairs":  # a records file: its group split must leave every split records, before the model
         check_split(group_split(data.left.groups, d.val_ratio, d.test_ratio, d.seed), data.left, cfg)
-    model = pair_model(cfg, len(pair_fields(cfg, data.left)))
+    model = pair_model(cfg, n_fields)
     sets = build_pair_sets(cfg, data, summary.notes, model)
     train, val, test = sets["train"], sets["val"], sets["test"]
     summary.n_test, by, dist = len(test), cfg.train.threshold_by, cfg.train.distance
