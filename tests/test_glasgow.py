@@ -261,3 +261,20 @@ def test_cli_convert_prints_counts_and_refuses_bad_input(cran: Path, tmp_path: P
     assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
     unknown = subprocess.run([*cmd, "smart", str(cran), "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert unknown.returncode == 2 and "glasgow" in unknown.stderr and not (tmp_path / "x").exists()
+
+
+def test_one_stray_line_does_not_flip_the_position_mapping(cran: Path) -> None:
+    """Positions 1..4 (3 is not a .I id) plus one line beyond the 4 queries: named, not a silent re-reading."""
+    write_crlf(cran / "cranqrel", "1 1 1\n2 2 1\n3 3 1\n4 1 2\n1 2 2\n2 3 2\n3 1 3\n4 2 3\n1 3 3\n2 1 4\n9 3 2\n")
+    with pytest.raises(DataError, match=r"cranqrel: query numbers are 1-based positions in cran.qry .* 1 line\(s\) "
+                       r"name a query beyond 4: .*cranqrel:11; fix or remove those lines"):  # fmt: skip
+        read_glasgow(cran)
+
+
+def test_pair_qrels_lines_without_the_trailing_zeros_are_read(tmp_path: Path) -> None:
+    root = tmp_path / "cisi"
+    root.mkdir()
+    (root / "CISI.ALL").write_text(".I 1\n.T\nLibraries\n.W\nAbout libraries.\n.I 2\n.T\nIndexing\n.W\nHow to index.\n")
+    (root / "CISI.QRY").write_text(".I 1\n.W\nWhat about libraries?\n.I 2\n.W\nIndex?\n")
+    (root / "CISI.REL").write_text("     1     1 0 0.000000\n     2     2\n")  # the last line lacks `0 0`
+    assert read_glasgow(root).qrels["test"].judgements == {"1": {"1": 1}, "2": {"2": 1}}

@@ -39,6 +39,8 @@ from simlab.records import Collection, Corpus, Queries
 logger = logging.getLogger("simlab.data")
 
 QRELS_SPLIT = "test"
+POSITION_SHARE = 0.9
+"""Qrels query numbers are read as positions in the query file when this share of the lines fits 1..n_queries."""
 _MARKER = re.compile(r"\.([A-Z])\s*")  # a field marker alone on its line, from column 0
 
 
@@ -238,6 +240,8 @@ def _read_rows(path: Path, spec: GlasgowSpec) -> list[_Row]:
         if not fields:
             continue
         where = f"{path}:{lineno}"
+        if len(fields) == 2 and spec.parse_row is _pair_row:  # `query doc` without the trailing `0 0`: the same
+            fields = [*fields, "0", "0"]
         if len(fields) != n_fields:
             raise DataError(
                 f"{where}: expected {n_fields} whitespace-separated fields {spec.qrels_fields}, got {len(fields)}."
@@ -256,15 +260,28 @@ def _map_positions(
 ) -> tuple[list[_Row], str | None]:
     """Map query numbers to `.I` ids when they are 1-based positions in the query file.
 
-    They are taken as positions when some are not `.I` ids but all lie within 1..n_queries
-    (Cranfield: `.I` runs 1..365 with gaps, the qrels number the 225 queries 1..225).
+    They are taken as positions when some numbers within 1..n_queries are not `.I` ids and at least
+    `POSITION_SHARE` of the lines' numbers lie within 1..n_queries (Cranfield: `.I` runs 1..365 with
+    gaps, the qrels number the 225 queries 1..225). Then a line whose number does not fit (beyond
+    n_queries) is an error naming the lines: one stray line must not flip the reading of the file.
+
+    Raises:
+        DataError: positions, but some lines' numbers lie outside 1..n_queries.
     """
     numbers = {row.query for row in rows}
     known = set(query_ids)
     not_ids = numbers - known
     n = len(query_ids)
-    if not not_ids or not all(q.isdigit() and 1 <= int(q) <= n for q in numbers):
+    fits = {q for q in numbers if q.isdigit() and 1 <= int(q) <= n}
+    misfit = [row.where for row in rows if row.query not in fits]
+    if not (not_ids & fits) or len(misfit) > (1 - POSITION_SHARE) * len(rows):
         return rows, None
+    if misfit:
+        raise DataError(
+            f"{qrels_name}: query numbers are 1-based positions in {queries_name} ({len(rows) - len(misfit)} of "
+            f"{len(rows)} lines lie within 1..{n}, and some are not .I ids), but {len(misfit)} line(s) name a "
+            f"query beyond {n}: {', '.join(misfit[:5])}{' ...' if len(misfit) > 5 else ''}; fix or remove those lines"
+        )
     to_id = {str(pos): qid for pos, qid in enumerate(query_ids, start=1)}
     mapped = [_Row(to_id[row.query], row.doc, row.gain, row.where) for row in rows]
     example = next((pos for pos, qid in to_id.items() if qid != pos), "1")
