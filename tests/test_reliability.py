@@ -247,3 +247,17 @@ def test_a_full_disk_is_one_clear_error_and_keeps_nothing(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert "error: no space left on the device writing" in err and "metrics.json" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_triples_file_is_refused_before_any_stage(tmp_path):
+    from simlab.errors import ConfigError
+
+    data = _toy_collection(tmp_path)
+    sets = [f"data.path={data}", "model.kind=sparse", "model.name=bert-mlm-scratch", "data.triples=nope.tsv"]
+    sets += ["tracking.mlflow=false", "index.sparse_approximate=[]"]
+    args = ["run", str(ROOT / "examples" / "splade.yaml"), "--out", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*args, *[a for s in sets for a in ("--set", s)]])
+    assert isinstance(result.exception, ConfigError) and f"data.triples: {data / 'nope.tsv'}: no such file" in str(
+        result.exception
+    )
+    assert "BM25 over" not in result.output and not (tmp_path / "run").exists()

@@ -19,6 +19,14 @@ class SparseTask(RetrievalTask):
     distributed = False
     stages = "simlab.tasks.sparse.run"
 
+    def preflight(self, cfg) -> None:
+        """The retrieval checks, and `data.triples` when the run trains on them (before BM25 and zero-shot run)."""
+        super().preflight(cfg)
+        if cfg.data.triples and cfg.train.enabled and "trained" in cfg.eval.systems:
+            from simlab.tasks.sparse.run import triples_path
+
+            triples_path(cfg)
+
     @property
     def built_models(self) -> frozenset[str]:
         from simlab.models.sparse import SPARSE_MODELS  # bert-mlm-scratch: built from the collection

@@ -27,6 +27,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("simlab")
 
 
+def triples_path(cfg: SparseConfig) -> Path:
+    """`data.triples`, relative to `data.path` unless absolute.
+
+    Raises:
+        ConfigError: no such file.
+    """
+    path = Path(cfg.data.triples)
+    path = path if path.is_absolute() else Path(cfg.data.path) / path
+    if not path.is_file():
+        raise ConfigError(f"data.triples: {path}: no such file (a path relative to data.path, or absolute)")
+    return path
+
+
 def training_rows(cfg: SparseConfig, collection: Collection, model) -> tuple[MinedPairs, DevSet | None, list[str]]:
     """(rows, dev set or None, notes) for SPLADE training; see the module docstring."""
     from simlab.data.msmarco import read_triples
@@ -36,10 +49,7 @@ def training_rows(cfg: SparseConfig, collection: Collection, model) -> tuple[Min
     dev_split, test_split = cfg.data.dev_split, cfg.data.test_split
     dev = dev_from_qrels(collection, dev_split) if dev_split in collection.qrels and dev_split != test_split else None
     if cfg.data.triples:
-        path = Path(cfg.data.triples)
-        path = path if path.is_absolute() else Path(cfg.data.path) / path
-        if not path.is_file():
-            raise ConfigError(f"data.triples: {path}: no such file (a path relative to data.path, or absolute)")
+        path = triples_path(cfg)
         triples = read_triples(path)
         if cfg.data.max_train_pairs is not None and len(triples) > cfg.data.max_train_pairs:
             import random
