@@ -261,3 +261,13 @@ def test_a_missing_triples_file_is_refused_before_any_stage(tmp_path):
         result.exception
     )
     assert "BM25 over" not in result.output and not (tmp_path / "run").exists()
+
+
+def test_a_huge_document_is_named_in_the_log_and_the_notes(tmp_path, monkeypatch):
+    import simlab.tasks.retrieval.run as retrieval_run
+
+    monkeypatch.setattr(retrieval_run, "HUGE_DOCUMENT", 200)  # the demo's longest documents, not 1 MB of test data
+    out = tmp_path / "run"
+    assert _run(out).exit_code == 0
+    notes = json.loads((out / "meta.json").read_text())["notes"]
+    assert any("document(s) of demo hold over 200 characters (the largest," in n for n in notes), notes

@@ -34,6 +34,25 @@ def test_queries(collection: Collection, split: str) -> tuple[Queries, object]:
     return queries, qrels
 
 
+HUGE_DOCUMENT = 1_000_000
+"""Characters from which a document is worth a word: the model reads only its first `model.max_length` tokens,
+while BM25 indexes and every encoder tokenizes all of it (a 50 MB document made a run 30x slower)."""
+
+
+def warn_huge_documents(collection: Collection, summary: RunSummary) -> None:
+    """Say, in the log and the run's notes, how many documents are huge, and which is the largest."""
+    sizes = [(len(t), i) for i, t in zip(collection.corpus.ids, collection.corpus.texts) if len(t) >= HUGE_DOCUMENT]
+    if sizes:
+        size, doc = max(sizes)
+        note = (
+            f"{len(sizes)} document(s) of {collection.name} hold over {HUGE_DOCUMENT:,} characters (the largest, "
+            f"{doc}, {size / 1e6:.1f} M): BM25 indexes all of it and the model reads only its first tokens, so "
+            "tokenizing them dominates the run's time and memory; split or trim them if that is not meant"
+        )
+        log.warning(note)
+        summary.notes.append(note)
+
+
 def train(cfg: RetrievalConfig, collection: Collection, folder: Path | None, summary: RunSummary, work_dir: Path):
     """Train and save the model to `folder/model`; `folder=None` (a DDP rank other than 0) trains without saving."""
     from simlab.data.pairs import build_pairs
@@ -128,6 +147,7 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, sparse_stage=No
     from simlab.index.fusion import rrf
 
     collection = load_collection(Path(cfg.data.path))
+    warn_huge_documents(collection, summary)
     queries, qrels = test_queries(collection, cfg.data.test_split)
     summary.n_test, systems, k = len(queries), cfg.eval.systems, cfg.eval.k
     summary.notes.extend(collection.notes)
