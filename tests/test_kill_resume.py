@@ -75,3 +75,33 @@ def test_a_killed_run_resumes_to_the_uninterrupted_numbers(task, tmp_path, tiny_
     for system in whole.metrics:
         assert resumed.metrics[system] == pytest.approx(whole.metrics[system], abs=1e-6), system
     assert not checkpoints.exists() and not list(tmp_path.glob(".killed.*"))
+
+
+def test_a_run_killed_while_it_saves_a_checkpoint_resumes_from_the_one_before(tmp_path, tiny_mlm_dir):  # noqa: F811
+    """SIGKILL while the trainer writes a checkpoint (its folder exists, trainer_state.json not yet): the cut-off
+    checkpoint is never used, the run resumes from the complete one before it, to the uninterrupted numbers."""
+    sets = _overrides("retrieval", tmp_path, tiny_mlm_dir)
+    whole = run_experiment(load_config(None, sets), tmp_path / "whole")
+    (tmp_path / "empty.yaml").write_text("{}\n")
+    out, checkpoints = tmp_path / "killed", tmp_path / ".killed.checkpoints"
+    cmd = [sys.executable, "-m", "simlab", "run", str(tmp_path / "empty.yaml"), "--out", str(out)]
+    cmd += [arg for s in sets for arg in ("--set", s)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=os.environ)
+    end = time.monotonic() + 300
+    while True:  # a complete checkpoint, and the next one being written
+        done = [p for p in checkpoints.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+        writing = [p for p in checkpoints.glob("checkpoint-*") if not (p / "trainer_state.json").is_file()]
+        if done and writing:
+            proc.send_signal(signal.SIGKILL)
+            break
+        assert proc.poll() is None, "finished before a kill during a save"
+        assert time.monotonic() < end
+        time.sleep(0.002)
+    proc.wait()
+    cut = [p for p in checkpoints.glob("checkpoint-*") if not (p / "trainer_state.json").is_file()]
+    assert cut, "the kill came after the save had finished"
+    resumed = run_experiment(load_config(None, [*sets, "train.resume=true"]), out)
+    assert Path(resumed.meta["resumed_from"]["checkpoint"]).name not in {p.name for p in cut}
+    assert [h["epoch"] for h in resumed.history] == list(range(1, EPOCHS["retrieval"] + 1))
+    for system in whole.metrics:
+        assert resumed.metrics[system] == pytest.approx(whole.metrics[system], abs=1e-6), system
