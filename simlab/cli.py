@@ -228,8 +228,12 @@ def match(
     fields: Annotated[
         str | None, typer.Option(help="Comma-separated text fields; default: the run's data.fields, or all but the id.")
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
     """Match two tables with a pairs run: embed, take top-k candidates, keep those at or above the threshold."""
+    from simlab.fsutil import check_new_file
+
+    check_new_file(out, overwrite, [left, right, labels])
     _prepare_runtime()
     from simlab.experiments.match import match_tables
 
@@ -286,6 +290,7 @@ def compare_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the resampling tests.")] = 42,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as markdown.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the comparison as JSON.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing --markdown / --json files.")] = False,
     tracking_uri: Annotated[
         str, typer.Option(help="MLflow store of experiment names given instead of folders.")
     ] = "sqlite:///mlflow.db",
@@ -297,6 +302,11 @@ def compare_cmd(
 
     from simlab import fsutil
     from simlab.experiments.api import compare
+    from simlab.fsutil import check_new_file
+
+    for target in (markdown, json_out):
+        if target is not None:
+            check_new_file(target, overwrite)
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
     downloads = tempfile.TemporaryDirectory(prefix="simlab-compare-")
@@ -329,9 +339,14 @@ def report_cmd(
             "(default: bm25, or overlap for pairs)."
         ),
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing report (FILE, FILE.md).")] = False,
 ) -> None:
     """Write a self-contained HTML report (and markdown) of a run or sweep: config diff, comparison, figures."""
     from simlab.experiments.html_report import build_report
+    from simlab.fsutil import check_new_file
+
+    for target in (out, out.with_suffix(".md")):
+        check_new_file(target, overwrite, [path])
 
     report = build_report(path, baseline=baseline)
     report.made_with = " ".join(

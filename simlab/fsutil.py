@@ -151,6 +151,22 @@ def check_replaceable(final: Path, inputs: Sequence[str | Path] = ()) -> None:
         )
 
 
+def check_new_file(path: Path, overwrite: bool, inputs: Sequence[str | Path] = ()) -> None:
+    """A file a command is about to write (`--out`, `--markdown`, `--json`): never an input, never a folder, and
+    an existing file only with `overwrite`. Checked before any work.
+
+    Raises:
+        RunFolderError: naming the path and the fix; nothing is written or deleted.
+    """
+    path = Path(path)
+    if any(src is not None and Path(src).resolve() == path.resolve() for src in inputs):
+        raise RunFolderError(f"{path} is an input of this command; write the output elsewhere")
+    if path.is_dir():
+        raise RunFolderError(f"{path} is a folder; give a file name to write")
+    if path.exists() and not overwrite:
+        raise RunFolderError(f"{path} already exists; choose another name or pass --overwrite to replace it")
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -186,9 +186,24 @@ def test_cli_report_writes_html_and_markdown(pairs_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and out.with_suffix(".md").is_file() and "<img" in out.read_text()
     bad = subprocess.run(
-        [sys.executable, "-m", "simlab", "report", str(pairs_run), "--out", str(out), "--baseline", "nope"],
+        [
+            sys.executable,
+            "-m",
+            "simlab",
+            "report",
+            str(pairs_run),
+            "--out",
+            str(out),
+            "--baseline",
+            "nope",
+            "--overwrite",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "nope" in bad.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "simlab", "report", str(pairs_run), "--out", str(out)], capture_output=True, text=True
+    )
+    assert again.returncode == 2 and "r.html already exists; choose another name or pass --overwrite" in again.stderr

@@ -271,3 +271,21 @@ def test_a_huge_document_is_named_in_the_log_and_the_notes(tmp_path, monkeypatch
     assert _run(out).exit_code == 0
     notes = json.loads((out / "meta.json").read_text())["notes"]
     assert any("document(s) of demo hold over 200 characters (the largest," in n for n in notes), notes
+
+
+def test_match_never_writes_over_an_input_or_an_existing_file(tmp_path):
+    from test_pairs_run import grouped_overrides, write_records
+
+    write_records(tmp_path / "records.csv")
+    sets = [*grouped_overrides(tmp_path), "train.epochs=1"]
+    run = ["run", str(ROOT / "examples" / "matching.yaml"), "--out", str(tmp_path / "run")]
+    assert CliRunner().invoke(app, [*run, *[a for s in sets for a in ("--set", s)]]).exit_code == 0
+    table = tmp_path / "records.csv"
+    before = table.read_bytes()
+    match = ["match", str(tmp_path / "run"), "--left", str(table), "--right", str(table)]
+    result = CliRunner().invoke(app, [*match, "--out", str(table), "--overwrite"])
+    assert isinstance(result.exception, RunFolderError) and "is an input of this command" in str(result.exception)
+    (tmp_path / "mine.csv").write_text("my file")
+    result = CliRunner().invoke(app, [*match, "--out", str(tmp_path / "mine.csv")])
+    assert isinstance(result.exception, RunFolderError) and "already exists" in str(result.exception)
+    assert table.read_bytes() == before and (tmp_path / "mine.csv").read_text() == "my file"
