@@ -417,6 +417,15 @@ def c_glasgow_empty_qrels(tmp, runs):
     return Case(convert("glasgow", src, tmp), ["cranqrel: the file is empty", "one `query doc code` line"])
 
 
+@case("converters", "glasgow: one stray line in position-numbered qrels", fixed=True)
+def c_glasgow_stray_position(tmp, runs):
+    docs = "".join(f".I {i}\n.W\ndoc {i}\n" for i in range(1, 4))
+    qry = "".join(f".I {i}\n.W\nquestion {i}\n" for i in (1, 2, 5, 7))  # ids with gaps; the qrels number 1..4
+    rel = "".join(f"{q} {d} 1\n" for q in (1, 2, 3, 4) for d in (1, 2, 3)) + "9 1 1\n"
+    src = cranfield(tmp, docs=docs, qry=qry, rel=rel)
+    return Case(convert("glasgow", src, tmp), ["1-based positions in cran.qry", "cranqrel:13", "fix or remove"])
+
+
 @case("converters", "glasgow: no cran.qry")
 def c_glasgow_no_queries(tmp, runs):
     src = cranfield(tmp)
