@@ -228,18 +228,23 @@ def format_run(run: Run) -> str:
     lines = []
     for qid in run.scores:
         _check_token(qid, "query id", None)
+        previous = math.inf
         for rank, (docid, score) in enumerate(run.ranked(qid), start=1):
             _check_token(docid, "document id", None)
-            lines.append(f"{qid} Q0 {docid} {rank} {float(score)!r} {tag}\n")
+            previous = min(float(score), math.nextafter(previous, -math.inf))  # a tie: one float step lower
+            lines.append(f"{qid} Q0 {docid} {rank} {previous!r} {tag}\n")
     return "".join(lines)
 
 
 def write_trec_run(run: Run, path: Path) -> None:
     """Write `run` atomically as `qid Q0 docid rank score tag` lines.
 
-    Queries keep the run's order; within a query, ranks start at 1 in descending score, ties
-    broken by doc id. Scores are written with `repr`, so reading the file back gives the same
-    floats. The tag is the run's name.
+    Queries keep the run's order; within a query, ranks start at 1 in `Run.ranked`'s order
+    (descending score, ties by doc id descending, trec_eval's rule). A tied score is written one
+    float step below the one before it, so the file holds one ranking for every tool, whatever
+    its own tie rule (the MS MARCO RR code of ir_measures breaks ties the other way); other
+    scores are written with `repr`, so reading them back gives the same floats. The tag is the
+    run's name.
 
     Raises:
         DataError: the run name or an id contains whitespace.

@@ -59,7 +59,7 @@ def rrf(runs: list[Run], k: float = 60, name: str = "hybrid", top: int | None = 
         for run in runs:
             for rank, (doc, _) in enumerate(run.ranked(q), start=1):
                 scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)  # `Run.ranked`'s order
         fused[q] = dict(ranked if top is None else ranked[:top])
     return Run(name, fused)
 
