@@ -115,6 +115,15 @@ def verify_manifest(folder: Path, under: Sequence[str] = ("",)) -> None:
         )
 
 
+def held_input(path: Path, inputs: Sequence[str | Path | None]) -> str | Path | None:
+    """The first of `inputs` that `path` is or holds (writing `path` would replace it), else None."""
+    where = Path(path).resolve()
+    for src in inputs:
+        if src is not None and (Path(src).resolve() == where or where in Path(src).resolve().parents):
+            return src
+    return None
+
+
 def check_replaceable(final: Path, inputs: Sequence[str | Path] = ()) -> None:
     """Refuse to replace `final` unless simlab wrote it and it holds nothing else.
 
@@ -125,12 +134,10 @@ def check_replaceable(final: Path, inputs: Sequence[str | Path] = ()) -> None:
     final = Path(final)
     if not final.exists():
         return
-    where = final.resolve()
-    for src in inputs:
-        if src is not None and (Path(src).resolve() == where or where in Path(src).resolve().parents):
-            raise RunFolderError(
-                f"{final} is, or holds, the input {src}; --overwrite never deletes input data: choose another --out"
-            )
+    if (src := held_input(final, inputs)) is not None:
+        raise RunFolderError(
+            f"{final} is, or holds, the input {src}; --overwrite never deletes input data: choose another --out"
+        )
     if not final.is_dir():
         raise RunFolderError(
             f"{final} is a file, not a folder simlab wrote; choose another --out (nothing was deleted)"
@@ -160,7 +167,7 @@ def check_new_file(path: Path, overwrite: bool, inputs: Sequence[str | Path] = (
         RunFolderError: naming the path and the fix; nothing is written or deleted.
     """
     path = Path(path)
-    if any(src is not None and Path(src).resolve() == path.resolve() for src in inputs):
+    if held_input(path, inputs) is not None:
         raise RunFolderError(f"{path} is an input of this command; write the output elsewhere")
     if path.is_dir():
         raise RunFolderError(f"{path} is a folder; give a file name to write")

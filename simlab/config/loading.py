@@ -183,6 +183,12 @@ def flat(d: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def differing_keys(old: Mapping, new: Mapping, ignore: set[str] = frozenset()) -> list[str]:
+    """The dotted keys (`flat`) whose values differ between two configs as dicts, but for `ignore`."""
+    a, b = flat(old), flat(new)
+    return sorted(k for k in a.keys() | b.keys() if k not in ignore and a.get(k) != b.get(k))
+
+
 def changed_fields(cfg: Section, paths: list[str]) -> list[str]:
     """The dotted `paths` whose value in `cfg` differs from the schema's default, for checks like
     "a sparse-only field in a dense config" (a resolved config.yaml spells every default out)."""

@@ -23,10 +23,10 @@ from typing import Any
 
 from simlab import fsutil
 from simlab.config import Experiment
-from simlab.config.loading import flat
+from simlab.config.loading import differing_keys, flat
 from simlab.errors import RunFolderError, SimlabError
 from simlab.tasks import RunSummary, get_task
-from simlab.tasks.skeleton import inputs_of
+from simlab.tasks.base import inputs_of
 
 log = logging.getLogger("simlab")
 
@@ -76,9 +76,8 @@ def _new_record(configs: list[tuple[str, Experiment]], out: Path, overwrite: boo
             f"{out} exists and is not a sweep folder (no sweep.json); choose another --out (nothing was deleted)."
         )
     for _, cfg in configs:
-        for src in inputs_of(cfg):
-            if Path(src).resolve() == out.resolve() or out.resolve() in Path(src).resolve().parents:
-                raise RunFolderError(f"{out} is, or holds, the input {src}; choose another --out for the sweep.")
+        if (src := fsutil.held_input(out, inputs_of(cfg))) is not None:
+            raise RunFolderError(f"{out} is, or holds, the input {src}; choose another --out for the sweep.")
     record = SWEEP_FORMAT | {
         "name": out.name,
         "axes": _axes(configs),
@@ -121,8 +120,7 @@ def _finished(folder: Path, cfg: Experiment) -> bool:
 
     config_file = folder / "config.yaml"
     done = yaml.safe_load(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
-    old, new = flat(done or {}), flat(cfg.model_dump(mode="json"))
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    changed = differing_keys(done or {}, cfg.model_dump(mode="json"))
     if changed:
         raise RunFolderError(
             f"{folder} is a finished run of another config (differs in {', '.join(changed)}); "

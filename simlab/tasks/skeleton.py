@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from simlab import fsutil
 from simlab.errors import RunFolderError
-from simlab.tasks.base import RunSummary, Task
+from simlab.tasks.base import RunSummary, Task, inputs_of
 
 if TYPE_CHECKING:
     from simlab.config import Experiment
@@ -34,12 +34,6 @@ def checkpoint_dir(out: Path) -> Path:
     finished run deletes them."""
     out = Path(out)
     return out.parent / f".{out.name}.checkpoints"
-
-
-def inputs_of(cfg: Experiment) -> list[str]:
-    """The input paths of a config (`data.path`), which a run folder may never replace or hold."""
-    data = getattr(getattr(cfg, "data", None), "path", None)
-    return [data] if data else []
 
 
 def note_resume(result, summary: RunSummary) -> None:
@@ -65,7 +59,7 @@ def check_resume(out: Path, cfg: Experiment) -> None:
     """
     import yaml
 
-    from simlab.config.loading import flat
+    from simlab.config.loading import differing_keys
     from simlab.errors import ConfigError
 
     train = getattr(cfg, "train", None)
@@ -73,9 +67,8 @@ def check_resume(out: Path, cfg: Experiment) -> None:
         return
     stored = checkpoint_dir(out) / "config.yaml"
     if train.resume is not False and stored.is_file():
-        old = flat(yaml.safe_load(stored.read_text(encoding="utf-8")) or {})
-        new = flat(cfg.model_dump(mode="json"))
-        changed = sorted(k for k in old.keys() | new.keys() if k not in RESUMABLE and old.get(k) != new.get(k))
+        old = yaml.safe_load(stored.read_text(encoding="utf-8")) or {}
+        changed = differing_keys(old, cfg.model_dump(mode="json"), RESUMABLE)
         if changed:
             raise ConfigError(
                 f"train.resume: the interrupted run to {out} had another config ({', '.join(changed)} differ); "
@@ -90,15 +83,6 @@ def _resumable(folder: Path) -> bool:
     from simlab.training.trainer import LoopCheckpoint
 
     return any(folder.rglob("trainer_state.json")) or any(folder.rglob(LoopCheckpoint.FILE))
-
-
-def check_out(out: Path, cfg: Experiment, overwrite: bool) -> None:
-    """Refuse an existing run folder unless `overwrite`, and then unless simlab wrote it and it holds nothing
-    else and no input (`simlab.fsutil.check_replaceable`): checked before any work."""
-    if Path(out).exists() and not overwrite:
-        raise RunFolderError(f"{out} already exists; choose another --out or pass --overwrite")
-    if overwrite:
-        fsutil.check_replaceable(Path(out), inputs_of(cfg))
 
 
 def _cell(value) -> str:
@@ -132,8 +116,7 @@ def write_common_files(task: Task, summary: RunSummary, folder: Path) -> None:
 def execute(task: Task, cfg: Experiment, out: Path, overwrite: bool = False) -> RunSummary:
     """Run `cfg`'s stages (`task.run`) into the run folder `out`; see the module docstring."""
     out = Path(out)
-    check_out(out, cfg, overwrite)
-    task.preflight(cfg)
+    task.preflight(cfg)  # the folder itself is checked by staged_dir, before any work too
     t0 = time.perf_counter()
     summary = task.new_summary(cfg, out)
     with fsutil.staged_dir(out, overwrite=overwrite, inputs=inputs_of(cfg)) as tmp:  # holds the --out lock
