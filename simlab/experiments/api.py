@@ -31,11 +31,13 @@ class Run:
         path: The run folder.
         config: Its validated config.
         metrics: system -> metric -> test value (its metrics.json).
+        chosen: The run's answer: `system`, the val score it was chosen `by` (`val`), its `test` metrics.
     """
 
     path: Path
     config: Experiment
     metrics: dict[str, dict[str, float]]
+    chosen: dict | None = None
 
     @property
     def task(self) -> Task:
@@ -50,7 +52,8 @@ class Run:
 
     @property
     def main_system(self) -> str:
-        """The system that stands for the run (the trained one, with exact search for retrieval)."""
+        """The system that stands for the run across runs (the trained one, with exact search for retrieval);
+        the run's own answer, chosen by val, is `chosen`."""
         return self.task.main_system(self.systems)
 
     @property
@@ -81,15 +84,15 @@ def load_run(path: str | Path) -> Run:
         RunFolderError: not a finished run folder (no meta.json or metrics.json).
     """
     from simlab.tasks import load_config
-    from simlab.tasks.skeleton import run_task
+    from simlab.tasks.skeleton import read_metrics, run_task
 
     path = Path(path)
     run_task(path)
     try:
-        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+        metrics, chosen = read_metrics(path / "metrics.json")
     except (FileNotFoundError, json.JSONDecodeError) as exc:
         raise RunFolderError(f"{path / 'metrics.json'}: unreadable ({exc}); the run folder is incomplete") from None
-    return Run(path, load_config(path / "config.yaml"), metrics)
+    return Run(path, load_config(path / "config.yaml"), metrics, chosen)
 
 
 def _configs(config: str | Path | dict | Experiment, overrides: Sequence[str]) -> list[tuple[str, Experiment]]:

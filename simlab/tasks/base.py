@@ -44,6 +44,7 @@ class RunSummary:
         n_test: Test queries, pairs or items.
         meta: Extra meta.json fields of the task.
         seconds: Wall time of the run.
+        chosen: The run's answer (`choose`): the system with the best val score of the task's main metric.
     """
 
     folder: Path
@@ -56,6 +57,20 @@ class RunSummary:
     n_test: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    chosen: dict[str, Any] | None = None
+
+    def choose(self) -> dict[str, Any] | None:
+        """The run's answer: among the systems with a val score of the task's main metric (`val_<metric>` in
+        `metrics`), the best (the first on a tie); its val score and test metrics. Test numbers never choose.
+        None when no system has a val score."""
+        metric = self.task.main_metric(self.config)
+        key = f"val_{metric}"
+        scored = [(m[key], s) for s, m in self.metrics.items() if m.get(key) is not None]
+        if not scored:
+            return None
+        val, system = max(scored, key=lambda vs: vs[0])
+        test = {k: v for k, v in self.metrics[system].items() if not k.startswith("val_")}
+        return {"system": system, "by": key, "val": val, "test": test}
 
     def add_items(self, system: str, ids: list[str], values: dict[str, Any]) -> None:
         """Per-item rows of `system`: `values` maps a metric to one value per id."""
