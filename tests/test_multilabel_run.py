@@ -125,6 +125,31 @@ def test_frozen_transformer_backbone_keeps_its_weights(tmp_path, tiny_bert_dir):
     assert trainable == sum(p.numel() for p in model.head.parameters()) < total
 
 
+def test_a_frozen_text_encoder_encodes_each_text_once(tmp_path, tiny_bert_dir):
+    """The cached features equal the encoder's own (the naive path), and training runs the encoder only for
+    texts it has not seen: every epoch of the head reads the same features."""
+    import torch
+
+    from simlab.models.multilabel import build_model
+    from simlab.training.multilabel import predict_logits, train_multilabel
+    from simlab.training.multilabel_losses import build_loss
+
+    texts = ["boundary layer flow", "heat transfer", "sourdough bread", "bicycle tyre"]
+    y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    cfg = _cfg(tmp_path, tiny_bert_dir, "model.freeze=true", "train.epochs=3", "train.batch_size=2")
+    model = build_model(cfg, "text", 2)
+    calls = []
+    encode = model._encode
+    model._encode = lambda batch: calls.append(list(batch)) or encode(batch)
+    train_multilabel(model, texts, y, texts, y, build_loss(cfg.loss, y), cfg.train, cfg.scheduler, None, False)
+    assert sorted(t for c in calls for t in c) == sorted(texts)  # each text once, over 3 epochs and val
+    with torch.no_grad():
+        model.eval()
+        assert torch.allclose(model.features(texts[::-1]), encode(texts[::-1]), atol=1e-6)
+        predict_logits(model, ["a new text", texts[0]])
+    assert calls[-1] == ["a new text"]
+
+
 def test_wrong_backbone_for_the_data_is_a_config_error(tmp_path):
     from simlab.errors import ConfigError
     from simlab.models.multilabel import build_model
