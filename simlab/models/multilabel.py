@@ -12,6 +12,7 @@ transformers ResNet folder).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from torch import nn
 from simlab import fsutil
 from simlab.errors import ConfigError
 from simlab.models.images import IMAGENET_MEAN, IMAGENET_STD, build_image_backbone, is_image_backbone
+
+log = logging.getLogger("simlab")
 
 MODEL_FORMAT = {"format": "simlab.multilabel_model", "format_version": 1}
 
@@ -66,6 +69,8 @@ class MultiLabelModel(nn.Module):
         if not hasattr(self, "_cache"):
             self._cache: dict[str, torch.Tensor] = {}
         todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if len(todo) > 1000:
+            log.info("encoding %d texts once with the frozen encoder", len(todo))
         was_training = self.encoder.training
         self.encoder.eval()
         for i in range(0, len(todo), batch_size):

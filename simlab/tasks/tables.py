@@ -44,7 +44,8 @@ def chosen_table(summary: RunSummary) -> Table | None:
     if not chosen:
         return None
     metric = chosen["by"].removeprefix("val_")
-    test = {k: v for k, v in chosen["test"].items() if isinstance(v, float)}
+    shown = summary.task.columns(summary.config)  # the metrics a report shows per run
+    test = {k: chosen["test"][k] for k in shown if isinstance(chosen["test"].get(k), float)}
     header = ["system", f"val {metric}", *(f"test {k}" for k in test)]
     row = [chosen["system"], fmt_cell(chosen["val"]), *(fmt_cell(v) for v in test.values())]
     return f"Chosen: the best val {metric} (test is never used to choose)", header, [row]
