@@ -310,14 +310,9 @@ def compare_cmd(
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
     downloads = tempfile.TemporaryDirectory(prefix="simlab-compare-")
-    folders = []
-    for path in paths:
-        if path.exists() or os.sep in str(path):
-            folders.append(path)
-        else:  # not a folder: the runs of an MLflow experiment, downloaded
-            from simlab.experiments.tracking import runs_from_mlflow
+    from simlab.experiments.tracking import compare_inputs
 
-            folders += runs_from_mlflow(str(path), tracking_uri, Path(downloads.name) / str(path))
+    folders = compare_inputs(paths, tracking_uri, Path(downloads.name))  # folders, or MLflow experiments' runs
     result = compare(
         folders, split(metrics), test, correction, baseline, alpha=alpha, seed=seed, systems=split(systems)
     )
