@@ -129,6 +129,17 @@ def test_compare_on_the_main_metric_and_f1(finished, tmp_path):
     assert {r["system"] for r in table["results"]} == set(finished.metrics) - {table["baseline"]}
 
 
+def test_every_trec_file_reproduces_metrics_json_with_pytrec_eval(finished):
+    """Retrieval and learned sparse runs: each runs/<system>.trec gives its metrics.json line under trec_eval."""
+    from test_run_e2e import check_trec_files
+
+    if not (finished.folder / "runs").is_dir():
+        assert finished.config.task not in ("retrieval", "sparse")
+        return
+    assert {p.stem for p in (finished.folder / "runs").glob("*.trec")} == set(finished.metrics)
+    check_trec_files(finished.folder)
+
+
 def test_html_report_shows_every_terminal_metric_and_renders_in_chromium(finished, tmp_path):
     """Every task's report holds every metric of its terminal table, once, and renders in headless chromium.
 
