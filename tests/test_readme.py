@@ -88,9 +88,15 @@ def test_readme_block_runs_as_written(project, lang, needs, body, line):
         pytest.skip(f"README.md:{line} needs ../shared/data, which is not beside the project here")
     if needs and needs != "shared-data":
         pytest.skip(f"README.md:{line} is not run offline: it needs {needs}")
-    if lang == "sh" and commands(body) == ["make demo", "make test"]:
+    demo = lang == "sh" and commands(body) == ["make demo", "make test"]
+    if demo:
         body = "make demo\n"  # `make test` is the suite this test runs in
         print("README.md: `make test` is not run here: it is the test suite that runs this test")
     argv = ["bash", "-e", "-o", "pipefail", "-c", body] if lang == "sh" else [sys.executable, "-c", body]
     proc = subprocess.run(argv, cwd=project, env=_env(project), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"README.md:{line} failed:\n{body}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    if demo:  # `make demo` piped to a file: the epoch lines and the tables, nothing else
+        from test_console import NOISE
+
+        log = proc.stdout + proc.stderr
+        assert "[dev] Epoch 3 - loss" in log and not [n for n in NOISE if n in log], [n for n in NOISE if n in log]

@@ -1,25 +1,24 @@
-"""`simlab report`: one self-contained HTML page (and a markdown twin) for a run or a sweep.
+"""`simlab report`: one self-contained HTML page (and a markdown twin) for runs or sweeps.
 
-`build_report(path)` reads a run folder, or a sweep folder (the runs its `sweep.json` lists,
-else the run folders directly inside it), and collects:
+`build_report(paths)` reads run folders and sweep folders (the runs a `sweep.json` lists, else the
+run folders directly inside), in order, and collects:
 
-- the config differences against the baseline run (the first by default): both configs
-  flattened to dotted fields, and the fields whose values differ;
-- the comparison table (`compare.compare` on the per-query scores of `perquery.tsv`): for
-  retrieval on the main metric (the first of `eval.metrics`, e.g. `ndcg@10`); for pairs on F1
-  (from the per-pair TP/FP/FN counts; tested by randomization over pairs), with precision,
-  recall and the threshold from `metrics.json` beside it. A single run compares its
-  systems against the reference system (bm25 / overlap); a sweep compares the main system
-  (trained.flat / trained) of every run against the baseline run's;
+- the runs: data, test items, model, run time, when each finished and the machine (meta.json);
+- the comparison table: `compare.compare_runs` on the folders, the very comparison `simlab compare`
+  makes (every quality metric of perquery.tsv, one family of p-values, Holm by default): one run's
+  systems against its task's reference system (bm25 / overlap / prior), or each run's main system
+  against the baseline run's (the first by default); every metric with its delta and corrected
+  p-value, then the metrics.json columns of the terminal's table that the comparison does not hold;
+- the speed table of speed.json (quality lost against exact search, QPS, latency, build time, size),
+  the runs' notes, and the config differences against the baseline run;
 - figures (matplotlib Agg, PNG bytes, drawn by `simlab.experiments.report_figures`): learning
-  curves overlaid across runs; the main metric against each swept axis (sweep only); for
-  retrieval, quality against QPS of the exact and approximate indexes (`speed.json`); for
-  pairs, precision-recall and threshold curves of the trained system; for multilabel, the
-  per-label F1 and AP of the trained system on test (`per_label.json`), and the comparison
-  on micro F1 from the per-item TP/FP/FN counts.
+  curves (train and validation loss, the per-epoch metric) overlaid across runs; the main metric
+  against each swept axis; per task quality against QPS of the indexes, precision-recall and
+  threshold curves (pairs), per-label F1 and AP (multilabel).
 
 `Report.to_html()` is one page with inline CSS and figures as base64 data URLs (no external
 URL); `Report.to_markdown(fig_dir)` writes the PNGs into `fig_dir`; `Report.save` writes both.
+The tables are built by `simlab.experiments.report_tables`.
 """
 
 from __future__ import annotations
