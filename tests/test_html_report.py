@@ -75,9 +75,16 @@ def check_saved(report, out: Path) -> str:
 
 
 def _headers(page: str, anchor: str) -> list[str]:
-    """The header cells of the table of section `anchor`."""
-    section = page.split(f"id='{anchor}'")[1].split("<h2")[0]
-    return re.findall(r"<th[^>]*>([^<]*)</th>", section.split("</thead>")[0])
+    """The header cells of the page's table of section `anchor` (a p-value joined under its metric: both)."""
+    section = page.split(f"id='{anchor}'")[1].split("<h2")[0].split("</thead>")[0]
+    cells = re.findall(r"<th[^>]*>(.*?)</th>", section)
+    return [t for c in cells for t in re.sub(r"<[^>]+>", "\n", c.replace("<br>", "\n")).split("\n") if t]
+
+
+def _md_headers(md: str, heading: str) -> list[str]:
+    """The header cells of the markdown's table under `## heading`."""
+    table = md.split(f"## {heading}\n")[1].strip().splitlines()[0]
+    return [c.strip() for c in table.strip("|").split(" | ")]
 
 
 def test_retrieval_sweep_report(retrieval_sweep, tmp_path):
@@ -96,10 +103,15 @@ def test_retrieval_sweep_report(retrieval_sweep, tmp_path):
     assert same.results == report.comparison.results and same.correction == report.comparison.correction == "holm"
     page = check_saved(report, tmp_path / "sweep.html")
     assert "baseline: epochs=1/trained.flat (of run epochs=1)" in page
-    head = _headers(page, "comparison")
+    head = _md_headers((tmp_path / "sweep.md").read_text(encoding="utf-8"), "Comparison")
     assert len(head) == len(set(head))  # no metric shown twice
     assert [h for h in head if h.endswith("(Δ)")] == [f"{m} (Δ)" for m in metrics]  # a delta for every metric
     assert [h for h in head if h.startswith("p (holm)")] == [f"p (holm) {m}" for m in metrics]  # and a p-value
+    on_page = _headers(page, "comparison")  # the page puts each p-value under its value, in one column
+    assert [h for h in on_page if h.endswith("(Δ)")] == [f"{m} (Δ)" for m in metrics]
+    assert on_page.count("p (holm)") == len(metrics)
+    cells = page.split("id='comparison'")[1].split("</table>")[0].split("</thead>")[1]
+    assert cells.count("<span class='p'>p = ") == len(metrics)  # the one non-baseline row: a p under each value
     assert f"holm-corrected over all {len(metrics)} comparisons of the table" in page
     assert "simlab compare and simlab report" in page
     config_section = page.split("id='config'")[1].split("<h2")[0]
@@ -153,7 +165,7 @@ def test_pairs_report(pairs_run, tmp_path):
     assert [f.name for f in report.figures] == ["learning_curves", "precision_recall", "threshold_curves"]
     assert "val loss" in report.figures[0].title  # the pairs history has it: dashed beside the train loss
     page = check_saved(report, tmp_path / "pairs.html")
-    head = _headers(page, "comparison")
+    head = _md_headers((tmp_path / "pairs.md").read_text(encoding="utf-8"), "Comparison")
     assert len(head) == len(set(head)) and "accuracy (Δ)" in head and "accuracy" not in head
     assert {"pos_acc (Δ)", "neg_acc (Δ)", "avg_acc", "ap", "precision", "recall", "threshold"} <= set(head)
     f1 = report.values["trained"]["f1"]

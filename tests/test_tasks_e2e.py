@@ -146,7 +146,6 @@ def test_html_report_shows_every_terminal_metric_and_renders_in_chromium(finishe
     With SIMLAB_SCREENSHOTS=docs the screenshots are written to docs/report-<task>.png (the committed ones).
     """
     import os
-    import re
 
     from test_html_report import check_screenshot, screenshot
 
@@ -156,8 +155,8 @@ def test_html_report_shows_every_terminal_metric_and_renders_in_chromium(finishe
     task = TASKS[finished.config.task]
     assert task.reference_system in page and task.main_system(list(finished.metrics)) in page
     assert f"baseline: {task.reference_system}." in page
-    section = page.split("id='comparison'")[1].split("</thead>")[0]
-    head = re.findall(r"<th[^>]*>([^<]*)</th>", section)
+    table = (tmp_path / "r.md").read_text().split("## Comparison\n")[1].strip().splitlines()[0]
+    head = [c.strip() for c in table.strip("|").split(" | ")]
     assert len(head) == len(set(head))
     shown = {h.removesuffix(" (Δ)") for h in head}
     main = task.main_system(list(finished.metrics))

@@ -105,8 +105,12 @@ def _learning_curves(runs: list[RunData], task: Task) -> Figure:
         ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", color=color, label=r.name)
     ax_loss.set(title=f"loss: train (solid), {prefix} (dashed)" if has_val else "train loss", xlabel="epoch")
     ax_m.set(title=f"{prefix} {metric}", xlabel="epoch")
+    epochs = sorted({h["epoch"] for r in runs for h in r.history})
     for ax in (ax_loss, ax_m):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)  # one tick per epoch (a single epoch gets one, not fractions)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     handles, labels = ax_m.get_legend_handles_labels()
     if has_val:
@@ -146,6 +150,8 @@ def _metric_vs_axis(runs: list[RunData], key: str, axes: list[str]) -> Figure:
         ax.legend(fontsize=8)
     if all(isinstance(x, int) for x in xs):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not numeric and max(len(str(p)) for p in pos) > 8:  # long names: slanted, so that they do not overlap
+        plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
     label = f"{runs[0].system} {runs[0].metric}"
     ax.set(xlabel=key, ylabel=label, title=f"{label} vs {key}")
     ax.grid(alpha=0.3)
