@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--only", nargs="*", default=None, help="dataset names to run (default: all)")
     parser.add_argument("--fresh", action="store_true", help="rerun runs finished by an earlier call")
     args = parser.parse_args(argv)
+    args.data, args.work = args.data.resolve(), args.work.resolve()  # the runs start in --work
     args.work.mkdir(parents=True, exist_ok=True)
     if args.fresh:
         import shutil

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simlab.config import Experiment
 from simlab.errors import ConfigError, RunFolderError
@@ -165,23 +165,16 @@ def compare(
         runs: `Run`s, run folders or sweep folders.
         metrics: Per-query metrics to test (default: all the runs share).
         test, correction, alpha, seed: As `simlab.experiments.compare.compare`.
-        baseline: A system name (`bm25`, `run1/trained.flat`) or swept values (`pos_neg_ratio=1`); default: the first.
+        baseline: A system name (`bm25`, `run1/trained.flat`), a run's name, or swept values (`pos_neg_ratio=1`);
+            default: one run's reference system (bm25, overlap, prior), or the first run of several.
         systems: The systems to keep (default: all of one run, each run's main system of several).
 
     Returns:
         A `Comparison` (`to_markdown()`, `to_frame()`, `to_json()`).
     """
-    from simlab.experiments.compare import compare as compare_systems
-    from simlab.experiments.compare import keep_main_systems, load_systems, resolve_baseline
+    from simlab.experiments.compare import compare_runs
 
     if not runs:
         raise ConfigError("compare: give at least one run")
     folders = [r.path if isinstance(r, Run) else Path(r) for r in runs]
-    loaded = load_systems(
-        folders, systems=list(systems) if systems else None, metrics=list(metrics) if metrics else None
-    )
-    if systems is None and all("/" in name for name in loaded):  # several runs: one system each
-        loaded = keep_main_systems(loaded)
-    base = resolve_baseline(list(loaded), baseline) if baseline else next(iter(loaded))
-    kwargs: dict[str, Any] = {"test": test, "correction": correction, "alpha": alpha, "seed": seed}
-    return compare_systems(loaded, baseline=base, metrics=list(metrics) if metrics else None, **kwargs)
+    return compare_runs(folders, metrics, test, correction, baseline, alpha=alpha, seed=seed, systems=systems)

@@ -4,8 +4,9 @@ This is the baseline a reviewer expects beside a neural classifier (linear SVMs 
 0.86-0.87 on Reuters-21578 ModApte): sublinear TF-IDF over words seen in two or more train texts,
 `LinearSVC(C=1, class_weight="balanced")` one-vs-rest. Balanced class weights were chosen on Reuters' val
 (thresholds tuned on one half of val, scored on the other): micro-F1 0.906 vs 0.895 and macro-F1 0.440 vs
-0.395 without; a rare label's few positives weigh as much as its many negatives. Its scores are `sigmoid(2 * margin)`, so the run's thresholds, tuned on
-val over (0, 1) like every other system's, apply to it unchanged (margins of +-2 map to 0.02-0.98).
+0.395 without; a rare label's few positives weigh as much as its many negatives. Its scores are
+`sigmoid(2 * margin)`, so the run's thresholds, tuned on val over (0, 1) like every other system's, apply to
+it unchanged (margins of +-2 map to 0.02-0.98).
 """
 
 from __future__ import annotations

@@ -96,6 +96,7 @@ class Task:
         item_metrics: The per-item metrics it writes to perquery.tsv.
         commands: The commands that take its runs (search, inspect, match, classify).
         curve_prefix: The split of its per-epoch metric in history (dev or val).
+        same_metrics: perquery.tsv metric -> the metrics.json metric it is (the report shows it once).
         figures: The task's figures in an HTML report besides the learning curves: `speed` (quality vs
             speed of the indexes), `scores` (precision-recall and threshold curves), `per_label` (bars).
         built_models: Model names its stages build themselves (not checked by `preflight`).
@@ -119,6 +120,8 @@ class Task:
     built_models: ClassVar[frozenset[str]] = frozenset()
     stages: ClassVar[str] = ""
     reports: ClassVar[str] = ""
+    same_metrics: ClassVar[dict[str, str]] = {}
+    """perquery.tsv metrics that `compare` tests under another name than metrics.json's (`correct`: `accuracy`)."""
 
     def main_metric(self, cfg: Experiment) -> str:
         """The metrics.json metric a run is read by (sweep lines, reports, `simlab.Run.score`)."""
@@ -129,7 +132,7 @@ class Task:
         return self.main_metric(cfg)
 
     def columns(self, cfg: Experiment) -> list[str]:
-        """The metrics.json metrics an HTML report shows per run."""
+        """The metrics.json metrics an HTML report shows per system: those of the terminal's table."""
         return [self.main_metric(cfg)]
 
     def best_by(self, cfg: Experiment) -> str:

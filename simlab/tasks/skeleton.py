@@ -38,6 +38,28 @@ def read_metrics(path: Path) -> tuple[dict[str, dict[str, float]], dict | None]:
     return raw, chosen
 
 
+def machine() -> str:
+    """The machine a run ran on, as the report shows it: CPU model, logical cores, OS, Python and torch."""
+    import os
+    import platform
+    import sys
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")
+    version = f", torch {torch.__version__}" if torch is not None else ""
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, {system}, Python {platform.python_version()}{version}"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
 def checkpoint_dir(out: Path) -> Path:
     """Where the trainer checkpoints a run to `out`: beside it, so they outlive a failed or
     interrupted run (which leaves no run folder) and `train.resume: true` can continue; a
@@ -119,7 +141,7 @@ def write_common_files(task: Task, summary: RunSummary, folder: Path) -> None:
         | {"name": cfg.name, "task": cfg.task, "data": str(Path(data).resolve()) if data else None}
         | {f"n_test_{task.unit}": summary.n_test}
         | summary.meta
-        | {"seconds": round(summary.seconds, 2), "notes": summary.notes},
+        | {"seconds": round(summary.seconds, 2), "finished": _now(), "machine": machine(), "notes": summary.notes},
     )
     fsutil.write_text(folder / "report.md", with_chosen(summary, task.report(summary)))
 
