@@ -80,6 +80,7 @@ class Task:
         main_systems: The systems that stand for a run, by preference (the first present wins).
         item_metrics: The per-item metrics it writes to perquery.tsv.
         commands: The commands that take its runs (search, inspect, match, classify).
+        service: What `simlab serve` answers for its runs: `search`, `match` or `classify` (None: not served).
         curve_prefix: The split of its per-epoch metric in history (dev or val).
         figures: The task's figures in an HTML report besides the learning curves: `speed` (quality vs
             speed of the indexes), `scores` (precision-recall and threshold curves), `per_label` (bars).
@@ -98,6 +99,7 @@ class Task:
     main_systems: ClassVar[tuple[str, ...]] = ("trained",)
     item_metrics: ClassVar[tuple[str, ...]] = ()
     commands: ClassVar[frozenset[str]] = frozenset()
+    service: ClassVar[str | None] = None
     curve_prefix: ClassVar[str] = "val"
     distributed: ClassVar[bool] = False
     figures: ClassVar[frozenset[str]] = frozenset()

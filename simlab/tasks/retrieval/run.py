@@ -121,6 +121,18 @@ def add_dense(prefix: str, model, model_id: str, cfg, collection, queries, index
     summary.notes.extend(result.notes)
 
 
+HYBRID_FORMAT = {"format": "simlab.hybrid", "format_version": 1}
+
+
+def save_hybrid(index_dir: Path, systems: list[str], rrf_k: float, depth: int) -> None:
+    """`index_dir/hybrid.json`: the hybrid's recipe (the fused systems, RRF's k, the depth each was cut at)."""
+    from simlab.fsutil import write_json
+
+    write_json(
+        index_dir / "hybrid.json", HYBRID_FORMAT | {"fusion": "rrf", "systems": systems, "k": rrf_k, "depth": depth}
+    )
+
+
 def evaluate_runs(cfg, runs: dict[str, Run], qrels, summary: RunSummary, folder: Path) -> None:
     """Score every run on the test qrels; per-query rows, the Δ of each approximate index, TREC files."""
     from simlab.data.trec import write_trec_qrels, write_trec_run
@@ -154,7 +166,9 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, sparse_stage=No
     runs: dict[str, Run] = {}
     if "bm25" in systems or "hybrid" in systems:
         log.info("BM25 over %d documents", len(collection.corpus))
-        runs["bm25"] = BM25Retriever.build(collection.corpus).search(queries, k)
+        bm25 = BM25Retriever.build(collection.corpus)
+        runs["bm25"] = bm25.search(queries, k)
+        bm25.save(folder / "indexes" / "bm25")  # every index the run evaluates is kept (`simlab serve`, search)
     prefixes: list[str] = []
     if sparse_stage is not None:
         sparse_runs, prefixes = sparse_stage(cfg, collection, queries, folder, summary)
@@ -164,7 +178,8 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, sparse_stage=No
             from simlab.models import load_model
 
             log.info("zero-shot model %s", cfg.model.name)
-            add_dense("zeroshot", load_model(cfg.model), cfg.model.name, cfg, collection, queries, None, summary, runs)
+            zeroshot = load_model(cfg.model)
+            add_dense("zeroshot", zeroshot, cfg.model.name, cfg, collection, queries, folder / "indexes", summary, runs)
             prefixes.append("zeroshot")
         if "trained" in systems and cfg.train.enabled:
             log.info("training %s", cfg.model.name)
@@ -175,6 +190,7 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, sparse_stage=No
     if "hybrid" in systems and prefixes:
         best = f"{prefixes[-1]}.flat"
         runs["hybrid"] = rrf([runs["bm25"], runs[best]], k=cfg.eval.rrf_k, name="hybrid", top=k)
+        save_hybrid(folder / "indexes", ["bm25", best], cfg.eval.rrf_k, k)
         summary.notes.append(f"hybrid = reciprocal rank fusion (k={cfg.eval.rrf_k}) of bm25 and {best}.")
     if "bm25" not in systems:
         runs.pop("bm25", None)

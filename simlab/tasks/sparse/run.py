@@ -119,7 +119,7 @@ def sparse_stage(cfg: SparseConfig, collection: Collection, queries: Queries, fo
     if "zeroshot" in cfg.eval.systems:
         log.info("zero-shot sparse model %s", cfg.model.name)
         model = load_sparse_model(cfg.model, texts)
-        _add("zeroshot", model, cfg.model.name, cfg, collection, queries, None, summary, runs)
+        _add("zeroshot", model, cfg.model.name, cfg, collection, queries, folder / "indexes", summary, runs)
         prefixes.append("zeroshot")
     if "trained" in cfg.eval.systems and cfg.train.enabled:
         log.info("training sparse model %s", cfg.model.name)
