@@ -130,8 +130,8 @@ class PairMatcher:
         """A definitions run's context text, its target span marked when the encoder pools by target."""
         from simlab.models.context_pooling import mark_target
 
-        spans = ("char_start", "char_end", "target")
-        fields = {k: v for k, v in record.items() if k not in spans} if isinstance(record, Mapping) else record
+        drop = {"char_start", "char_end"} | ({"target"} - set(self.left_fields))  # the span, not text
+        fields = {k: v for k, v in record.items() if k not in drop} if isinstance(record, Mapping) else record
         text = record_text(fields, self.left_fields, " ", "left")
         if not self.mark or not isinstance(record, Mapping):
             return text

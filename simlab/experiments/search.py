@@ -49,8 +49,8 @@ class SearchResult:
     Attributes:
         system: The system that ranked (`bm25`, `trained.flat`, `hybrid` ...).
         query: The query text.
-        query_id: The collection's query with this text (whitespace and case aside), whose qrels
-            judge the hits; None for a new query.
+        query_id: The collection's query with this text (whitespace and case aside; of several, the
+            first one judged), whose qrels judge the hits; None for a new query.
         hits: Best first.
         expansion: Sparse systems: the query's top tokens with their weights (as `simlab inspect`).
         seconds: Wall time of the search, query encoding included.
@@ -121,13 +121,15 @@ class RunSearcher:
         self.systems = names
         corpus = self.collection.corpus
         self._docs = {d: (t, x) for d, t, x in zip(corpus.ids, corpus.titles, corpus.texts)}
-        self._query_ids: dict[str, str] = {}
-        for qid, text in zip(self.collection.queries.ids, self.collection.queries.texts):
-            self._query_ids.setdefault(_norm(text), qid)
         self._judged: dict[str, dict[str, int]] = {}
         for qrels in self.collection.qrels.values():
             for qid, docs in qrels.judgements.items():
                 self._judged.setdefault(qid, {}).update(docs)
+        self._query_ids: dict[str, str] = {}  # text -> its first judged query (else its first query)
+        for qid, text in zip(self.collection.queries.ids, self.collection.queries.texts):
+            known = self._query_ids.get(_norm(text))
+            if known is None or (known not in self._judged and qid in self._judged):
+                self._query_ids[_norm(text)] = qid
 
     def _load(self, name: str, available: dict[str, dict]) -> None:
         if name in self._loaded or name in self._hybrids:

@@ -139,6 +139,10 @@ def load_encoder(searcher: RunSearcher, prefix: str, sparse: bool):
             from sentence_transformers import SentenceTransformer
 
             return SentenceTransformer(str(path), device="cpu")
+    elif sparse and (searcher.path / "zeroshot-model" / "modules.json").is_file():  # a model the run built
+        from simlab.models.sparse import load_saved_sparse
+
+        model = load_saved_sparse(searcher.path / "zeroshot-model")
     elif sparse:
         from simlab.models.sparse import load_sparse_model
 

@@ -173,7 +173,8 @@ function showRun() {
     const definitions = run.task === "definitions";
     $("left-legend").textContent = definitions ? "Usage example (context)" : "Left record";
     $("right-legend").textContent = definitions ? "Definition" : "Right record";
-    fieldInputs($("left-fields"), definitions ? [...run.left_fields, "target"] : run.left_fields, "left");
+    const withTarget = definitions && !run.left_fields.includes("target") ? [...run.left_fields, "target"] : run.left_fields;
+    fieldInputs($("left-fields"), withTarget, "left");
     fieldInputs($("right-fields"), run.right_fields, "right");
     $("match-result").innerHTML = "";
   } else {

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from simlab.training.mining import MinedPairs
 
 log = logging.getLogger("simlab")
+ZEROSHOT_MODEL = "zeroshot-model"
+"""The run folder's copy of a zero-shot model the run built itself (`bert-mlm-scratch`), for its saved indexes."""
 
 
 def triples_path(cfg: SparseConfig) -> Path:
@@ -111,7 +113,7 @@ def sparse_stage(cfg: SparseConfig, collection: Collection, queries: Queries, fo
     Returns:
         (runs, prefixes): the runs by system name, and the model prefixes evaluated.
     """
-    from simlab.models.sparse import load_sparse_model
+    from simlab.models.sparse import SPARSE_MODELS, load_sparse_model
 
     texts = collection.corpus.full_texts()
     runs: dict[str, Run] = {}
@@ -119,6 +121,8 @@ def sparse_stage(cfg: SparseConfig, collection: Collection, queries: Queries, fo
     if "zeroshot" in cfg.eval.systems:
         log.info("zero-shot sparse model %s", cfg.model.name)
         model = load_sparse_model(cfg.model, texts)
+        if cfg.model.name in SPARSE_MODELS:  # built here, not loadable by name: kept for its saved indexes
+            model.save(str(folder / ZEROSHOT_MODEL))
         _add("zeroshot", model, cfg.model.name, cfg, collection, queries, folder / "indexes", summary, runs)
         prefixes.append("zeroshot")
     if "trained" in cfg.eval.systems and cfg.train.enabled:
