@@ -131,7 +131,7 @@ def ui_command(uri: str, port: int) -> list[str]:
     ]
 
 
-STOP_GRACE_SECONDS = 10.0
+STOP_GRACE_SECONDS = 5.0
 """How long `run_ui` waits for the UI's processes after SIGTERM before it kills them."""
 
 

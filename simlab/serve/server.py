@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 from simlab.serve.limits import API_KEY_ENV, Limits
 
 log = logging.getLogger("simlab")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def is_loopback(host: str) -> bool:
@@ -72,5 +74,11 @@ def serve(
     shown = f"[{host}]" if ":" in host else host
     echo(f"serving at http://{shown}:{port}/ (API docs at /docs); Ctrl-C to stop")
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    uvicorn.Server(config).run()
-    echo("stopped")
+    caught: list[int] = []  # uvicorn re-raises the signal it stopped on once done: here it is only noted
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in STOP_SIGNALS}
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    echo("stopped" + (f" on {signal.Signals(caught[0]).name}" if caught else ""))
