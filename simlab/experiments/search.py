@@ -183,15 +183,17 @@ class RunSearcher:
         from simlab.records import Run
 
         depth = max(k, int(recipe.get("depth", k)))
-        runs, terms, expansion = [], {}, []
+        runs, expansion = [], []
         for part in recipe["systems"]:
-            ranked, part_terms, part_expansion = self._loaded[part].rank(query, depth)
+            ranked, _, part_expansion = self._loaded[part].rank(query, depth, with_terms=False)
             runs.append(Run(part, {"q": dict(ranked)}))
-            for doc, ts in part_terms.items():
-                terms.setdefault(doc, ts)
             expansion = expansion or part_expansion
-        fused = get_fusion(recipe.get("fusion", "rrf"))(runs, k=recipe.get("k", 60), name="hybrid", top=k)
-        return fused.ranked("q"), terms, expansion
+        fused = get_fusion(recipe.get("fusion", "rrf"))(runs, k=recipe.get("k", 60), name="hybrid", top=k).ranked("q")
+        terms: dict = {}
+        for part in recipe["systems"]:  # the matched terms of the fused top k only
+            for doc, ts in self._loaded[part].terms(query, [d for d, _ in fused]).items():
+                terms.setdefault(doc, ts)
+        return fused, terms, expansion
 
     def _hit(self, doc_id: str, score: float, terms, relevance: int | None) -> Hit:
         title, text = self._docs.get(doc_id, ("", ""))

@@ -40,13 +40,15 @@ class BM25System:
 
         self.index = BM25Retriever.load(folder)
 
-    def rank(self, query: str, k: int) -> tuple[Ranked, dict[str, list[Term]], list]:
+    def rank(self, query: str, k: int, with_terms: bool = True) -> tuple[Ranked, dict[str, list[Term]], list]:
         from simlab.records import Queries
 
         ranked = self.index.search(Queries(["q"], [query]), k).ranked("q")
-        per_doc = self.index.term_scores(query, [d for d, _ in ranked])
-        terms = {d: [Term(t, w) for t, w in ts[:TERMS_PER_HIT]] for d, ts in per_doc.items()}
-        return ranked, terms, []
+        return ranked, self.terms(query, [d for d, _ in ranked]) if with_terms else {}, []
+
+    def terms(self, query: str, doc_ids: list[str]) -> dict[str, list[Term]]:
+        per_doc = self.index.term_scores(query, doc_ids)
+        return {d: [Term(t, w) for t, w in ts[:TERMS_PER_HIT]] for d, ts in per_doc.items()}
 
 
 class DenseSystem:
@@ -58,7 +60,10 @@ class DenseSystem:
         self.model = model
         self.index = load(folder, expect_dim=model.get_embedding_dimension())
 
-    def rank(self, query: str, k: int) -> tuple[Ranked, dict[str, list[Term]], list]:
+    def terms(self, query: str, doc_ids: list[str]) -> dict[str, list[Term]]:
+        return {}
+
+    def rank(self, query: str, k: int, with_terms: bool = True) -> tuple[Ranked, dict[str, list[Term]], list]:
         vec = self.model.encode_query([query], convert_to_numpy=True, show_progress_bar=False).astype("float32")
         ids, scores = self.index.search(vec, k)
         return [(d, float(s)) for d, s in zip(ids[0], scores[0])], {}, []
@@ -80,19 +85,29 @@ class SparseSystem:
         self.index = load(folder, expect_vocab=vocabulary_fingerprint(model))
         self.exact = exact if exact is not None else (self.index if hasattr(self.index, "postings") else None)
         self._position = None
+        self._recent: dict[str, object] = {}
 
-    def rank(self, query: str, k: int) -> tuple[Ranked, dict[str, list[Term]], list]:
+    def _encode(self, query: str):
+        """The query's vector `(1, vocab)` CSR; the last few are kept (the hybrid asks twice)."""
         from simlab.models.sparse import encode_sparse
 
-        q = encode_sparse(self.model, [query], "query")  # (1, vocab) CSR
+        q = self._recent.get(query)
+        if q is None:
+            q = encode_sparse(self.model, [query], "query")
+            self._recent = dict(list(self._recent.items())[-15:]) | {query: q}
+        return q
+
+    def rank(self, query: str, k: int, with_terms: bool = True) -> tuple[Ranked, dict[str, list[Term]], list]:
+        q = self._encode(query)
         ids, scores = self.index.search(q, k)
         ranked = [(d, float(s)) for d, s in zip(ids[0], scores[0]) if np.isfinite(s)]
         order = np.argsort(-q.data, kind="stable")
         tokens = self.model.tokenizer.convert_ids_to_tokens(q.indices[order].tolist())
         expansion = [(t, float(w)) for t, w in zip(tokens, q.data[order])][:TERMS_PER_HIT]
-        return ranked, self._terms(q, [d for d, _ in ranked]), expansion
+        return ranked, self.terms(query, [d for d, _ in ranked]) if with_terms else {}, expansion
 
-    def _terms(self, q, doc_ids: list[str]) -> dict[str, list[Term]]:
+    def terms(self, query: str, doc_ids: list[str]) -> dict[str, list[Term]]:
+        q = self._encode(query)
         if self.exact is None or not doc_ids:
             return {}
         if self._position is None:

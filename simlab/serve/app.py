@@ -79,18 +79,33 @@ def _record_chars(record: str | dict) -> int:
     return len(record) if isinstance(record, str) else sum(len(str(v)) for v in record.values())
 
 
-def create_app(runs: dict[str, ServedRun], limits: Limits | None = None, api_key: str | None = None):
-    """The application answering for the loaded `runs`, wrapped in the guard of `limits` (and `api_key`).
+def _search_body(run: str, result, k: int) -> dict[str, Any]:
+    """`/search`'s answer for a `SearchResult`."""
+    return {
+        "run": run,
+        "system": result.system,
+        "query": result.query,
+        "query_id": result.query_id,
+        "k": k,
+        "seconds": result.seconds,
+        "expansion": [{"token": t, "weight": w} for t, w in result.expansion],
+        "hits": [
+            {
+                "rank": rank,
+                "doc_id": h.doc_id,
+                "score": h.score,
+                "title": h.title,
+                "text": h.text,
+                "relevance": h.relevance,
+                "terms": [vars(t) for t in h.terms],
+            }
+            for rank, h in enumerate(result.hits, start=1)
+        ],
+    }
 
-    Returns the ASGI app (a `Guard` around the FastAPI app, which is its `.app`).
-    """
-    limits = limits or Limits()
-    app = FastAPI(
-        title="simlab serve",
-        description="Search, matching and classification with finished simlab runs.",
-        version="1",
-    )
-    app.state.runs, app.state.limits = runs, limits
+
+def _error_handlers(app: FastAPI) -> None:
+    """Every refusal as `{"error": "..."}`: ApiError with its status, SimlabError 400, a malformed request 422."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
@@ -104,6 +119,22 @@ def create_app(runs: dict[str, ServedRun], limits: Limits | None = None, api_key
     async def _invalid(request: Request, exc: RequestValidationError):
         parts = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in exc.errors()]
         return JSONResponse({"error": "; ".join(dict.fromkeys(parts))}, status_code=422)
+
+
+def create_app(runs: dict[str, ServedRun], limits: Limits | None = None, api_key: str | None = None):
+    """The application answering for the loaded `runs`, wrapped in the guard of `limits` (and `api_key`).
+
+    Returns the ASGI app (a `Guard` around the FastAPI app, which is its `.app`).
+    """
+    limits = limits or Limits()
+    app = FastAPI(
+        title="simlab serve",
+        description="Search, matching and classification with finished simlab runs.",
+        version="1",
+    )
+    app.state.runs, app.state.limits = runs, limits
+
+    _error_handlers(app)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -125,27 +156,7 @@ def create_app(runs: dict[str, ServedRun], limits: Limits | None = None, api_key
         if not 1 <= k <= limits.max_k:
             raise ApiError(400, f"k={k}: ask for 1 to {limits.max_k} documents")
         result = served.engine.search(q, k, system or served.main_system)
-        return {
-            "run": served.name,
-            "system": result.system,
-            "query": result.query,
-            "query_id": result.query_id,
-            "k": k,
-            "seconds": result.seconds,
-            "expansion": [{"token": t, "weight": w} for t, w in result.expansion],
-            "hits": [
-                {
-                    "rank": rank,
-                    "doc_id": h.doc_id,
-                    "score": h.score,
-                    "title": h.title,
-                    "text": h.text,
-                    "relevance": h.relevance,
-                    "terms": [vars(t) for t in h.terms],
-                }
-                for rank, h in enumerate(result.hits, start=1)
-            ],
-        }
+        return _search_body(served.name, result, k)
 
     @app.post("/match")
     def match(body: MatchRequest) -> dict[str, Any]:
