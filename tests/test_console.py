@@ -8,7 +8,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOISE = ("\r", "\x1b[", "it/s]", "Computing widget", "[transformers]", "Loading weights", "Traceback")
+NOISE = (
+    "\r",
+    "\x1b[",
+    "it/s]",
+    "Computing widget",
+    "[transformers]",
+    "Loading weights",
+    "Traceback",
+    "{'loss'",  # the trainer's log dicts (its PrinterCallback when the progress bar is off)
+    "'grad_norm'",
+    "Downloading artifacts",
+    "Configuration {",  # Seismic's own prints
+)
 
 
 def _piped(*argv: str) -> str:

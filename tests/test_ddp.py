@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from simlab.tasks.skeleton import read_metrics
+
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dense.yaml"
 
 
@@ -38,7 +40,7 @@ def test_run_on_two_processes(tmp_path):
     # one run folder, nothing partial, no checkpoints left beside it
     assert sorted(p.name for p in runs.iterdir()) == ["ddp"]
     assert not list(out.rglob(".checkpoints"))
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = read_metrics(out / "metrics.json")[0]
     assert set(metrics) == {"bm25", "trained.flat"}
     assert proc.stdout.count("Run folder:") == 1  # rank 0 alone reports
 

@@ -85,6 +85,17 @@ def test_tuned_thresholds_are_the_best_on_the_grid(fixed):
         assert skm.f1_score(y[:, j], scores[:, j] >= per[j], zero_division=0) == pytest.approx(best_j)
 
 
+def test_a_label_with_few_positives_takes_the_global_threshold(fixed):
+    y, scores = fixed
+    counts = y.sum(0)
+    cut = int(np.median(counts)) + 1  # some labels below, some at or above
+    mixed = tune_thresholds(y, scores, "per_label", min_positives=cut)
+    glob, own = tune_thresholds(y, scores, "global"), tune_thresholds(y, scores, "per_label")
+    assert (counts < cut).any() and (counts >= cut).any()
+    for j in range(y.shape[1]):
+        assert mixed[j] == (own[j] if counts[j] >= cut else glob[j])
+
+
 @pytest.mark.parametrize("mode", ["global", "per_label"])
 def test_thresholds_tuned_on_val_are_used_for_test(mode):
     # val wants a low threshold, test would want a high one: the test metrics must be val's.
@@ -92,7 +103,7 @@ def test_thresholds_tuned_on_val_are_used_for_test(mode):
     s_val = np.array([[0.30, 0.32], [0.31, 0.10], [0.05, 0.33], [0.10, 0.12]])
     y_test = np.array([[1, 1], [0, 0], [0, 0], [1, 1]], dtype=np.float32)
     s_test = np.array([[0.90, 0.85], [0.40, 0.45], [0.50, 0.42], [0.80, 0.88]])
-    cfg = ThresholdsConfig(mode=mode)
+    cfg = ThresholdsConfig(mode=mode, min_positives=1)
     thr, val_m, test_m = frozen_threshold_eval(y_val, s_val, y_test, s_test, cfg)
     on_val = tune_thresholds(y_val >= 0.5, s_val, mode)
     np.testing.assert_array_equal(thr, on_val)

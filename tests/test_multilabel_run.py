@@ -10,6 +10,7 @@ import pytest
 
 from simlab.tasks import load_config, load_sweep
 from simlab.tasks.multilabel.config import MultilabelConfig
+from simlab.tasks.skeleton import read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,31 @@ def test_frozen_transformer_backbone_keeps_its_weights(tmp_path, tiny_bert_dir):
     assert trainable == sum(p.numel() for p in model.head.parameters()) < total
 
 
+def test_a_frozen_text_encoder_encodes_each_text_once(tmp_path, tiny_bert_dir):
+    """The cached features equal the encoder's own (the naive path), and training runs the encoder only for
+    texts it has not seen: every epoch of the head reads the same features."""
+    import torch
+
+    from simlab.models.multilabel import build_model
+    from simlab.training.multilabel import predict_logits, train_multilabel
+    from simlab.training.multilabel_losses import build_loss
+
+    texts = ["boundary layer flow", "heat transfer", "sourdough bread", "bicycle tyre"]
+    y = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=np.float32)
+    cfg = _cfg(tmp_path, tiny_bert_dir, "model.freeze=true", "train.epochs=3", "train.batch_size=2")
+    model = build_model(cfg, "text", 2)
+    calls = []
+    encode = model._encode
+    model._encode = lambda batch: calls.append(list(batch)) or encode(batch)
+    train_multilabel(model, texts, y, texts, y, build_loss(cfg.loss, y), cfg.train, cfg.scheduler, None, False)
+    assert sorted(t for c in calls for t in c) == sorted(texts)  # each text once, over 3 epochs and val
+    with torch.no_grad():
+        model.eval()
+        assert torch.allclose(model.features(texts[::-1]), encode(texts[::-1]), atol=1e-6)
+        predict_logits(model, ["a new text", texts[0]])
+    assert calls[-1] == ["a new text"]
+
+
 def test_wrong_backbone_for_the_data_is_a_config_error(tmp_path):
     from simlab.errors import ConfigError
     from simlab.models.multilabel import build_model
@@ -149,8 +175,8 @@ def test_run_sweep_baseline_deltas_compare_and_report(tmp_path, tiny_resnet_dir)
     summary = run_experiment(_cfg(data, tiny_resnet_dir, "train.epochs=2"), base)
     for name in ("config.yaml", "meta.json", "metrics.json", "perquery.tsv", "history.jsonl", "curves.png"):
         assert (base / name).is_file(), name
-    metrics = json.loads((base / "metrics.json").read_text())
-    assert set(metrics) == {"prior", "trained"}
+    metrics, chosen = read_metrics(base / "metrics.json")
+    assert set(metrics) == {"prior", "trained"} and chosen["system"] in metrics
     per_label = json.loads((base / "per_label.json").read_text())
     assert set(per_label["trained"]) == {"bright", "left"}
     cost = json.loads((base / "cost.json").read_text())

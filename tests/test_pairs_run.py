@@ -11,6 +11,7 @@ import pytest
 
 from simlab.tasks import load_config
 from simlab.tasks.pairs.systems import token_overlap
+from simlab.tasks.skeleton import read_metrics
 from simlab.training.pairs import PairSet
 
 BRANDS = [
@@ -89,8 +90,9 @@ def test_grouped_records_run_writes_the_run_folder(grouped_run):
     ):
         assert (folder / name).exists(), name
     assert not (folder / ".checkpoints").exists()
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics, chosen = read_metrics(folder / "metrics.json")
     assert set(metrics) == {"overlap", "fields", "zeroshot", "trained", "hybrid"}
+    assert chosen["val"] == max(m["val_f1"] for m in metrics.values())
     for m in metrics.values():
         assert 0 <= m["f1"] <= 1 and "threshold" in m and "val_f1" in m
     history = [json.loads(line) for line in (folder / "history.jsonl").read_text().splitlines()]

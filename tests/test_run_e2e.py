@@ -12,6 +12,7 @@ import pytest
 
 from simlab.records import Collection, Corpus, Qrels, Queries
 from simlab.tasks import load_config
+from simlab.tasks.skeleton import read_metrics
 
 TOPICS = {
     "bread": ["sourdough", "yeast", "flour", "oven", "crust", "dough", "bake", "loaf"],
@@ -101,7 +102,7 @@ def test_run_folder_has_every_artifact(finished_run):
         assert (folder / name).exists(), name
     assert not list(folder.parent.glob(".run1.partial-*"))
     assert not (folder / ".checkpoints").exists()
-    systems = set(json.loads((folder / "metrics.json").read_text()))
+    systems = set(read_metrics(folder / "metrics.json")[0])
     assert systems == {
         "bm25",
         "zeroshot.flat",
@@ -131,13 +132,34 @@ def test_metrics_agree_with_trec_eval_on_the_run_files(finished_run):
     """Every number in metrics.json equals trec_eval's (pytrec_eval) on runs/*.trec and qrels.trec, and the
     hybrid's MRR@10 ir_measures' MS MARCO code (which breaks ties the other way): no run file has tied scores."""
     import ir_measures
-    import pytrec_eval
 
     summary, _ = finished_run
     folder = summary.folder
+    check_trec_files(folder)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    measured = {
+        str(m): v
+        for m, v in ir_measures.calc_aggregate(
+            [ir_measures.RR @ 10], ir_measures.read_trec_qrels(str(folder / "qrels.trec")),
+            ir_measures.read_trec_run(str(folder / "runs" / "hybrid.trec")),
+        ).items()
+    }  # fmt: skip
+    judged = len(
+        {line.split()[0] for line in (folder / "qrels.trec").read_text().splitlines() if line.split()[3] != "0"}
+    )
+    n_run = len({line.split()[0] for line in (folder / "runs" / "hybrid.trec").read_text().splitlines()})
+    assert n_run == judged  # every judged query has results, so ir_measures' mean is over the same queries
+    assert measured["RR@10"] == pytest.approx(metrics["hybrid"]["mrr@10"], abs=1e-9)  # its own tie rule agrees
+
+
+def check_trec_files(folder: Path) -> None:
+    """Every system's runs/<system>.trec gives its metrics.json line under trec_eval (pytrec_eval), with
+    MRR@10 over the top 10 in trec_eval's order, and holds no tied score (so every tool reads one ranking)."""
+    import pytrec_eval
+
     with open(folder / "qrels.trec") as f:
         qrels = pytrec_eval.parse_qrel(f)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    metrics = read_metrics(folder / "metrics.json")[0]
     for system, values in metrics.items():
         with open(folder / "runs" / f"{system}.trec") as f:
             run = pytrec_eval.parse_run(f)
@@ -159,19 +181,6 @@ def test_metrics_agree_with_trec_eval_on_the_run_files(finished_run):
         for q in {line[0] for line in lines}:
             scores = [float(line[4]) for line in lines if line[0] == q]
             assert len(set(scores)) == len(scores), (system, q, "tied scores")
-    measured = {
-        str(m): v
-        for m, v in ir_measures.calc_aggregate(
-            [ir_measures.RR @ 10], ir_measures.read_trec_qrels(str(folder / "qrels.trec")),
-            ir_measures.read_trec_run(str(folder / "runs" / "hybrid.trec")),
-        ).items()
-    }  # fmt: skip
-    judged = len(
-        {line.split()[0] for line in (folder / "qrels.trec").read_text().splitlines() if line.split()[3] != "0"}
-    )
-    n_run = len({line.split()[0] for line in (folder / "runs" / "hybrid.trec").read_text().splitlines()})
-    assert n_run == judged  # every judged query has results, so ir_measures' mean is over the same queries
-    assert measured["RR@10"] == pytest.approx(metrics["hybrid"]["mrr@10"], abs=1e-9)  # its own tie rule agrees
 
 
 def test_trained_beats_chance_and_model_loads(finished_run):

@@ -74,9 +74,10 @@ def test_health_runs_docs_and_page(client, folders):
     for kind in ("retrieval", "sparse"):  # every system the run evaluated is served: each saved its index
         run = listed[kind]
         metrics = json.loads((folders[kind] / "metrics.json").read_text())
+        chosen = metrics.pop("chosen", None)
         assert sorted(run["systems"]) == sorted(metrics) and run["not_saved"] == []
         assert {"bm25", "zeroshot.flat", "trained.flat", "hybrid"} <= set(run["systems"])
-        assert run["default_system"] == "trained.flat" and run["examples"]
+        assert run["default_system"] == (chosen["system"] if chosen else "trained.flat") and run["examples"]
     assert "trained.hnsw" in listed["retrieval"]["systems"]
     assert listed["pairs"]["left_fields"] == ["name"]
     threshold = json.loads((folders["pairs"] / "metrics.json").read_text())["trained"]["threshold"]
@@ -137,7 +138,8 @@ def test_bm25_terms_are_the_query_terms_a_hit_holds_and_sum_to_its_score(client,
 
 def test_sparse_hits_show_the_expansion_and_the_shared_tokens_with_both_weights(client, runs):
     name = next(n for n, r in runs.items() if r.task == "sparse")
-    body = client.get("/search", params={"q": "crust sourdough loaf", "k": 3, "run": name}).json()
+    params = {"q": "crust sourdough loaf", "k": 3, "run": name, "system": "trained.flat"}
+    body = client.get("/search", params=params).json()
     weights = [e["weight"] for e in body["expansion"]]
     assert weights and weights == sorted(weights, reverse=True)
     from simlab.experiments.inspect import inspect_run

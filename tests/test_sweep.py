@@ -304,3 +304,28 @@ def test_compare_reads_the_runs_of_an_mlflow_experiment(toy_dir, tmp_path):
     missing = CliRunner().invoke(app, ["compare", "nosuch", "--tracking-uri", uri])
     assert isinstance(missing.exception, RunFolderError) and "experiments: " in str(missing.exception)
     assert "ks" in str(missing.exception)
+
+
+def test_compare_takes_an_experiment_name_over_a_folder_without_runs_from_any_folder(toy_dir, tmp_path, monkeypatch):
+    """`simlab compare simlab` from the project root: the `simlab/` package folder holds no run, so the name is
+    the MLflow experiment; a folder of that name that holds runs is taken as the folder; any cwd works."""
+    from typer.testing import CliRunner
+
+    from simlab.cli import app
+
+    uri = f"sqlite:///{tmp_path}/store/mlflow.db"
+    (tmp_path / "store").mkdir()
+    base = [f"data.path={toy_dir}", "train.enabled=false", "eval.systems=[bm25]", f"tracking.uri={uri}"]
+    run_sweep(load_sweep(None, [*base, "name=simlab", "eval.k=[5,10]"]), tmp_path / "sweep")
+    project = tmp_path / "project"
+    (project / "simlab").mkdir(parents=True)
+    (project / "simlab" / "__init__.py").write_text("")
+    monkeypatch.chdir(project)
+    args = ["compare", "simlab", "--tracking-uri", uri, "--metrics", "ndcg@10", "--json"]
+    got = CliRunner().invoke(app, [*args, str(tmp_path / "exp.json")])
+    assert got.exit_code == 0, got.output
+    assert json.loads((tmp_path / "exp.json").read_text())["systems"] == ["k=10/bm25", "k=5/bm25"]
+    shutil.copytree(tmp_path / "sweep" / "k=5", project / "simlab" / "k=5")  # now the folder holds a run: it wins
+    got = CliRunner().invoke(app, [*args, str(tmp_path / "folder.json")])
+    assert got.exit_code == 0, got.output
+    assert json.loads((tmp_path / "folder.json").read_text())["systems"] == ["bm25"]

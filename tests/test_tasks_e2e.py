@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from simlab.cli import app
 from simlab.tasks import TASKS, load_config
+from simlab.tasks.skeleton import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("search", "match", "inspect")
@@ -102,7 +103,7 @@ def test_run_writes_the_common_files(finished):
     header, *rows = (folder / "perquery.tsv").read_text().splitlines()
     assert header.split("\t") == ["system", "query_id", "metric", "value"]
     systems = {r.split("\t")[0] for r in rows}
-    assert systems == set(json.loads((folder / "metrics.json").read_text()))
+    assert systems == set(read_metrics(folder / "metrics.json")[0])
     assert task.reference_system in systems and task.main_system(sorted(systems)) in systems
     columns = {r.split("\t")[2] for r in rows}
     assert columns >= set(task.item_metrics)
@@ -111,6 +112,23 @@ def test_run_writes_the_common_files(finished):
     if finished.history:
         assert (folder / "history.jsonl").is_file() and (folder / "curves.png").is_file()
     assert not list(folder.parent.glob(f".{folder.name}.*")), "staging or checkpoint folders left behind"
+
+
+def test_every_run_names_its_answer_chosen_by_val(finished):
+    """metrics.json's `chosen`: the system with the best val score of the task's main metric, with its test
+    metrics; it heads the report."""
+    metrics, chosen = read_metrics(finished.folder / "metrics.json")
+    task = TASKS[finished.config.task]
+    if finished.config.task == "parity":  # the toy task has no val split: nothing to choose by
+        assert chosen is None
+        return
+    key = f"val_{task.main_metric(finished.config)}"
+    scored = {s: m[key] for s, m in metrics.items() if key in m}
+    assert len(scored) >= 2 and task.reference_system in scored
+    assert chosen["by"] == key and chosen["val"] == max(scored.values()) == scored[chosen["system"]]
+    assert chosen["test"] == {k: v for k, v in metrics[chosen["system"]].items() if not k.startswith("val_")}
+    report = (finished.folder / "report.md").read_text()
+    assert report.index("## Chosen") < report.index("|") and f"| {chosen['system']} |" in report
 
 
 def test_compare_on_the_main_metric_and_f1(finished, tmp_path):
@@ -129,12 +147,43 @@ def test_compare_on_the_main_metric_and_f1(finished, tmp_path):
     assert {r["system"] for r in table["results"]} == set(finished.metrics) - {table["baseline"]}
 
 
-def test_html_report(finished, tmp_path):
+def test_every_trec_file_reproduces_metrics_json_with_pytrec_eval(finished):
+    """Retrieval and learned sparse runs: each runs/<system>.trec gives its metrics.json line under trec_eval."""
+    from test_run_e2e import check_trec_files
+
+    if not (finished.folder / "runs").is_dir():
+        assert finished.config.task not in ("retrieval", "sparse")
+        return
+    assert {p.stem for p in (finished.folder / "runs").glob("*.trec")} == set(finished.metrics)
+    check_trec_files(finished.folder)
+
+
+def test_html_report_shows_every_terminal_metric_and_renders_in_chromium(finished, tmp_path):
+    """Every task's report holds every metric of its terminal table, once, and renders in headless chromium.
+
+    With SIMLAB_SCREENSHOTS=docs the screenshots are written to docs/report-<task>.png (the committed ones).
+    """
+    import os
+
+    from test_html_report import check_screenshot, screenshot
+
     result = CliRunner().invoke(app, ["report", str(finished.folder), "--out", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r.html").read_text()
     task = TASKS[finished.config.task]
     assert task.reference_system in page and task.main_system(list(finished.metrics)) in page
+    assert f"baseline: {task.reference_system}." in page
+    table = (tmp_path / "r.md").read_text().split("## Comparison\n")[1].strip().splitlines()[0]
+    head = [c.strip() for c in table.strip("|").split(" | ")]
+    assert len(head) == len(set(head))
+    shown = {h.removesuffix(" (Δ)") for h in head}
+    main = task.main_system(list(finished.metrics))
+    wanted = [c for c in task.columns(finished.config) if c in finished.metrics[main]]
+    assert wanted and set(wanted) <= shown, set(wanted) - shown
+    name = finished.config.task
+    docs = os.environ.get("SIMLAB_SCREENSHOTS") == "docs" and name != "parity"
+    png = (ROOT / "docs" / f"report-{name}.png") if docs else tmp_path / f"report-{name}.png"
+    check_screenshot(screenshot(tmp_path / "r.html", png, tmp_path), page)
 
 
 def _command(name: str, folder: Path, tmp: Path) -> list[str]:

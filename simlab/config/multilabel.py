@@ -74,7 +74,10 @@ class MultilabelTrainConfig(Resumable):
 
 class ThresholdsConfig(Section):
     mode: Literal["global", "per_label", "fixed"] = Field(
-        "global", description="global: one threshold tuned on val; per_label: one per label; fixed: `value`."
+        "per_label",
+        description="per_label: one per label with min_positives val positives, global for the rest; "
+        "global: one threshold tuned on val; fixed: `value`.",
     )
     value: float = Field(0.5, gt=0, lt=1, description="fixed: the threshold.")
     tune_by: Literal["f1_micro", "f1_macro"] = Field("f1_micro", description="global: the val metric maximised.")
+    min_positives: int = Field(5, ge=1, description="per_label: val positives a label needs for its own threshold.")

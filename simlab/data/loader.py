@@ -68,6 +68,12 @@ def _convert_demo_topics(src: Path | None, out: Path, overwrite: bool):
     return convert_demo_topics(src or Path(__file__).resolve().parents[2] / "examples" / "demo", out, overwrite)
 
 
+def _convert_reuters(src: Path, out: Path, overwrite: bool):
+    from simlab.data.multilabel_convert import convert_reuters21578
+
+    return convert_reuters21578(src, out, overwrite)
+
+
 def _convert_definitions(name: str) -> Callable[[Path, Path, bool], Any]:
     def convert(src: Path, out: Path, overwrite: bool):
         from simlab.data import definitions
@@ -82,6 +88,7 @@ CONVERTERS: dict[str, Callable[[Path, Path, bool], Any]] = {
     "deepmatcher": _convert_deepmatcher,  # tableA/tableB + labelled pair files -> simlab matching layout
     "digits": _convert_digits,  # scikit-learn's bundled digits -> PNG images + attribute labels (no SRC)
     "demo-topics": _convert_demo_topics,  # examples/demo texts -> multi-label topic/theme tags (SRC optional)
+    "reuters21578": _convert_reuters,  # Reuters-21578 ModApte (NLTK layout) -> multi-label texts with splits
     "wic-tsv": _convert_definitions("convert_wic_tsv"),  # WiC-TSV contexts vs definitions -> matching layout
     "wic": _convert_definitions("convert_wic"),  # Word-in-Context sentence pairs -> matching layout
     "oewn": _convert_definitions("build_oewn_pairs"),  # Open English WordNet examples vs glosses -> pairs

@@ -100,3 +100,36 @@ def convert_demo_topics(src: Path, out: Path, overwrite: bool = False) -> dict:
         raise DataError(f"{target} already exists; pass --overwrite to replace it.")
     fsutil.write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     return {"items": len(rows), "labels": sorted({lab for r in rows for lab in r["labels"]}), "path": str(target)}
+
+
+REUTERS_VAL_SHARE = 0.1
+"""Share of the ModApte training documents held out as val (a fixed draw, seed 42): the split has no val."""
+
+
+def convert_reuters21578(src: Path, out: Path, overwrite: bool = False) -> dict:
+    """Write `out/texts.jsonl` ({"id", "text", "labels", "split"}) from Reuters-21578 ModApte in NLTK's layout
+    (`cats.txt`, `training/`, `test/`): test is ModApte's test; val a fixed `REUTERS_VAL_SHARE` of its training."""
+    import random
+
+    cats = src / "cats.txt"
+    if not cats.is_file():
+        raise DataError(f"{src}: no cats.txt; give the NLTK `reuters` folder (cats.txt, training/, test/)")
+    rows = []
+    for n, line in enumerate(cats.read_text(encoding="utf-8").splitlines(), 1):
+        doc, *labels = line.split()
+        if not labels or "/" not in doc:
+            raise DataError(f"{cats}:{n}: expected '<split>/<id> <label> [<label> ...]', got {line!r}")
+        path = src / doc
+        if not path.is_file():
+            raise DataError(f"{cats}:{n}: {path} is missing; the folder is incomplete")
+        text = " ".join(path.read_bytes().decode("utf-8", errors="replace").split())  # one stray byte in test/17980
+        split = "test" if doc.startswith("test/") else "train"
+        rows.append({"id": doc, "text": text, "labels": labels, "split": split})
+    train = [r for r in rows if r["split"] == "train"]
+    for r in random.Random(42).sample(train, round(len(train) * REUTERS_VAL_SHARE)):
+        r["split"] = "val"
+    target = out / "texts.jsonl"
+    if target.exists() and not overwrite:
+        raise DataError(f"{target} already exists; pass --overwrite to replace it.")
+    fsutil.write_text(target, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return {"items": len(rows), "labels": sorted({lab for r in rows for lab in r["labels"]}), "path": str(target)}

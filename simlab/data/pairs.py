@@ -3,8 +3,9 @@
 A collection with a training qrels split gives (query text, relevant document text) pairs.
 A collection without one (Cranfield, CISI: every query is a test query) gives
 (title, body) pairs from the corpus, a standard self-supervised substitute; the run's
-report says which source was used. The dev set evaluated every epoch comes from the dev
-qrels split, or from held-out pairs that are never trained on.
+report says which source was used. The dev set (evaluated every epoch, and the val set a run
+chooses its system by) comes from the dev qrels split; without one, from a share of the train
+queries held out (never trained on), or, without train queries, from held-out title -> body pairs.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import random
 from dataclasses import dataclass
 
 from simlab.errors import DataError
-from simlab.records import Collection
+from simlab.records import Collection, Qrels
 
 DEV_HOLDOUT = 200  # title->body pairs held out for per-epoch evaluation when there are no dev qrels
+DEV_QUERY_SHARE = 0.1  # train queries held out as the dev set when there are train qrels but no dev qrels
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class DevSet:
     relevant: dict[str, set[str]]
     corpus: dict[str, str]
     source: str
+    qrels: Qrels = Qrels({})  # graded judgements of `queries` (1 for held-out pairs)
+    full_corpus: bool = True  # `corpus` is the collection's full texts (else bodies without titles)
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,25 @@ def dev_from_qrels(collection: Collection, split: str) -> DevSet:
     judged = collection.qrels[split]
     q_text = dict(zip(collection.queries.ids, collection.queries.texts))
     ids = [q for q in judged.query_ids() if q in q_text]
-    relevant = {q: {d for d, r in judged.judgements[q].items() if r > 0} for q in ids}
+    return _query_dev(collection, split, ids, f"qrels split '{split}' ({len(ids)} queries)")
+
+
+def _query_dev(collection: Collection, split: str, ids: list[str], source: str) -> DevSet:
+    judged = collection.qrels[split].judgements
+    q_text = dict(zip(collection.queries.ids, collection.queries.texts))
+    relevant = {q: {d for d, r in judged[q].items() if r > 0} for q in ids}
     corpus = dict(zip(collection.corpus.ids, collection.corpus.full_texts()))
-    return DevSet({q: q_text[q] for q in ids}, relevant, corpus, f"qrels split '{split}' ({len(ids)} queries)")
+    return DevSet({q: q_text[q] for q in ids}, relevant, corpus, source, Qrels({q: judged[q] for q in ids}))
+
+
+def held_out_queries(collection: Collection, split: str, seed: int) -> list[str]:
+    """The train queries (`split`) held out as the dev set: a `DEV_QUERY_SHARE` drawn with `seed`, none when
+    fewer than 10 train queries have a relevant document."""
+    q_text = set(collection.queries.ids)
+    ids = [q for q in collection.qrels[split].query_ids() if q in q_text]
+    if len(ids) < 10:
+        return []
+    return sorted(random.Random(seed).sample(ids, max(1, round(len(ids) * DEV_QUERY_SHARE))))
 
 
 def build_pairs(
@@ -70,16 +90,22 @@ def build_pairs(
     rng = random.Random(seed)
     corpus = collection.corpus
     held_out: list[tuple[str, str]] = []
+    dev_queries: list[str] = []
     if train_split in collection.qrels:
         doc_texts = dict(zip(corpus.ids, corpus.full_texts()))
         q_text = dict(zip(collection.queries.ids, collection.queries.texts))
+        if dev_split not in collection.qrels:
+            dev_queries = held_out_queries(collection, train_split, seed)
+        skip = set(dev_queries)
         pairs = [
             (q_text[q], d)
             for q, judged in collection.qrels[train_split].judgements.items()
             for d, rel in judged.items()
-            if rel > 0 and q in q_text and d in doc_texts
+            if rel > 0 and q in q_text and d in doc_texts and q not in skip
         ]
         source = f"qrels split '{train_split}' ({len(pairs)} query-document pairs)"
+        if dev_queries:
+            source += f"; {len(dev_queries)} of its queries held out as the dev set"
     else:
         doc_texts = {d: _body_without_title(t, x) for d, t, x in zip(corpus.ids, corpus.titles, corpus.texts)}
         pairs = [(t, d) for d, t in zip(corpus.ids, corpus.titles) if t.strip() and doc_texts[d].strip()]
@@ -99,12 +125,17 @@ def build_pairs(
         pairs = rng.sample(pairs, max_pairs)
     if dev_split in collection.qrels:
         dev = dev_from_qrels(collection, dev_split)
+    elif dev_queries:
+        held = f"{len(dev_queries)} queries of qrels split '{train_split}' held out (never trained on)"
+        dev = _query_dev(collection, train_split, dev_queries, held)
     else:
         dev = DevSet(
             {f"heldout-{i}": a for i, (a, _) in enumerate(held_out)},
             {f"heldout-{i}": {d} for i, (_, d) in enumerate(held_out)},
             doc_texts,  # bodies without titles: a held-out title must not find itself verbatim
             f"{len(held_out)} held-out title -> body pairs (never trained on)",
+            Qrels({f"heldout-{i}": {d: 1} for i, (_, d) in enumerate(held_out)}),
+            full_corpus=False,
         )
     return TrainingPairs(
         anchors=[a for a, _ in pairs],

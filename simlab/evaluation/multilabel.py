@@ -142,11 +142,15 @@ GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
 """Candidate thresholds: 0.02, 0.03, ..., 0.98."""
 
 
-def tune_thresholds(y: np.ndarray, scores: np.ndarray, mode: str, by: str = "f1_micro") -> np.ndarray:
+def tune_thresholds(
+    y: np.ndarray, scores: np.ndarray, mode: str, by: str = "f1_micro", min_positives: int = 1
+) -> np.ndarray:
     """Thresholds that maximise F1 on (y, scores), over `GRID`: (L,), all equal for `global`.
 
-    `global`: one threshold maximising `by` (f1_micro or f1_macro); `per_label`: each label's
-    own F1. Ties go to the threshold closest to 0.5.
+    `global`: one threshold maximising `by` (f1_micro or f1_macro); `per_label`: each label with at
+    least `min_positives` positives in `y` gets its own F1-optimal threshold, the others the global one
+    (a threshold tuned on one or two positives fits those, not the label). Ties go to the threshold
+    closest to 0.5.
     """
     y = np.asarray(y, dtype=bool)
     n_labels = y.shape[1]
@@ -155,11 +159,12 @@ def tune_thresholds(y: np.ndarray, scores: np.ndarray, mode: str, by: str = "f1_
     fp = (pred & ~y[None]).sum(1)
     fn = (~pred & y[None]).sum(1)
     closeness = -np.abs(GRID - 0.5) * 1e-9  # breaks ties towards 0.5
-    if mode == "per_label":
-        f1 = _div(2 * tp, 2 * tp + fp + fn) + closeness[:, None]  # (G, L)
-        return GRID[np.argmax(f1, axis=0)]
     if by == "f1_macro":
         objective = _div(2 * tp, 2 * tp + fp + fn).mean(1)
     else:
         objective = _div(2 * tp.sum(1), 2 * tp.sum(1) + fp.sum(1) + fn.sum(1))
-    return np.full(n_labels, GRID[np.argmax(objective + closeness)])
+    thresholds = np.full(n_labels, GRID[np.argmax(objective + closeness)])
+    if mode == "per_label":
+        own = GRID[np.argmax(_div(2 * tp, 2 * tp + fp + fn) + closeness[:, None], axis=0)]  # (L,)
+        thresholds = np.where(y.sum(0) >= min_positives, own, thresholds)
+    return thresholds

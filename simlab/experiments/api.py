@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from simlab.config import Experiment
 from simlab.errors import ConfigError, RunFolderError
@@ -31,11 +31,13 @@ class Run:
         path: The run folder.
         config: Its validated config.
         metrics: system -> metric -> test value (its metrics.json).
+        chosen: The run's answer: `system`, the val score it was chosen `by` (`val`), its `test` metrics.
     """
 
     path: Path
     config: Experiment
     metrics: dict[str, dict[str, float]]
+    chosen: dict | None = None
 
     @property
     def task(self) -> Task:
@@ -50,7 +52,8 @@ class Run:
 
     @property
     def main_system(self) -> str:
-        """The system that stands for the run (the trained one, with exact search for retrieval)."""
+        """The system that stands for the run across runs (the trained one, with exact search for retrieval);
+        the run's own answer, chosen by val, is `chosen`."""
         return self.task.main_system(self.systems)
 
     @property
@@ -81,15 +84,15 @@ def load_run(path: str | Path) -> Run:
         RunFolderError: not a finished run folder (no meta.json or metrics.json).
     """
     from simlab.tasks import load_config
-    from simlab.tasks.skeleton import run_task
+    from simlab.tasks.skeleton import read_metrics, run_task
 
     path = Path(path)
     run_task(path)
     try:
-        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+        metrics, chosen = read_metrics(path / "metrics.json")
     except (FileNotFoundError, json.JSONDecodeError) as exc:
         raise RunFolderError(f"{path / 'metrics.json'}: unreadable ({exc}); the run folder is incomplete") from None
-    return Run(path, load_config(path / "config.yaml"), metrics)
+    return Run(path, load_config(path / "config.yaml"), metrics, chosen)
 
 
 def _configs(config: str | Path | dict | Experiment, overrides: Sequence[str]) -> list[tuple[str, Experiment]]:
@@ -162,23 +165,16 @@ def compare(
         runs: `Run`s, run folders or sweep folders.
         metrics: Per-query metrics to test (default: all the runs share).
         test, correction, alpha, seed: As `simlab.experiments.compare.compare`.
-        baseline: A system name (`bm25`, `run1/trained.flat`) or swept values (`pos_neg_ratio=1`); default: the first.
+        baseline: A system name (`bm25`, `run1/trained.flat`), a run's name, or swept values (`pos_neg_ratio=1`);
+            default: one run's reference system (bm25, overlap, prior), or the first run of several.
         systems: The systems to keep (default: all of one run, each run's main system of several).
 
     Returns:
         A `Comparison` (`to_markdown()`, `to_frame()`, `to_json()`).
     """
-    from simlab.experiments.compare import compare as compare_systems
-    from simlab.experiments.compare import keep_main_systems, load_systems, resolve_baseline
+    from simlab.experiments.compare import compare_runs
 
     if not runs:
         raise ConfigError("compare: give at least one run")
     folders = [r.path if isinstance(r, Run) else Path(r) for r in runs]
-    loaded = load_systems(
-        folders, systems=list(systems) if systems else None, metrics=list(metrics) if metrics else None
-    )
-    if systems is None and all("/" in name for name in loaded):  # several runs: one system each
-        loaded = keep_main_systems(loaded)
-    base = resolve_baseline(list(loaded), baseline) if baseline else next(iter(loaded))
-    kwargs: dict[str, Any] = {"test": test, "correction": correction, "alpha": alpha, "seed": seed}
-    return compare_systems(loaded, baseline=base, metrics=list(metrics) if metrics else None, **kwargs)
+    return compare_runs(folders, metrics, test, correction, baseline, alpha=alpha, seed=seed, systems=systems)

@@ -152,6 +152,10 @@ def resolve_baseline(names: Sequence[str], wanted: str) -> str:
     """
     if wanted in names:
         return wanted
+    by_run = [n for n in names if n.rpartition("/")[0].rsplit("/", 1)[-1] == wanted]  # a run given by its name
+    if by_run:
+        run = by_run[0].rpartition("/")[0]
+        return f"{run}/{main_system([n.rpartition('/')[2] for n in by_run if n.rpartition('/')[0] == run])}"
 
     def parts(text: str) -> dict[str, str]:
         return dict(p.split("=", 1) for p in text.split(",") if "=" in p)
@@ -173,6 +177,53 @@ def resolve_baseline(names: Sequence[str], wanted: str) -> str:
         return f"{runs[0]}/{main_system([n.rpartition('/')[2] for n in hits])}" if runs[0] else hits[0]
     found = f"{len(runs)} runs match it ({', '.join(runs)}); add the other swept values" if runs else "it names none"
     raise ConfigError(f"--baseline {wanted!r}: {found}; systems: {', '.join(names)}.")
+
+
+def compare_runs(
+    paths: Sequence[Path],
+    metrics: Sequence[str] | None = None,
+    test: str = "auto",
+    correction: str = "holm",
+    baseline: str | None = None,
+    alpha: float = 0.05,
+    seed: int = 42,
+    systems: Sequence[str] | None = None,
+) -> Comparison:
+    """The comparison of run folders that `simlab compare`, `simlab.compare` and `simlab report` all make.
+
+    One run: its systems, against its task's reference system (bm25, overlap, prior) by default. Several
+    runs (or a sweep): each run's main system, against the first run's. The metrics default to every
+    quality metric the systems share (see `compare`), so the family of p-values that the correction
+    adjusts is the same in every output, and so are the numbers.
+
+    Args:
+        paths: Run or sweep folders.
+        metrics, test, correction, alpha, seed: As `compare`.
+        baseline: A system (`bm25`, `run1/trained.flat`), a run of several by its name, or a sweep run by
+            its swept values (`pos_neg_ratio=1`); default: see above.
+        systems: The systems to keep (default: all of one run, each run's main system of several).
+
+    Raises:
+        RunFolderError, ConfigError, DataError: as `load_systems`, `resolve_baseline` and `compare`.
+    """
+    loaded = load_systems(paths, systems=list(systems) if systems else None, metrics=list(metrics) if metrics else None)
+    several = all("/" in name for name in loaded)
+    if systems is None and several:  # several runs: one system each
+        loaded = keep_main_systems(loaded)
+    if baseline:
+        base = resolve_baseline(list(loaded), baseline)
+    else:
+        base = next(iter(loaded)) if several else _reference_system(paths, loaded)
+    kwargs: dict[str, Any] = {"test": test, "correction": correction, "alpha": alpha, "seed": seed}
+    return compare(loaded, baseline=base, metrics=list(metrics) if metrics else None, **kwargs)
+
+
+def _reference_system(paths: Sequence[Path], loaded: dict[str, PerQuery]) -> str:
+    """One run's default baseline: its task's reference system when it has it, else its first system."""
+    from simlab.tasks.skeleton import run_task
+
+    reference = run_task(find_runs(Path(paths[0]))[0]).reference_system
+    return reference if reference in loaded else next(iter(loaded))
 
 
 def _find_key(mapping: dict[str, Any], key: str) -> str | None:

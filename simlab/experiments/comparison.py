@@ -116,7 +116,10 @@ class Comparison:
         corr = (
             "not corrected"
             if self.correction == "none"
-            else (f"{self.correction}-corrected over all {len(self.results)} comparisons of the table")
+            else (
+                f"{self.correction}-corrected over all {len(self.results)} comparisons of the table "
+                "(one family: simlab compare and simlab report correct the same p-values)"
+            )
         )
         return f"† significant at α = {self.alpha:g}: {doc}; p-values {corr}; {queries}."
 

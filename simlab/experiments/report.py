@@ -1,4 +1,4 @@
-"""A finished run's tables on the terminal (rich): the task's own tables (`Task.tables`)."""
+"""A finished run's tables on the terminal (rich): its answer (`chosen`), then the task's own tables (`Task.tables`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ def print_tables(summary: RunSummary) -> None:
     console = Console()
     if not console.is_terminal:  # piped or logged: don't squeeze the tables into 80 columns
         console = Console(width=160)
-    for title, header, rows in summary.task.tables(summary):
+    from simlab.tasks.tables import chosen_table
+
+    chosen = chosen_table(summary)
+    for title, header, rows in [chosen, *summary.task.tables(summary)] if chosen else summary.task.tables(summary):
         table = Table(title=title)
         for i, h in enumerate(header):
             table.add_column(h, justify="left" if i == 0 else "right")

@@ -52,7 +52,7 @@ def _png(fig) -> bytes:
 
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")  # keeps a legend placed beside the axes
     plt.close(fig)
     return buf.getvalue()
 
@@ -83,25 +83,49 @@ def report_figures(runs: list[RunData], axes: dict[str, list], task: Task) -> li
 
 
 def _learning_curves(runs: list[RunData], task: Task) -> Figure:
+    """Train loss (solid) and, where the history has it, validation loss (dashed), and the per-epoch metric."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     prefix = task.curve_prefix
-    fig, (ax_loss, ax_m) = plt.subplots(1, 2, figsize=(10, 3.6))
-    metric = ""
-    for r in runs:
+    fig, (ax_loss, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
+    metric, has_val = "", False
+    for i, r in enumerate(runs):
         metric = task.best_by(r.cfg)
         epochs = [h["epoch"] for h in r.history]
-        if epochs:
-            ax_loss.plot(epochs, [h.get("train_loss") for h in r.history], marker="o", label=r.name)
-            ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", label=r.name)
-    ax_loss.set(title="train loss", xlabel="epoch")
+        if not epochs:
+            continue
+        color = f"C{i % 10}"
+        ax_loss.plot(epochs, [h.get("train_loss") for h in r.history], marker="o", color=color, label=r.name)
+        val = [h.get(f"{prefix}_loss") for h in r.history]
+        if any(v is not None for v in val):
+            has_val = True
+            ax_loss.plot(epochs, [np.nan if v is None else v for v in val], marker="s", ls="--", color=color)
+        ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", color=color, label=r.name)
+    ax_loss.set(title=f"loss: train (solid), {prefix} (dashed)" if has_val else "train loss", xlabel="epoch")
     ax_m.set(title=f"{prefix} {metric}", xlabel="epoch")
+    epochs = sorted({h["epoch"] for r in runs for h in r.history})
     for ax in (ax_loss, ax_m):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(epochs) <= 12:
+            ax.set_xticks(epochs)  # one tick per epoch (a single epoch gets one, not fractions)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return Figure("learning_curves", f"Learning curves: train loss and {prefix} {metric} per epoch", _png(fig))
+    handles, labels = ax_m.get_legend_handles_labels()
+    if has_val:
+        handles += [Line2D([], [], color="k", marker="o"), Line2D([], [], color="k", marker="s", ls="--")]
+        labels += ["train loss", f"{prefix} loss"]
+    _legend_right(fig, handles, labels)
+    what = f"train{f' and {prefix}' if has_val else ''} loss and {prefix} {metric} per epoch"
+    return Figure("learning_curves", f"Learning curves: {what}", _png(fig))
+
+
+def _legend_right(fig, handles, labels) -> None:
+    """One legend for the whole figure, right of the axes, in a readable size."""
+    if not handles:
+        return
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=9, frameon=False)
 
 
 def _metric_vs_axis(runs: list[RunData], key: str, axes: list[str]) -> Figure:
@@ -126,6 +150,8 @@ def _metric_vs_axis(runs: list[RunData], key: str, axes: list[str]) -> Figure:
         ax.legend(fontsize=8)
     if all(isinstance(x, int) for x in xs):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if not numeric and max(len(str(p)) for p in pos) > 8:  # long names: slanted, so that they do not overlap
+        plt.setp(ax.get_xticklabels(), rotation=25, ha="right")
     label = f"{runs[0].system} {runs[0].metric}"
     ax.set(xlabel=key, ylabel=label, title=f"{label} vs {key}")
     ax.grid(alpha=0.3)
@@ -133,34 +159,52 @@ def _metric_vs_axis(runs: list[RunData], key: str, axes: list[str]) -> Figure:
 
 
 def _quality_vs_speed(runs: list[RunData]) -> Figure:
+    """The main metric against batched QPS (log scale, plain-number ticks) of every exact and approximate index:
+    one colour per run and model, one marker per index kind; the legend beside the plot."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    markers = {"flat": "o", "hnsw": "^", "ivf": "s", "pq": "D"}
-    fig, ax = plt.subplots(figsize=(7, 4))
+    markers = {"flat": "o", "hnsw": "^", "ivf": "s", "pq": "D", "seismic": "v"}
+    fig, ax = plt.subplots(figsize=(9, 4.5))
     metric = runs[0].metric
+    models = list(dict.fromkeys(s.rsplit(".", 1)[0] for r in runs for s in r.speed))
     for i, r in enumerate(runs):
-        color = f"C{i % 10}"
         for system, stats in r.speed.items():
             y = r.metrics.get(system, {}).get(r.metric)
             qps = stats.get("qps_batched", stats.get("qps_single"))
             if y is None or not qps:
                 continue
-            kind = system.rsplit(".", 1)[-1]
-            filled = system.startswith("trained")
+            model, _, kind = system.rpartition(".")
+            color = f"C{(i * len(models) + models.index(model)) % 10}"
             ax.scatter(
                 qps,
                 y,
                 marker=markers.get(kind, "x"),
-                s=60,
-                color=color if filled else "none",
-                edgecolors=color,
+                s=80,
+                color=color,
+                edgecolors="k",
+                linewidths=0.5,
+                alpha=0.85,
                 label=f"{r.name} {system}" if len(runs) > 1 else system,
             )
     ax.set_xscale("log")
-    ax.set(xlabel="queries per second (batched, log)", ylabel=metric, title=f"{metric} vs speed: exact and approximate")
+    lo, hi = ax.get_xlim()
+    subs = (1.0, 2.0, 5.0) if np.log10(hi / lo) < 2.5 else (1.0,)  # 1-2-5 ticks over a short range, decades else
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _short(v)))
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor ticks unlabelled: no overlapping labels
+    ax.set(xlabel="queries per second (batched, log scale)", ylabel=metric, title=f"{metric} vs speed")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    _legend_right(fig, *ax.get_legend_handles_labels())
     return Figure("quality_vs_speed", f"{metric} against QPS of the flat (exact) and approximate indexes", _png(fig))
+
+
+def _short(v: float) -> str:
+    """A tick label: 500, 2k, 50k, 1.5M."""
+    for div, unit in ((1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:g}{unit}"
+    return f"{v:g}"
 
 
 def pair_scores_of(run: RunData) -> tuple[np.ndarray, np.ndarray, float]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from simlab.errors import RunFolderError
+from simlab.tasks.skeleton import CHOSEN
 
 PerQuery: TypeAlias = dict[str, dict[str, float]]
 """metric name -> query id -> value, the per-query scores of one system."""
@@ -72,7 +73,7 @@ def read_run(folder: Path) -> dict[str, PerQuery]:
         )
     systems = _read_perquery(folder / "perquery.tsv")
     listed = _read_json(folder / "metrics.json") if (folder / "metrics.json").is_file() else {}
-    missing = [s for s in listed if s not in systems]
+    missing = [s for s in listed if s not in systems and s != CHOSEN]
     if missing:
         raise RunFolderError(
             f"{folder}: metrics.json lists {', '.join(missing)} but perquery.tsv has no row for "

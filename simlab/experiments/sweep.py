@@ -27,6 +27,7 @@ from simlab.config.loading import differing_keys, flat
 from simlab.errors import RunFolderError, SimlabError
 from simlab.tasks import RunSummary, get_task
 from simlab.tasks.base import inputs_of
+from simlab.tasks.skeleton import read_metrics
 
 log = logging.getLogger("simlab")
 
@@ -132,11 +133,12 @@ def _finished(folder: Path, cfg: Experiment) -> bool:
 def _finished_summary(folder: Path, cfg: Experiment) -> RunSummary:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     metrics_file = folder / "metrics.json"
-    metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else {}
+    metrics, chosen = read_metrics(metrics_file) if metrics_file.is_file() else ({}, None)
     return RunSummary(
         folder=folder,
         config=cfg,
         metrics=metrics,
+        chosen=chosen,
         notes=list(meta.get("notes", [])),
         n_test=meta.get(f"n_test_{get_task(cfg.task).unit}", 0),
         seconds=float(meta.get("seconds", 0.0)),

@@ -215,6 +215,7 @@ def runs_from_mlflow(experiment: str, uri: str, dest: Path) -> list[Path]:
     from simlab.errors import RunFolderError
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # else one bar per file downloaded
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -244,3 +245,39 @@ def runs_from_mlflow(experiment: str, uri: str, dest: Path) -> list[Path]:
     if not folders:
         raise RunFolderError(f"MLflow experiment {experiment!r} of {uri} has no finished simlab run to compare.")
     return sorted(folders)
+
+
+def compare_inputs(paths: list[Path], uri: str, dest: Path) -> list[Path]:
+    """The run folders `simlab compare` reads for its arguments: folders, or MLflow experiment names.
+
+    A path that holds a run (a run folder, or a folder of run folders) is a folder. Any other name is
+    an experiment of `uri` when the store has one by that name, its runs downloaded under `dest`: so
+    `simlab compare simlab` run from the project root compares the experiment `simlab`, not the
+    `simlab/` package folder. A name that is neither is reported as a folder error when it exists or
+    holds a path separator, else as an unknown experiment (both messages say what to pass).
+    """
+    from simlab.errors import RunFolderError
+    from simlab.experiments.runs_io import find_runs
+
+    folders: list[Path] = []
+    for path in paths:
+        try:
+            find_runs(path)
+        except RunFolderError:
+            if os.sep in str(path) or (path.exists() and not _is_experiment(str(path), uri)):
+                raise
+            folders += runs_from_mlflow(str(path), uri, dest / str(path))
+            continue
+        folders.append(path)
+    return folders
+
+
+def _is_experiment(name: str, uri: str) -> bool:
+    """Whether the MLflow store at `uri` has an experiment `name` (False when the store cannot be read)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    try:
+        return mlflow.MlflowClient(tracking_uri=uri).get_experiment_by_name(name) is not None
+    except Exception:  # noqa: BLE001 - no store, or not an MLflow one: then the name is a folder
+        return False

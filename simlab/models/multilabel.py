@@ -12,6 +12,7 @@ transformers ResNet folder).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from torch import nn
 from simlab import fsutil
 from simlab.errors import ConfigError
 from simlab.models.images import IMAGENET_MEAN, IMAGENET_STD, build_image_backbone, is_image_backbone
+
+log = logging.getLogger("simlab")
 
 MODEL_FORMAT = {"format": "simlab.multilabel_model", "format_version": 1}
 
@@ -47,11 +50,33 @@ class MultiLabelModel(nn.Module):
                 p.requires_grad_(False)
 
     def features(self, batch) -> torch.Tensor:
+        if self.freeze and self.kind == "text":  # a frozen text encoder encodes each text once (`encode_once`)
+            self.encode_once(batch)
+            return torch.stack([self._cache[t] for t in batch])
+        return self._encode(batch)
+
+    def _encode(self, batch) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
             if self.kind == "text":
                 feats = self.encoder.preprocess(list(batch))
                 return self.encoder(feats)["sentence_embedding"]  # (B, D)
             return self.encoder(batch)  # (B, D)
+
+    @torch.no_grad()
+    def encode_once(self, texts, batch_size: int = 256) -> None:
+        """Encode the texts not encoded yet and keep their features (a frozen text encoder only): the head then
+        trains for every epoch on the same features, without running the encoder again."""
+        if not hasattr(self, "_cache"):
+            self._cache: dict[str, torch.Tensor] = {}
+        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if len(todo) > 1000:
+            log.info("encoding %d texts once with the frozen encoder", len(todo))
+        was_training = self.encoder.training
+        self.encoder.eval()
+        for i in range(0, len(todo), batch_size):
+            chunk = todo[i : i + batch_size]
+            self._cache.update(zip(chunk, self._encode(chunk)))
+        self.encoder.train(was_training and not self.freeze)
 
     def forward(self, batch) -> torch.Tensor:
         return self.head(self.features(batch))  # (B, L)

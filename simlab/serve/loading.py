@@ -37,6 +37,7 @@ class ServedRun:
         metrics: Its metrics.json (system -> metric -> test value).
         main_system: The system that stands for the run; the default of `/search`.
         seconds: Time taken to load it.
+        chosen: metrics.json's `chosen`: the run's answer (the system chosen by val), if it names one.
     """
 
     name: str
@@ -47,6 +48,7 @@ class ServedRun:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     main_system: str | None = None
     seconds: float = 0.0
+    chosen: dict | None = None
 
     def info(self) -> dict[str, Any]:
         """The run as `/runs` lists it."""
@@ -56,6 +58,7 @@ class ServedRun:
             "task": self.task,
             "service": self.service,
             "metrics": self.metrics,
+            "chosen": self.chosen,
             "load_seconds": round(self.seconds, 3),
         }
         if self.service == "search":
@@ -79,7 +82,7 @@ def load_run(path: str | Path, name: str | None = None) -> ServedRun:
     from importlib import import_module
 
     from simlab.tasks import TASKS
-    from simlab.tasks.skeleton import run_task
+    from simlab.tasks.skeleton import read_metrics, run_task
 
     path = Path(path)
     t0 = time.perf_counter()
@@ -90,15 +93,25 @@ def load_run(path: str | Path, name: str | None = None) -> ServedRun:
     module, cls = ENGINES[task.service]
     engine = getattr(import_module(module), cls)(path)
     try:
-        metrics = json.loads((path / "metrics.json").read_text(encoding="utf-8"))
+        metrics, chosen = read_metrics(path / "metrics.json")
     except (OSError, json.JSONDecodeError):
         raise RunFolderError(f"{path / 'metrics.json'}: missing or not JSON; the run folder is incomplete") from None
     main = None
     if task.service == "search":
         systems = list(engine.systems)
-        main = next((s for s in task.main_systems if s in systems), systems[0])
+        main = (chosen or {}).get("system")  # the run's answer (chosen by val), else its task's main system
+        if main not in systems:
+            main = next((s for s in task.main_systems if s in systems), systems[0])
     return ServedRun(
-        name or path.resolve().name, path, task.name, task.service, engine, metrics, main, time.perf_counter() - t0
+        name or path.resolve().name,
+        path,
+        task.name,
+        task.service,
+        engine,
+        metrics,
+        main,
+        time.perf_counter() - t0,
+        chosen,
     )
 
 

@@ -44,6 +44,7 @@ class RunSummary:
         n_test: Test queries, pairs or items.
         meta: Extra meta.json fields of the task.
         seconds: Wall time of the run.
+        chosen: The run's answer (`choose`): the system with the best val score of the task's main metric.
     """
 
     folder: Path
@@ -56,6 +57,20 @@ class RunSummary:
     n_test: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    chosen: dict[str, Any] | None = None
+
+    def choose(self) -> dict[str, Any] | None:
+        """The run's answer: among the systems with a val score of the task's main metric (`val_<metric>` in
+        `metrics`), the best (the first on a tie); its val score and test metrics. Test numbers never choose.
+        None when no system has a val score."""
+        metric = self.task.main_metric(self.config)
+        key = f"val_{metric}"
+        scored = [(m[key], s) for s, m in self.metrics.items() if m.get(key) is not None]
+        if not scored:
+            return None
+        val, system = max(scored, key=lambda vs: vs[0])
+        test = {k: v for k, v in self.metrics[system].items() if not k.startswith("val_")}
+        return {"system": system, "by": key, "val": val, "test": test}
 
     def add_items(self, system: str, ids: list[str], values: dict[str, Any]) -> None:
         """Per-item rows of `system`: `values` maps a metric to one value per id."""
@@ -82,6 +97,7 @@ class Task:
         commands: The commands that take its runs (search, inspect, match, classify).
         service: What `simlab serve` answers for its runs: `search`, `match` or `classify` (None: not served).
         curve_prefix: The split of its per-epoch metric in history (dev or val).
+        same_metrics: perquery.tsv metric -> the metrics.json metric it is (the report shows it once).
         figures: The task's figures in an HTML report besides the learning curves: `speed` (quality vs
             speed of the indexes), `scores` (precision-recall and threshold curves), `per_label` (bars).
         built_models: Model names its stages build themselves (not checked by `preflight`).
@@ -106,6 +122,8 @@ class Task:
     built_models: ClassVar[frozenset[str]] = frozenset()
     stages: ClassVar[str] = ""
     reports: ClassVar[str] = ""
+    same_metrics: ClassVar[dict[str, str]] = {}
+    """perquery.tsv metrics that `compare` tests under another name than metrics.json's (`correct`: `accuracy`)."""
 
     def main_metric(self, cfg: Experiment) -> str:
         """The metrics.json metric a run is read by (sweep lines, reports, `simlab.Run.score`)."""
@@ -116,7 +134,7 @@ class Task:
         return self.main_metric(cfg)
 
     def columns(self, cfg: Experiment) -> list[str]:
-        """The metrics.json metrics an HTML report shows per run."""
+        """The metrics.json metrics an HTML report shows per system: those of the terminal's table."""
         return [self.main_metric(cfg)]
 
     def best_by(self, cfg: Experiment) -> str:

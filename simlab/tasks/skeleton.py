@@ -20,12 +20,44 @@ from typing import TYPE_CHECKING
 from simlab import fsutil
 from simlab.errors import RunFolderError
 from simlab.tasks.base import RunSummary, Task, inputs_of
+from simlab.tasks.tables import with_chosen
 
 if TYPE_CHECKING:
     from simlab.config import Experiment
 
 RUN_FORMAT = {"format": "simlab.run", "format_version": 1}
 PERQUERY_HEADER = "system\tquery_id\tmetric\tvalue\n"
+CHOSEN = "chosen"
+"""metrics.json's key of the run's answer (`RunSummary.choose`); every other key is a system."""
+
+
+def read_metrics(path: Path) -> tuple[dict[str, dict[str, float]], dict | None]:
+    """(system -> metric -> value, chosen) of a metrics.json file."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    chosen = raw.pop(CHOSEN, None) if isinstance(raw, dict) else None
+    return raw, chosen
+
+
+def machine() -> str:
+    """The machine a run ran on, as the report shows it: CPU model, logical cores, OS, Python and torch."""
+    import os
+    import platform
+    import sys
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    torch = sys.modules.get("torch")
+    version = f", torch {torch.__version__}" if torch is not None else ""
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} cores, {system}, Python {platform.python_version()}{version}"
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def checkpoint_dir(out: Path) -> Path:
@@ -99,7 +131,8 @@ def write_common_files(task: Task, summary: RunSummary, folder: Path) -> None:
         learning_curves(summary.history, folder / "curves.png", task.best_by(cfg), prefix=task.curve_prefix)
     rows = "".join(f"{s}\t{i}\t{m}\t{_cell(v)}\n" for s, i, m, v in summary.items)
     fsutil.write_text(folder / "perquery.tsv", PERQUERY_HEADER + rows)
-    fsutil.write_json(folder / "metrics.json", summary.metrics)
+    summary.chosen = summary.choose()
+    fsutil.write_json(folder / "metrics.json", ({CHOSEN: summary.chosen} if summary.chosen else {}) | summary.metrics)
     fsutil.write_json(folder / "speed.json", summary.speed)
     data = getattr(getattr(cfg, "data", None), "path", None)
     fsutil.write_json(
@@ -108,9 +141,9 @@ def write_common_files(task: Task, summary: RunSummary, folder: Path) -> None:
         | {"name": cfg.name, "task": cfg.task, "data": str(Path(data).resolve()) if data else None}
         | {f"n_test_{task.unit}": summary.n_test}
         | summary.meta
-        | {"seconds": round(summary.seconds, 2), "notes": summary.notes},
+        | {"seconds": round(summary.seconds, 2), "finished": _now(), "machine": machine(), "notes": summary.notes},
     )
-    fsutil.write_text(folder / "report.md", task.report(summary))
+    fsutil.write_text(folder / "report.md", with_chosen(summary, task.report(summary)))
 
 
 def execute(task: Task, cfg: Experiment, out: Path, overwrite: bool = False) -> RunSummary:

@@ -102,6 +102,8 @@ def train_multilabel(
     steps = -(-n // bs)
     if train_cfg.max_steps:
         steps = min(steps, train_cfg.max_steps)
+    if model.freeze and model.kind == "text":  # encoded once, before the first epoch (`MultiLabelModel.features`)
+        model.encode_once([*train_inputs, *val_inputs])
     optimizer = _optimizer(model, train_cfg)
     schedule = build_scheduler(scheduler_cfg, optimizer, steps, train_cfg.epochs)
     y_train_t = torch.from_numpy(y_train)

@@ -247,7 +247,7 @@ def fit(trainer, callback, resume_from: str | None = None, result: TrainResult |
     """
     import json
 
-    from transformers.trainer_callback import ProgressCallback, TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
     work_dir = Path(trainer.args.output_dir)
     if result is not None and resume_from is not None:
@@ -263,6 +263,7 @@ def fit(trainer, callback, resume_from: str | None = None, result: TrainResult |
             _save_history(result, work_dir)
 
     trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)  # the trainer's stand-in when its bars are off: a dict per log
     trainer.add_callback(callback)
     if result is not None:
         trainer.add_callback(KeepHistory())

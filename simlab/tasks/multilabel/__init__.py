@@ -25,8 +25,12 @@ class MultilabelTask(Task):
     stages = "simlab.tasks.multilabel.run"
     reports = "simlab.tasks.multilabel.report"
 
+    same_metrics = {"f1": "f1_micro"}
+
     def columns(self, cfg) -> list[str]:
-        return ["f1_micro", "f1_macro", "ap", "hamming", "threshold"]
+        from simlab.tasks.multilabel.report import COLUMNS
+
+        return [key for key, _ in COLUMNS]
 
     def main_metric(self, cfg) -> str:
         return "f1_micro"

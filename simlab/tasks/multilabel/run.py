@@ -3,9 +3,10 @@
 Stages: read the items and split them (`simlab.data.multilabel`); build the backbone + head
 (`simlab.models.multilabel`) and the loss; train with val every epoch and keep the best epoch
 (`simlab.training.multilabel`); score val and test once with the best weights; tune the
-thresholds on val (`thresholds.mode`) and apply them, frozen, to test. A reference system,
-`prior`, scores every item with the train frequency of each label and goes through the same
-thresholds, so a single run already has a baseline for `simlab compare`.
+thresholds on val (`thresholds.mode`) and apply them, frozen, to test. Reference systems go
+through the same thresholds, so a single run already has baselines for `simlab compare`: `prior`
+scores every item with the train frequency of each label; for texts, `tfidf` is TF-IDF + a linear
+SVM per label (`simlab.models.tfidf`).
 
 The run folder holds, besides the common files of the run skeleton: `per_label.json` (system -> label ->
 precision, recall, F1, AP, support, threshold on test), `thresholds.json`, `cost.json`
@@ -60,7 +61,9 @@ def read_baseline(path: str) -> dict[str, dict[str, float]]:
     task = json.loads(meta_file.read_text(encoding="utf-8")).get("task")
     if task != "multilabel":
         raise RunFolderError(f"baseline: {folder} is a {task!r} run; a multilabel run needs a multilabel baseline.")
-    return json.loads(metrics_file.read_text(encoding="utf-8"))
+    from simlab.tasks.skeleton import read_metrics
+
+    return read_metrics(metrics_file)[0]
 
 
 def frozen_threshold_eval(
@@ -77,7 +80,7 @@ def frozen_threshold_eval(
     if cfg.mode == "fixed":
         thr = np.full(y_val.shape[1], cfg.value)
     else:
-        thr = tune_thresholds(y_val, s_val, cfg.mode, cfg.tune_by)
+        thr = tune_thresholds(y_val, s_val, cfg.mode, cfg.tune_by, cfg.min_positives)
     return thr, multilabel_metrics(y_val, s_val, thr), multilabel_metrics(y_test, s_test, thr)
 
 
@@ -150,7 +153,12 @@ def run(cfg: MultilabelConfig, summary: MultilabelSummary, folder: Path) -> None
     note_resume(result, summary)
     scores = {s: torch.sigmoid(predict_logits(model, inputs[s])).numpy() for s in ("val", "test")}
     prior = (y["train"] >= 0.5).mean(0)
-    systems = {"prior": {s: np.tile(prior, (len(y[s]), 1)) for s in ("val", "test")}, "trained": scores}
+    systems = {"prior": {s: np.tile(prior, (len(y[s]), 1)) for s in ("val", "test")}}
+    if splits.train.kind == "text":
+        from simlab.models.tfidf import tfidf_svm_scores
+
+        systems["tfidf"] = tfidf_svm_scores(inputs["train"], y["train"], {s: inputs[s] for s in ("val", "test")})
+    systems["trained"] = scores
     thresholds = _score_systems(cfg, systems, y, splits.test.ids, splits.vocab, summary)
     n_params, n_trainable = model.n_parameters()
     epochs = len(result.epoch_seconds)
@@ -169,7 +177,8 @@ def run(cfg: MultilabelConfig, summary: MultilabelSummary, folder: Path) -> None
     )
     summary.notes.append(
         f"Best epoch by val {cfg.train.best_by}: {result.best_epoch} of {epochs}; test scored once with its "
-        f"weights; {thr_text}. `prior` scores every item with the train frequency of each label."
+        f"weights; {thr_text}. `prior` scores every item with the train frequency of each label; `tfidf` (texts) is "
+        "TF-IDF + a linear SVM per label (scikit-learn), fitted on train."
     )
     summary.meta |= {"cost": summary.cost, "baseline": cfg.baseline}
     fsutil.write_json(folder / "per_label.json", summary.per_label)

@@ -27,8 +27,12 @@ class PairsTask(Task):
     stages = "simlab.tasks.pairs.run"
     reports = "simlab.tasks.pairs.report"
 
+    same_metrics = {"correct": "accuracy"}
+
     def columns(self, cfg) -> list[str]:
-        return ["accuracy", "f1", "precision", "recall", "threshold"]
+        from simlab.tasks.pairs.report import PAIR_COLUMNS
+
+        return [key for key, _ in PAIR_COLUMNS]
 
     def main_metric(self, cfg) -> str:
         return "f1"

@@ -8,11 +8,12 @@ trained model, the hybrid, evaluation of every system, TREC files. The run skele
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from simlab import distributed
-from simlab.errors import ConfigError
-from simlab.records import Collection, Queries, Run
+from simlab.errors import ConfigError, DataError
+from simlab.records import Collection, Corpus, Queries, Run
 from simlab.tasks.base import RunSummary
 from simlab.tasks.retrieval.config import RetrievalConfig
 from simlab.tasks.skeleton import checkpoint_dir, note_resume
@@ -109,16 +110,82 @@ def follow(cfg: RetrievalConfig, out: Path) -> RunSummary:
     return summary
 
 
-def add_dense(prefix: str, model, model_id: str, cfg, collection, queries, index_dir, summary, runs) -> None:
+@dataclass
+class Model:
+    """One model a run evaluates: its systems are `<prefix>.flat` and `<prefix>.<approximate index>`."""
+
+    prefix: str
+    model: object
+    model_id: str
+    index_dir: Path | None = None
+
+
+def dense_models(cfg: RetrievalConfig, collection: Collection, folder: Path, summary: RunSummary) -> list[Model]:
+    """The pretrained model (zero-shot) and the trained one, as `eval.systems` asks."""
+    from simlab.models import load_model
+
+    models = []
+    if "zeroshot" in cfg.eval.systems:
+        log.info("zero-shot model %s", cfg.model.name)
+        models.append(Model("zeroshot", load_model(cfg.model), cfg.model.name, folder / "indexes"))
+    if "trained" in cfg.eval.systems and cfg.train.enabled:
+        log.info("training %s", cfg.model.name)
+        model = train(cfg, collection, folder, summary, checkpoint_dir(summary.folder))
+        models.append(Model("trained", model, f"{cfg.model.name}+trained:{summary.folder.name}", folder / "indexes"))
+    return models
+
+
+def dense_systems_of(m: Model, cfg, corpus: Corpus, queries: Queries, index_cfg, index_dir: Path | None):
     """The exact and approximate systems of one dense model (`simlab.tasks.retrieval.systems`)."""
     from simlab.tasks.retrieval.systems import dense_systems
 
-    result = dense_systems(
-        prefix, model, model_id, cfg.model.normalize, collection.corpus, queries, cfg.eval.k, cfg.index, index_dir
+    return dense_systems(
+        m.prefix, m.model, m.model_id, cfg.model.normalize, corpus, queries, cfg.eval.k, index_cfg, index_dir
     )
-    runs |= result.runs
-    summary.speed |= result.speed
-    summary.notes.extend(result.notes)
+
+
+def rank(
+    cfg,
+    corpus: Corpus,
+    queries: Queries,
+    models: list[Model],
+    systems_of,
+    summary: RunSummary | None,
+    index_dir: Path | None = None,
+):
+    """Every system of `eval.systems` over `corpus` for `queries`: BM25, each model's indexes, the hybrid.
+    With `summary`, speed and notes go into it and indexes are saved; without, only exact search is run.
+    With `index_dir`, BM25 and the hybrid's recipe are saved there too (every system the run evaluates is)."""
+    from simlab.index.bm25 import BM25Retriever
+    from simlab.index.fusion import rrf
+
+    systems, k = cfg.eval.systems, cfg.eval.k
+    runs: dict[str, Run] = {}
+    if "bm25" in systems or "hybrid" in systems:
+        log.info("BM25 over %d documents", len(corpus))
+        bm25 = BM25Retriever.build(corpus)
+        runs["bm25"] = bm25.search(queries, k)
+        if index_dir is not None:
+            bm25.save(index_dir / "bm25")
+    index_cfg = (
+        cfg.index if summary is not None else cfg.index.model_copy(update={"approximate": [], "sparse_approximate": []})
+    )
+    for m in models:
+        result = systems_of(m, cfg, corpus, queries, index_cfg, m.index_dir if summary is not None else None)
+        runs |= result.runs
+        if summary is not None:
+            summary.speed |= result.speed
+            summary.notes.extend(result.notes)
+    if "hybrid" in systems and models:
+        best = f"{models[-1].prefix}.flat"
+        runs["hybrid"] = rrf([runs["bm25"], runs[best]], k=cfg.eval.rrf_k, name="hybrid", top=k)
+        if index_dir is not None:
+            save_hybrid(index_dir, ["bm25", best], cfg.eval.rrf_k, k)
+        if summary is not None:
+            summary.notes.append(f"hybrid = reciprocal rank fusion (k={cfg.eval.rrf_k}) of bm25 and {best}.")
+    if "bm25" not in systems:
+        runs.pop("bm25", None)
+    return runs
 
 
 HYBRID_FORMAT = {"format": "simlab.hybrid", "format_version": 1}
@@ -128,9 +195,8 @@ def save_hybrid(index_dir: Path, systems: list[str], rrf_k: float, depth: int) -
     """`index_dir/hybrid.json`: the hybrid's recipe (the fused systems, RRF's k, the depth each was cut at)."""
     from simlab.fsutil import write_json
 
-    write_json(
-        index_dir / "hybrid.json", HYBRID_FORMAT | {"fusion": "rrf", "systems": systems, "k": rrf_k, "depth": depth}
-    )
+    recipe = {"fusion": "rrf", "systems": systems, "k": rrf_k, "depth": depth}
+    write_json(index_dir / "hybrid.json", HYBRID_FORMAT | recipe)
 
 
 def evaluate_runs(cfg, runs: dict[str, Run], qrels, summary: RunSummary, folder: Path) -> None:
@@ -151,47 +217,55 @@ def evaluate_runs(cfg, runs: dict[str, Run], qrels, summary: RunSummary, folder:
     write_trec_qrels(qrels, folder / "qrels.trec")  # so trec_eval / ir_measures can score runs/*.trec
 
 
-def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, sparse_stage=None) -> None:
-    """All stages into the staging `folder` (see the module docstring). `sparse_stage(cfg, collection, queries,
-    folder, summary)` -> (runs, model prefixes) replaces the dense models (the sparse task)."""
+def val_set(cfg, collection: Collection):
+    """The val queries a run chooses its system by (`simlab.data.pairs.build_pairs`' dev set: the dev qrels, else
+    held-out train queries, else held-out title -> body pairs); never the test split."""
+    from simlab.data.pairs import build_pairs
+
+    dev_split = cfg.data.dev_split if cfg.data.dev_split != cfg.data.test_split else None
+    try:
+        return build_pairs(collection, cfg.data.train_split, dev_split, cfg.train.seed).dev
+    except DataError:
+        return None
+
+
+def evaluate_val(cfg, runs: dict[str, Run], dev, summary: RunSummary) -> None:
+    """`val_<metric>` of every exact system on the val queries (what `chosen` reads; an approximate index is a
+    speed variant of its model's `.flat` system, not a candidate of its own), and where they come from."""
+    from simlab.evaluation.metrics import evaluate
+
+    for name, run in runs.items():
+        if name in summary.metrics and ("." not in name or name.endswith(".flat")):
+            means = evaluate(dev.qrels, run, cfg.eval.metrics).means
+            summary.metrics[name] |= {f"val_{m}": float(means[m]) for m in cfg.eval.metrics}
+    summary.notes.append(f"Val (the system is chosen by it, never by test): {dev.source}.")
+
+
+def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, models=dense_models, systems_of=dense_systems_of):
+    """All stages into the staging `folder` (see the module docstring). The sparse task gives its own `models`
+    (the zero-shot and trained SPLADE models) and `systems_of` (their exact and Seismic indexes)."""
     from simlab.data.loader import load_collection
-    from simlab.index.bm25 import BM25Retriever
-    from simlab.index.fusion import rrf
 
     collection = load_collection(Path(cfg.data.path))
     warn_huge_documents(collection, summary)
     queries, qrels = test_queries(collection, cfg.data.test_split)
-    summary.n_test, systems, k = len(queries), cfg.eval.systems, cfg.eval.k
+    summary.n_test = len(queries)
     summary.notes.extend(collection.notes)
-    runs: dict[str, Run] = {}
-    if "bm25" in systems or "hybrid" in systems:
-        log.info("BM25 over %d documents", len(collection.corpus))
-        bm25 = BM25Retriever.build(collection.corpus)
-        runs["bm25"] = bm25.search(queries, k)
-        bm25.save(folder / "indexes" / "bm25")  # every index the run evaluates is kept (`simlab serve`, search)
-    prefixes: list[str] = []
-    if sparse_stage is not None:
-        sparse_runs, prefixes = sparse_stage(cfg, collection, queries, folder, summary)
-        runs |= sparse_runs
-    else:
-        if "zeroshot" in systems:
-            from simlab.models import load_model
-
-            log.info("zero-shot model %s", cfg.model.name)
-            zeroshot = load_model(cfg.model)
-            add_dense("zeroshot", zeroshot, cfg.model.name, cfg, collection, queries, folder / "indexes", summary, runs)
-            prefixes.append("zeroshot")
-        if "trained" in systems and cfg.train.enabled:
-            log.info("training %s", cfg.model.name)
-            model = train(cfg, collection, folder, summary, checkpoint_dir(summary.folder))
-            model_id = f"{cfg.model.name}+trained:{summary.folder.name}"
-            add_dense("trained", model, model_id, cfg, collection, queries, folder / "indexes", summary, runs)
-            prefixes.append("trained")
-    if "hybrid" in systems and prefixes:
-        best = f"{prefixes[-1]}.flat"
-        runs["hybrid"] = rrf([runs["bm25"], runs[best]], k=cfg.eval.rrf_k, name="hybrid", top=k)
-        save_hybrid(folder / "indexes", ["bm25", best], cfg.eval.rrf_k, k)
-        summary.notes.append(f"hybrid = reciprocal rank fusion (k={cfg.eval.rrf_k}) of bm25 and {best}.")
-    if "bm25" not in systems:
-        runs.pop("bm25", None)
-    evaluate_runs(cfg, runs, qrels, summary, folder)
+    dev = val_set(cfg, collection)
+    evaluated = models(cfg, collection, folder, summary)
+    both = dev is not None and dev.full_corpus and not set(dev.queries) & set(queries.ids)
+    searched = queries
+    if both:  # one search for test and val queries: the indexes are built once
+        searched = Queries(queries.ids + list(dev.queries), queries.texts + list(dev.queries.values()))
+    runs = rank(cfg, collection.corpus, searched, evaluated, systems_of, summary, folder / "indexes")
+    test_runs = {name: r.subset(queries.ids) for name, r in runs.items()}
+    evaluate_runs(cfg, test_runs, qrels, summary, folder)
+    if dev is not None:
+        if both:
+            val_runs = {name: r.subset(dev.queries) for name, r in runs.items()}
+        else:  # held-out title -> body pairs: ranked among the bodies, without their titles
+            bodies = Corpus(list(dev.corpus), list(dev.corpus.values()), [""] * len(dev.corpus))
+            val_runs = rank(
+                cfg, bodies, Queries(list(dev.queries), list(dev.queries.values())), evaluated, systems_of, None
+            )
+        evaluate_val(cfg, val_runs, dev, summary)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from simlab import fsutil
 from simlab.errors import ConfigError
-from simlab.records import Collection, Queries, Run
+from simlab.records import Collection
 from simlab.tasks.base import RunSummary
 from simlab.tasks.skeleton import checkpoint_dir, note_resume
 from simlab.tasks.sparse.config import SparseConfig
@@ -75,13 +75,10 @@ def training_rows(cfg: SparseConfig, collection: Collection, model) -> tuple[Min
     return rows, dev, notes
 
 
-def _add(prefix, model, model_id, cfg, collection, queries, index_dir, summary, runs) -> None:
-    result = sparse_systems(
-        prefix, model, model_id, collection.corpus, queries, cfg.eval.k, cfg.index, index_dir, cfg.model.sparse.quantize
-    )
-    runs |= result.runs
-    summary.speed |= result.speed
-    summary.notes.extend(result.notes)
+def sparse_systems_of(m, cfg: SparseConfig, corpus, queries, index_cfg, index_dir):
+    """The exact and Seismic systems of one sparse model (`simlab.tasks.sparse.systems`)."""
+    k, quantize = cfg.eval.k, cfg.model.sparse.quantize
+    return sparse_systems(m.prefix, m.model, m.model_id, corpus, queries, k, index_cfg, index_dir, quantize)
 
 
 def _train(cfg: SparseConfig, collection: Collection, model, folder: Path, summary: RunSummary) -> None:
@@ -107,36 +104,29 @@ def _train(cfg: SparseConfig, collection: Collection, model, folder: Path, summa
     fsutil.write_text(folder / "train_steps.jsonl", "".join(json.dumps(s) + "\n" for s in result.steps))
 
 
-def sparse_stage(cfg: SparseConfig, collection: Collection, queries: Queries, folder: Path, summary: RunSummary):
-    """The zero-shot and trained sparse systems of a run (in place of the retrieval task's dense models).
-
-    Returns:
-        (runs, prefixes): the runs by system name, and the model prefixes evaluated.
-    """
+def sparse_models(cfg: SparseConfig, collection: Collection, folder: Path, summary: RunSummary):
+    """The zero-shot and trained sparse models (in place of the retrieval task's dense ones)."""
     from simlab.models.sparse import SPARSE_MODELS, load_sparse_model
+    from simlab.tasks.retrieval.run import Model
 
     texts = collection.corpus.full_texts()
-    runs: dict[str, Run] = {}
-    prefixes: list[str] = []
+    models = []
     if "zeroshot" in cfg.eval.systems:
         log.info("zero-shot sparse model %s", cfg.model.name)
         model = load_sparse_model(cfg.model, texts)
         if cfg.model.name in SPARSE_MODELS:  # built here, not loadable by name: kept for its saved indexes
             model.save(str(folder / ZEROSHOT_MODEL))
-        _add("zeroshot", model, cfg.model.name, cfg, collection, queries, folder / "indexes", summary, runs)
-        prefixes.append("zeroshot")
+        models.append(Model("zeroshot", model, cfg.model.name, folder / "indexes"))
     if "trained" in cfg.eval.systems and cfg.train.enabled:
         log.info("training sparse model %s", cfg.model.name)
         model = load_sparse_model(cfg.model, texts)
         _train(cfg, collection, model, folder, summary)
-        model_id = f"{cfg.model.name}+trained:{summary.folder.name}"
-        _add("trained", model, model_id, cfg, collection, queries, folder / "indexes", summary, runs)
-        prefixes.append("trained")
-    return runs, prefixes
+        models.append(Model("trained", model, f"{cfg.model.name}+trained:{summary.folder.name}", folder / "indexes"))
+    return models
 
 
 def run(cfg: SparseConfig, summary: RunSummary, folder: Path) -> None:
-    """The retrieval stages (`simlab.tasks.retrieval.run.run`) with `sparse_stage` for the models."""
+    """The retrieval stages (`simlab.tasks.retrieval.run.run`) with the sparse models and indexes."""
     from simlab.tasks.retrieval.run import run as retrieval_run
 
-    retrieval_run(cfg, summary, folder, sparse_stage=sparse_stage)
+    retrieval_run(cfg, summary, folder, models=sparse_models, systems_of=sparse_systems_of)
