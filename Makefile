@@ -31,11 +31,13 @@ demo-multilabel: venv
 test: venv lint browser
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
 
-# The HTML report test screenshots the page with Debian's chromium; it skips when none can be had.
+# The HTML report test screenshots the page with Debian's chromium, and the `simlab serve` page test drives it
+# through chromium-driver (Selenium); they skip when neither can be had.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
-	  (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
-	  echo "chromium is not installed: the report screenshot test will skip"
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver) >/dev/null 2>&1; } || \
+	  echo "chromium or chromium-driver is not installed: the report screenshot and serve page tests will skip"
 
 # Style, formatting, and the import layers of pyproject.toml's [tool.importlinter] (arrows point down only).
 lint: venv

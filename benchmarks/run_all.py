@@ -19,6 +19,7 @@ import bench_dense_search  # noqa: E402
 import bench_matching  # noqa: E402
 import bench_multilabel  # noqa: E402
 import bench_quality  # noqa: E402
+import bench_serve  # noqa: E402
 import bench_sparse  # noqa: E402
 import bench_throughput  # noqa: E402
 from common import REPO  # noqa: E402
@@ -39,6 +40,7 @@ def main() -> None:
     bench_multilabel.main(["--out", str(args.out)])
     bench_definitions.main(common)
     bench_sparse.main(common)
+    bench_serve.main(["--out", str(args.out)])
 
 
 if __name__ == "__main__":

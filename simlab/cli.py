@@ -163,15 +163,20 @@ def run(
 @app.command()
 def search(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `simlab run`.")],
-    query: Annotated[str, typer.Argument(help="Query text.")],
+    query: Annotated[str | None, typer.Argument(help="Query text (or --stdin, --file).")] = None,
     k: Annotated[int, typer.Option("-k", help="Number of documents to show.")] = 10,
-    index: Annotated[str, typer.Option(help="Index folder name under RUN_DIR/indexes.")] = "trained.flat",
+    index: Annotated[str, typer.Option(help="A system the run saved: trained.flat, bm25, hybrid ...")] = "trained.flat",
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read the query from standard input.")] = False,
+    file: Annotated[Path | None, typer.Option("--file", help="Read the query from this text file.")] = None,
 ) -> None:
-    """Search a run's index with its model and print ranked documents with scores."""
+    """Search a run's saved system (the loading code of `simlab serve`) and print ranked documents with scores."""
+    from simlab.experiments.search import read_query
+
+    text = read_query(query, sys.stdin if stdin else None, file)
     _prepare_runtime()
     from simlab.experiments.search import search_run
 
-    for rank, hit in enumerate(search_run(run_dir, query, k, index), start=1):
+    for rank, hit in enumerate(search_run(run_dir, text, k, index), start=1):
         typer.echo(f"{rank:>3}  {hit.score:8.4f}  {hit.doc_id:<12} {hit.snippet}")
 
 
@@ -249,13 +254,36 @@ def ui(
     uri: Annotated[str, typer.Option(help="MLflow tracking store (the runs' tracking.uri).")] = "sqlite:///mlflow.db",
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
 ) -> None:
-    """Open the MLflow UI on the local store, on loopback only (http://127.0.0.1:PORT)."""
-    import subprocess
-
-    from simlab.experiments.tracking import ui_command
+    """Open the MLflow UI on the local store, on loopback only (http://127.0.0.1:PORT); Ctrl-C stops all of it."""
+    from simlab.experiments.tracking import run_ui
 
     typer.echo(f"MLflow UI for {uri} at http://127.0.0.1:{port} (Ctrl-C to stop)")
-    sys.exit(subprocess.call(ui_command(uri, port), env=os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"}))
+    sys.exit(run_ui(uri, port))
+
+
+@app.command()
+def serve(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders: retrieval, sparse, pairs, definitions, multilabel.")],
+    host: Annotated[str, typer.Option(help="Address to listen on; other than loopback, others can reach it.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    api_key: Annotated[
+        str | None, typer.Option("--api-key", envvar="SIMLAB_API_KEY", help="Require this key on every API call.")
+    ] = None,
+    max_query_chars: Annotated[int, typer.Option(help="Longest query or text, in characters.")] = 2000,
+    max_k: Annotated[int, typer.Option(help="Most documents per search.")] = 100,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 65536,
+    max_concurrent: Annotated[int, typer.Option(help="Most requests answered at once; more get 429.")] = 16,
+) -> None:
+    """Serve runs over HTTP (FastAPI): /search, /match, /classify, /runs, a page at / and the API docs at /docs."""
+    from simlab.serve.limits import Limits
+
+    limits = Limits(max_query_chars, max_k, max_body_bytes, max_concurrent)
+    _prepare_runtime()
+    from simlab.serve.server import serve as serve_runs
+
+    serve_runs(runs, host, port, api_key, limits, echo=typer.echo)
 
 
 @app.command("compare")

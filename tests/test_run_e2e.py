@@ -344,5 +344,6 @@ def test_search_errors_name_the_folder_and_the_indexes(finished_run, tmp_path):
     with pytest.raises(RunFolderError, match="not a simlab run folder"):
         search_run(tmp_path, "anything")
     summary, _ = finished_run
-    with pytest.raises(RunFolderError, match=r"no such index \(found: trained.flat, trained.hnsw, trained.ivf\)"):
+    found = "bm25, hybrid, trained.flat, trained.hnsw, trained.ivf, zeroshot.flat, zeroshot.hnsw, zeroshot.ivf"
+    with pytest.raises(RunFolderError, match=rf"no such index \(found: {found}\)"):  # every system the run evaluated
         search_run(summary.folder, "anything", index_name="trained.pq")

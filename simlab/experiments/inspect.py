@@ -93,6 +93,9 @@ def inspect_run(run_dir: Path, query: str, top: int = 20, doc_id: str | None = N
     model_source = f"{run_dir / 'model'} (trained)"
     if (run_dir / "model" / "modules.json").is_file():
         model = load_saved_sparse(run_dir / "model")
+    elif (run_dir / "zeroshot-model" / "modules.json").is_file():  # a zero-shot model the run built and kept
+        model = load_saved_sparse(run_dir / "zeroshot-model")
+        model_source = f"{run_dir / 'zeroshot-model'} (zero-shot: the run has no trained model)"
     else:  # an evaluation-only run (e.g. a pretrained SPLADE): the configured model, as evaluated zero-shot
         from simlab.config import ModelConfig
         from simlab.models.sparse import load_sparse_model

@@ -131,6 +131,76 @@ def ui_command(uri: str, port: int) -> list[str]:
     ]
 
 
+STOP_GRACE_SECONDS = 5.0
+"""How long `run_ui` waits for the UI's processes after SIGTERM before it kills them."""
+
+
+def run_ui(uri: str, port: int) -> int:
+    """Run the MLflow UI (`ui_command`) until it exits or this process gets SIGINT or SIGTERM; return its exit code.
+
+    `mlflow ui` starts a server with worker processes of its own. They are started in a session
+    (and process group) of their own, and on SIGINT or SIGTERM the whole group is stopped:
+    SIGTERM, then SIGKILL for what is left after `STOP_GRACE_SECONDS`. So stopping `simlab ui`
+    leaves no worker serving the port.
+    """
+    import signal
+    import sys
+    import time
+
+    env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"}
+    proc = subprocess.Popen(ui_command(uri, port), env=env, start_new_session=True)
+    stop_by: list[float] = []  # the time by which the group must be gone, once a signal came
+
+    def stop(signum, frame) -> None:
+        stop_by.append(time.monotonic() + STOP_GRACE_SECONDS)
+        _signal_group(proc.pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if stop_by and time.monotonic() > stop_by[0]:
+                    _signal_group(proc.pid, signal.SIGKILL)
+    finally:
+        _stop_group(proc, STOP_GRACE_SECONDS)  # whatever ended the wait, no worker outlives `simlab ui`
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if stop_by:
+        print("MLflow UI stopped", file=sys.stderr)
+        return 0
+    return code
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Send `signum` to process group `pgid`; False when no process of it is left."""
+    try:
+        os.killpg(pgid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def _stop_group(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to `proc`'s process group; SIGKILL to what is left of it after `grace` seconds."""
+    import signal
+    import time
+
+    deadline = time.monotonic() + grace
+    if not _signal_group(proc.pid, signal.SIGTERM):
+        return
+    killed = False
+    # signal 0: is any process of the group left? (a zombie counts until its parent reaps it: wait a bounded time)
+    while _signal_group(proc.pid, 0) and time.monotonic() < deadline + 5:
+        proc.poll()  # reap the leader, which would otherwise stay in the group as a zombie
+        if time.monotonic() > deadline and not killed:
+            killed = _signal_group(proc.pid, signal.SIGKILL)
+        time.sleep(0.1)
+    proc.poll()
+
+
 def runs_from_mlflow(experiment: str, uri: str, dest: Path) -> list[Path]:
     """Download the finished simlab runs of an MLflow experiment as run folders under `dest`.
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import numbers
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ class BM25Retriever:
         self.params = params
         self._stemmer = _make_stemmer(params.stemmer)
         self._id_rank = None  # rank of each doc id in sorted order, for tie-breaking
+        self._position: dict[str, int] | None = None  # doc id -> index position (`term_scores`)
 
     def __len__(self) -> int:
         return len(self.doc_ids)
@@ -223,6 +225,30 @@ class BM25Retriever:
             top = _top_k(scores, k, self._id_rank)
             results[qid] = {self.doc_ids[i]: float(scores[i]) for i in top}
         return Run(self.name, results)
+
+    def term_scores(self, query: str, doc_ids: list[str]) -> dict[str, list[tuple[str, float]]]:
+        """For each of `doc_ids`: the query's index terms it contains, each with its part of the BM25 score.
+
+        Terms are the query's tokens as indexed (lower-cased, stop words removed, stemmed when the
+        index stems); a term repeated in the query counts once per occurrence, as in `search`, so
+        a document's parts sum to its score. Largest part first.
+        """
+        import numpy as np
+
+        if self._position is None:
+            self._position = {d: i for i, d in enumerate(self.doc_ids)}
+        positions = [self._position[d] for d in doc_ids]
+        (tokens,) = _tokenize([query], self.params, self._stemmer, return_ids=False, progress=False)
+        out: dict[str, list[tuple[str, float]]] = {d: [] for d in doc_ids}
+        for token, n in Counter(tokens).items():
+            token_ids = self._model.get_tokens_ids([token])
+            if not token_ids:
+                continue
+            scores = np.asarray(self._model.get_scores_from_ids(token_ids))[positions] * n  # (len(doc_ids),)
+            for doc, s in zip(doc_ids, scores.tolist()):
+                if s > 0:
+                    out[doc].append((token, float(s)))
+        return {d: sorted(ts, key=lambda t: -t[1]) for d, ts in out.items()}
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         """Write the index to `folder` atomically (see the module docstring for the layout).

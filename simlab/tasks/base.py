@@ -95,6 +95,7 @@ class Task:
         main_systems: The systems that stand for a run, by preference (the first present wins).
         item_metrics: The per-item metrics it writes to perquery.tsv.
         commands: The commands that take its runs (search, inspect, match, classify).
+        service: What `simlab serve` answers for its runs: `search`, `match` or `classify` (None: not served).
         curve_prefix: The split of its per-epoch metric in history (dev or val).
         same_metrics: perquery.tsv metric -> the metrics.json metric it is (the report shows it once).
         figures: The task's figures in an HTML report besides the learning curves: `speed` (quality vs
@@ -114,6 +115,7 @@ class Task:
     main_systems: ClassVar[tuple[str, ...]] = ("trained",)
     item_metrics: ClassVar[tuple[str, ...]] = ()
     commands: ClassVar[frozenset[str]] = frozenset()
+    service: ClassVar[str | None] = None
     curve_prefix: ClassVar[str] = "val"
     distributed: ClassVar[bool] = False
     figures: ClassVar[frozenset[str]] = frozenset()

@@ -199,5 +199,5 @@ def run_task(folder: Path, command: str | None = None) -> Task:
             f"{folder} is a {task.name} run; `simlab {command}` takes runs of task {', '.join(takes) or 'none'}"
         )
     if command is not None:
-        fsutil.verify_manifest(Path(folder), under=("model", "indexes"))
+        fsutil.verify_manifest(Path(folder), under=("model", "zeroshot-model", "indexes"))
     return task

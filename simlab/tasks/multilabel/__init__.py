@@ -19,6 +19,7 @@ class MultilabelTask(Task):
     unit = "items"
     reference_system = "prior"
     main_systems = ("trained",)
+    service = "classify"
     item_metrics = ITEM_METRICS
     figures = frozenset({"per_label"})
     stages = "simlab.tasks.multilabel.run"

@@ -20,6 +20,7 @@ class PairsTask(Task):
     unit = "pairs"
     reference_system = "overlap"
     main_systems = ("trained",)
+    service = "match"
     item_metrics = ITEM_METRICS
     commands = frozenset({"match"})
     figures = frozenset({"scores"})

@@ -18,6 +18,7 @@ class RetrievalTask(Task):
     unit = "queries"
     reference_system = "bm25"
     main_systems = ("trained.flat", "zeroshot.flat")
+    service = "search"
     commands = frozenset({"search"})
     curve_prefix = "dev"
     distributed = True

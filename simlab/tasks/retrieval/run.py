@@ -127,7 +127,7 @@ def dense_models(cfg: RetrievalConfig, collection: Collection, folder: Path, sum
     models = []
     if "zeroshot" in cfg.eval.systems:
         log.info("zero-shot model %s", cfg.model.name)
-        models.append(Model("zeroshot", load_model(cfg.model), cfg.model.name))
+        models.append(Model("zeroshot", load_model(cfg.model), cfg.model.name, folder / "indexes"))
     if "trained" in cfg.eval.systems and cfg.train.enabled:
         log.info("training %s", cfg.model.name)
         model = train(cfg, collection, folder, summary, checkpoint_dir(summary.folder))
@@ -144,9 +144,18 @@ def dense_systems_of(m: Model, cfg, corpus: Corpus, queries: Queries, index_cfg,
     )
 
 
-def rank(cfg, corpus: Corpus, queries: Queries, models: list[Model], systems_of, summary: RunSummary | None):
+def rank(
+    cfg,
+    corpus: Corpus,
+    queries: Queries,
+    models: list[Model],
+    systems_of,
+    summary: RunSummary | None,
+    index_dir: Path | None = None,
+):
     """Every system of `eval.systems` over `corpus` for `queries`: BM25, each model's indexes, the hybrid.
-    With `summary`, speed and notes go into it and indexes are saved; without, only exact search is run."""
+    With `summary`, speed and notes go into it and indexes are saved; without, only exact search is run.
+    With `index_dir`, BM25 and the hybrid's recipe are saved there too (every system the run evaluates is)."""
     from simlab.index.bm25 import BM25Retriever
     from simlab.index.fusion import rrf
 
@@ -154,7 +163,10 @@ def rank(cfg, corpus: Corpus, queries: Queries, models: list[Model], systems_of,
     runs: dict[str, Run] = {}
     if "bm25" in systems or "hybrid" in systems:
         log.info("BM25 over %d documents", len(corpus))
-        runs["bm25"] = BM25Retriever.build(corpus).search(queries, k)
+        bm25 = BM25Retriever.build(corpus)
+        runs["bm25"] = bm25.search(queries, k)
+        if index_dir is not None:
+            bm25.save(index_dir / "bm25")
     index_cfg = (
         cfg.index if summary is not None else cfg.index.model_copy(update={"approximate": [], "sparse_approximate": []})
     )
@@ -167,11 +179,24 @@ def rank(cfg, corpus: Corpus, queries: Queries, models: list[Model], systems_of,
     if "hybrid" in systems and models:
         best = f"{models[-1].prefix}.flat"
         runs["hybrid"] = rrf([runs["bm25"], runs[best]], k=cfg.eval.rrf_k, name="hybrid", top=k)
+        if index_dir is not None:
+            save_hybrid(index_dir, ["bm25", best], cfg.eval.rrf_k, k)
         if summary is not None:
             summary.notes.append(f"hybrid = reciprocal rank fusion (k={cfg.eval.rrf_k}) of bm25 and {best}.")
     if "bm25" not in systems:
         runs.pop("bm25", None)
     return runs
+
+
+HYBRID_FORMAT = {"format": "simlab.hybrid", "format_version": 1}
+
+
+def save_hybrid(index_dir: Path, systems: list[str], rrf_k: float, depth: int) -> None:
+    """`index_dir/hybrid.json`: the hybrid's recipe (the fused systems, RRF's k, the depth each was cut at)."""
+    from simlab.fsutil import write_json
+
+    recipe = {"fusion": "rrf", "systems": systems, "k": rrf_k, "depth": depth}
+    write_json(index_dir / "hybrid.json", HYBRID_FORMAT | recipe)
 
 
 def evaluate_runs(cfg, runs: dict[str, Run], qrels, summary: RunSummary, folder: Path) -> None:
@@ -232,7 +257,7 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, models=dense_mo
     searched = queries
     if both:  # one search for test and val queries: the indexes are built once
         searched = Queries(queries.ids + list(dev.queries), queries.texts + list(dev.queries.values()))
-    runs = rank(cfg, collection.corpus, searched, evaluated, systems_of, summary)
+    runs = rank(cfg, collection.corpus, searched, evaluated, systems_of, summary, folder / "indexes")
     test_runs = {name: r.subset(queries.ids) for name, r in runs.items()}
     evaluate_runs(cfg, test_runs, qrels, summary, folder)
     if dev is not None:

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from simlab.training.mining import MinedPairs
 
 log = logging.getLogger("simlab")
+ZEROSHOT_MODEL = "zeroshot-model"
+"""The run folder's copy of a zero-shot model the run built itself (`bert-mlm-scratch`), for its saved indexes."""
 
 
 def triples_path(cfg: SparseConfig) -> Path:
@@ -104,14 +106,17 @@ def _train(cfg: SparseConfig, collection: Collection, model, folder: Path, summa
 
 def sparse_models(cfg: SparseConfig, collection: Collection, folder: Path, summary: RunSummary):
     """The zero-shot and trained sparse models (in place of the retrieval task's dense ones)."""
-    from simlab.models.sparse import load_sparse_model
+    from simlab.models.sparse import SPARSE_MODELS, load_sparse_model
     from simlab.tasks.retrieval.run import Model
 
     texts = collection.corpus.full_texts()
     models = []
     if "zeroshot" in cfg.eval.systems:
         log.info("zero-shot sparse model %s", cfg.model.name)
-        models.append(Model("zeroshot", load_sparse_model(cfg.model, texts), cfg.model.name))
+        model = load_sparse_model(cfg.model, texts)
+        if cfg.model.name in SPARSE_MODELS:  # built here, not loadable by name: kept for its saved indexes
+            model.save(str(folder / ZEROSHOT_MODEL))
+        models.append(Model("zeroshot", model, cfg.model.name, folder / "indexes"))
     if "trained" in cfg.eval.systems and cfg.train.enabled:
         log.info("training sparse model %s", cfg.model.name)
         model = load_sparse_model(cfg.model, texts)
