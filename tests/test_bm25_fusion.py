@@ -89,7 +89,7 @@ def test_save_load_round_trip(tmp_path):
     folder = bm25.save(tmp_path / "bm25")
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["format"] == "simlab-bm25" and meta["format_version"] == 1 and meta["n_docs"] == 5
-    assert meta["params"] == {"k1": 1.2, "b": 0.6, "method": "lucene", "stopwords": "en", "stemmer": None}
+    assert meta["params"] == {"k1": 1.2, "b": 0.6, "method": "lucene", "stopwords": "en", "stemmer": "english"}
     assert json.loads((folder / "doc_ids.json").read_text()) == CORPUS.ids
 
     loaded = BM25Retriever.load(folder)
@@ -113,15 +113,13 @@ def test_build_validation():
         BM25Retriever.build(Corpus([], []))
 
 
-def test_stemmer_needs_pystemmer():
-    try:
-        import Stemmer  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigError, match="pip install PyStemmer"):
-            BM25Retriever.build(CORPUS, stemmer="english")
-    else:
-        bm25 = BM25Retriever.build(CORPUS, stemmer="english")
-        assert "d1" in bm25.search(Queries(["q"], ["panel"]), k=5).scores["q"]
+def test_stemming_is_on_by_default_and_can_be_turned_off():
+    bm25 = BM25Retriever.build(CORPUS)
+    assert bm25.params.stemmer == "english"
+    assert "d1" in bm25.search(Queries(["q"], ["panel"]), k=5).scores["q"]  # finds "panels"
+    assert "d1" not in BM25Retriever.build(CORPUS, stemmer=None).search(Queries(["q"], ["panel"]), k=5).scores["q"]
+    with pytest.raises(ConfigError, match="not a PyStemmer algorithm"):
+        BM25Retriever.build(CORPUS, stemmer="klingon")
 
 
 # ---- fusion --------------------------------------------------------------------------------------

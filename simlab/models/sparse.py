@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.console import wants_bar
 from simlab.errors import ModelLoadError
 
 if TYPE_CHECKING:
@@ -245,6 +246,6 @@ def encode_sparse(model: SparseEncoder, texts: Sequence[str], side: str, batch_s
         list(texts),
         batch_size=batch_size,
         convert_to_sparse_tensor=True,
-        show_progress_bar=len(texts) > 2000,
+        show_progress_bar=wants_bar(len(texts), 2000),
     )
     return to_csr(emb)

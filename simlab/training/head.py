@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from simlab.console import wants_bar
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
 from simlab.training.pairs import REPORTED, PairSet
 from simlab.training.schedulers import build_scheduler
@@ -41,7 +42,7 @@ class EmbeddingCache:
         self.pos = {t: i for i, t in enumerate(texts)}
         with torch.no_grad():
             self.emb = model.encode(
-                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=len(texts) > 5000
+                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=wants_bar(len(texts), 5000)
             ).float()  # (n_texts, dim)
 
     def __call__(self, texts: list[str]) -> torch.Tensor:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.console import wants_bar
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
 from simlab.training.pair_losses import LOSSES
 from simlab.training.trainer import TrainResult, best_epoch, epoch_history, fit, resume_checkpoint, training_args
@@ -48,7 +49,7 @@ class PairSet:
 def pair_scores(model: SentenceTransformer, pairs: PairSet, distance: str = "cosine") -> np.ndarray:
     """Similarity of each pair (higher = more alike): cosine, or minus the euclidean distance."""
     texts = list(dict.fromkeys(pairs.left + pairs.right))  # encode each distinct text once
-    emb = model.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=len(texts) > 5000)
+    emb = model.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=wants_bar(len(texts), 5000))
     pos = {t: i for i, t in enumerate(texts)}
     a = emb[[pos[t] for t in pairs.left]]  # (n, d)
     b = emb[[pos[t] for t in pairs.right]]  # (n, d)

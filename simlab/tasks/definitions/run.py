@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simlab.console import wants_bar
 from simlab.data.matching import MatchingDataset
 from simlab.errors import ConfigError
 from simlab.tasks.base import RunSummary
@@ -69,7 +70,7 @@ def add_senses(cfg: DefinitionsConfig, data: MatchingDataset, raw, sets, model, 
     hyps = "hypernyms" in text_fields(cfg, data)[1]
 
     def encode(texts: list[str]) -> np.ndarray:
-        return model.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=len(texts) > 5000)
+        return model.encode(texts, batch_size=256, convert_to_numpy=True, show_progress_bar=wants_bar(len(texts), 5000))
 
     margins, covered = {}, {}
     for split in ("val", "test"):

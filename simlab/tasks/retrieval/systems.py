@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.console import wants_bar
 from simlab.records import Corpus, Queries, Run
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class DenseResult:
 def encode(model: SentenceTransformer, corpus: Corpus, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
     """(document vectors, query vectors) as float32, through the model's document and query routes."""
     docs = model.encode_document(
-        corpus.full_texts(), batch_size=256, convert_to_numpy=True, show_progress_bar=len(corpus) > 2000
+        corpus.full_texts(), batch_size=256, convert_to_numpy=True, show_progress_bar=wants_bar(len(corpus), 2000)
     )
     qs = model.encode_query(queries.texts, batch_size=256, convert_to_numpy=True, show_progress_bar=False)
     return np.ascontiguousarray(docs, dtype=np.float32), np.ascontiguousarray(qs, dtype=np.float32)
