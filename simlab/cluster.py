@@ -34,6 +34,11 @@ FORWARDED_ENV = (
 )
 """Environment variables of the driver given to every Ray worker of the job (when set)."""
 
+WORKER_ENV = {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+"""Set in every Ray worker: a worker's output reaches the driver line by line, where progress bars are noise."""
+
+QUIET = ("sentence_transformers", "transformers", "mlflow", "bm25s", "faiss", "ray.data", "ray.train")
+
 _started_here = False
 
 
@@ -79,7 +84,7 @@ def connect(address: str | None = None, what: str = "--cluster") -> ModuleType:
     ray = require_ray(what)
     if ray.is_initialized():
         return ray
-    env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ}
+    env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ} | WORKER_ENV
     target = None if address in (None, "", "local") else address
     try:
         ray.init(
@@ -111,6 +116,15 @@ def _quiet_ray_data() -> None:
     ctx.print_on_execution_start = False
     if hasattr(ctx, "enable_operator_progress_bars"):
         ctx.enable_operator_progress_bars = False
+
+
+def quiet_worker_logs() -> None:
+    """In a Ray worker: simlab's progress lines (INFO), the libraries' warnings only, as the CLI sets them."""
+    import logging
+
+    logging.getLogger("simlab").setLevel(logging.INFO)
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def disconnect() -> None:

@@ -188,7 +188,8 @@ def test_killing_the_worker_node_mid_sweep_reports_the_lost_points_and_a_rerun_f
 ):
     from simlab.experiments.cluster_sweep import PointsFailedError, run_sweep_on_cluster
 
-    points = trained_sweep(toy_dir, tmp_path, "tracking.mlflow=false")
+    base = [f"data.path={toy_dir}", "train.enabled=false", "eval.systems=[bm25, zeroshot]", "tracking.mlflow=false"]
+    points = load_sweep(None, [*base, "index.approximate=[[],[hnsw]]", "eval.k=[10,20]"])
     out = tmp_path / "sweep"
     worker_id = two_nodes.worker_node_id()
     outcome: dict = {}
@@ -236,55 +237,55 @@ def test_killing_the_worker_node_mid_sweep_reports_the_lost_points_and_a_rerun_f
 # ----------------------------------------------------------------------------- corpus encoding
 
 
+def test_a_run_encoding_its_corpus_on_ray_builds_the_indexes_of_a_local_run(two_nodes, toy_dir, tmp_path):
+    import faiss
+
+    from simlab.experiments.runner import run_experiment
+
+    sets = [
+        f"data.path={toy_dir}",
+        "train.epochs=1",
+        "eval.systems=[trained]",
+        "index.approximate=[hnsw]",
+        "tracking.mlflow=false",
+    ]
+    local = run_experiment(load_config(None, sets), tmp_path / "local")
+    on_ray = load_config(None, [*sets, "index.encode=ray", "index.ray.shard_rows=16", "index.ray.actors=2"])
+    remote = run_experiment(on_ray, tmp_path / "ray")  # 60 documents in 4 blocks over 2 model actors
+
+    assert_same_metrics(remote.metrics, local.metrics)
+    assert set(remote.metrics) == {"trained.flat", "trained.hnsw"}
+    vectors = []
+    for run in ("local", "ray"):
+        index = faiss.read_index(str(tmp_path / run / "indexes" / "trained.flat" / "index.faiss"))
+        vectors.append(index.reconstruct_n(0, index.ntotal))
+    assert vectors[0].shape == (60, 256) and np.abs(vectors[0] - vectors[1]).max() <= 1e-6
+    for name in ("trained.flat.trec", "trained.hnsw.trec"):  # the same documents in the same order
+        assert (tmp_path / "ray" / "runs" / name).read_text() == (tmp_path / "local" / "runs" / name).read_text()
+
+
 def texts(n: int) -> list[str]:
     words = "boundary layer flow heat transfer supersonic wing pressure bread tyre telescope saturn".split()
     return [" ".join(words[(i * k) % len(words)] for k in range(1, 2 + i % 7)) + f" item {i}" for i in range(n)]
 
 
-def test_ray_data_encoding_equals_local_encoding_dense_and_sparse(two_nodes, tiny_mlm_dir, tmp_path):  # noqa: F811
-    import faiss
-
-    from simlab.config import ModelConfig
+def test_sparse_encoding_on_ray_streams_shards_and_equals_local_encoding(two_nodes, tiny_mlm_dir, tmp_path):  # noqa: F811
     from simlab.config.retrieval import RayEncodeConfig
     from simlab.index.ray_encode import encode_on_ray
-    from simlab.models import load_model
     from simlab.models.sparse import encode_sparse, load_sparse_model
 
-    docs = texts(3000)
-    settings = RayEncodeConfig(shard_rows=400, batch_size=128, actors=2)
-    model = load_model(ModelConfig())
-    shards = tmp_path / "shards"
-    remote = encode_on_ray(model, docs, "document", sparse=False, settings=settings, shard_dir=shards)
-    local = model.encode_document(docs, batch_size=256, convert_to_numpy=True)
-    assert len(list(shards.glob("shard-*.npz"))) == 8  # one on-disk shard per 400-text block
-    assert remote.shape == local.shape and np.abs(remote - local).max() <= 1e-6
-    queries = model.encode_query(texts(40)[::-1], convert_to_numpy=True)
-    found = []
-    for vectors in (remote, local):
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        index.add(np.ascontiguousarray(vectors))
-        found.append(index.search(queries, 10)[1])
-    assert np.array_equal(found[0], found[1])
-
     splade = load_sparse_model(sparse_cfg(tiny_mlm_dir))
-    sparse_docs = docs[:600]
-    remote_csr = encode_on_ray(splade, sparse_docs, "document", sparse=True, settings=settings)
-    local_csr = encode_sparse(splade, sparse_docs, "document")
-    assert remote_csr.shape == local_csr.shape and remote_csr.nnz > 0
-    assert abs(remote_csr - local_csr).max() <= 1e-6
-    q = encode_sparse(splade, sparse_docs[:20], "query")
-    top = [np.argsort(-(q @ m.T).toarray(), axis=1, kind="stable")[:, :10] for m in (remote_csr, local_csr)]
+    docs = texts(600)
+    shards = tmp_path / "shards"
+    settings = RayEncodeConfig(shard_rows=100, batch_size=50, actors=2)
+    remote = encode_on_ray(splade, docs, "document", sparse=True, settings=settings, shard_dir=shards)
+    local = encode_sparse(splade, docs, "document")
+    assert len(list(shards.glob("shard-*.npz"))) == 6  # one on-disk shard per 100-text block
+    assert remote.shape == local.shape and remote.nnz > 0
+    assert abs(remote - local).max() <= 1e-6
+    queries = encode_sparse(splade, texts(20)[::-1], "query")
+    top = [np.argsort(-(queries @ m.T).toarray(), axis=1, kind="stable")[:, :10] for m in (remote, local)]
     assert np.array_equal(top[0], top[1])
-
-
-def test_a_run_with_index_encode_ray_has_the_metrics_of_a_local_run(two_nodes, toy_dir, tmp_path):
-    from simlab.experiments.runner import run_experiment
-
-    sets = [f"data.path={toy_dir}", "train.enabled=false", "eval.systems=[zeroshot]", "tracking.mlflow=false"]
-    local = run_experiment(load_config(None, sets), tmp_path / "local")
-    remote = run_experiment(load_config(None, [*sets, "index.encode=ray", "index.ray.shard_rows=16"]), tmp_path / "ray")
-    assert_same_metrics(remote.metrics, local.metrics)
-    assert set(remote.metrics) == {"zeroshot.flat", "zeroshot.hnsw"}
 
 
 # ----------------------------------------------------------------------------- training
@@ -333,3 +334,15 @@ def test_cluster_without_ray_says_how_to_install_it(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert 'pip install "simlab[ray]"' in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_local_run_never_imports_ray(toy_dir, tmp_path):
+    code = (
+        "import sys; from simlab.experiments.runner import run_experiment; from simlab.tasks import load_config; "
+        f"cfg = load_config(None, ['data.path={toy_dir}', 'train.enabled=false', 'eval.systems=[bm25, zeroshot]', "
+        "'index.approximate=[hnsw]', 'tracking.mlflow=false']); "
+        f"run_experiment(cfg, {str(tmp_path / 'run')!r}); assert 'ray' not in sys.modules, 'ray was imported'"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (tmp_path / "run" / "metrics.json").is_file()

@@ -78,6 +78,7 @@ def run_point(cfg: Experiment, name: str, out: str, storage: str, cwd: str, over
     import ray
 
     node, host = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+    cluster.quiet_worker_logs()
     events.put(("running", name, node, host))
     with in_driver_dir(cwd):
         task = get_task(cfg.task)

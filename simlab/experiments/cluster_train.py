@@ -32,6 +32,7 @@ def train_worker(config: dict) -> None:
     """One Ray Train worker: rank 0 runs the experiment into the run folder, the others train alongside it."""
     import ray.train
 
+    cluster.quiet_worker_logs()
     cfg: Experiment = config["cfg"]
     out = Path(config["out"])
     task = get_task(cfg.task)

@@ -93,7 +93,13 @@ def _actors(ray, settings: RayEncodeConfig) -> int:
 
 
 def encode_on_ray(
-    model, texts: Sequence[str], side: str, sparse: bool, settings: RayEncodeConfig, shard_dir: Path | None = None
+    model,
+    texts: Sequence[str],
+    side: str,
+    sparse: bool,
+    settings: RayEncodeConfig,
+    shard_dir: Path | None = None,
+    stats: dict[str, float] | None = None,
 ):
     """Encode `texts` on the Ray cluster (see the module docstring).
 
@@ -104,6 +110,8 @@ def encode_on_ray(
         sparse: Return a scipy CSR matrix `[n, vocab]` instead of a float32 array `[n, dim]`.
         settings: `index.ray`.
         shard_dir: Where the shards go (default: a temporary folder, removed afterwards).
+        stats: Filled with `actors`, `seconds` (the whole call), `first_shard_seconds` (until the first shard
+            arrived: the actors' start) and `first_shard_rows`, for benchmarks.
 
     Returns:
         The vectors, row i for `texts[i]`.
@@ -113,7 +121,9 @@ def encode_on_ray(
         raise ValueError("encode_on_ray: no text to encode")
     if shard_dir is None:
         with tempfile.TemporaryDirectory(prefix="simlab-encode-") as tmp:
-            return encode_on_ray(model, texts, side, sparse, settings, Path(tmp))
+            return encode_on_ray(model, texts, side, sparse, settings, Path(tmp), stats)
+    t0 = time.perf_counter()
+    stats = {} if stats is None else stats
     shard_dir.mkdir(parents=True, exist_ok=True)
     n_actors = _actors(ray, settings)
     dataset = _dataset(ray, texts, settings.shard_rows)
@@ -127,13 +137,15 @@ def encode_on_ray(
         },
         batch_size=settings.batch_size,
         batch_format="numpy",
-        concurrency=n_actors,
+        compute=ray.data.ActorPoolStrategy(size=n_actors),
         num_cpus=settings.cpus_per_actor,
         num_gpus=settings.gpus_per_actor or None,
     )
     log.info("encoding %s %ss on %d Ray actors (Ray Data map_batches)", f"{len(texts):,}", side, n_actors)
-    shards = _stream_to_shards(encoded, shard_dir, len(texts))
-    return _read_sparse(shards, len(texts), model) if sparse else _read_dense(shards, len(texts))
+    shards = _stream_to_shards(encoded, shard_dir, len(texts), stats, t0)
+    vectors = _read_sparse(shards, len(texts), model) if sparse else _read_dense(shards, len(texts))
+    stats |= {"actors": n_actors, "seconds": time.perf_counter() - t0}
+    return vectors
 
 
 def _dataset(ray, texts: Sequence[str], block_rows: int):
@@ -143,11 +155,13 @@ def _dataset(ray, texts: Sequence[str], block_rows: int):
     return ray.data.from_arrow([table.slice(start, block_rows) for start in range(0, len(texts), block_rows)])
 
 
-def _stream_to_shards(encoded, shard_dir: Path, total: int) -> list[Path]:
+def _stream_to_shards(encoded, shard_dir: Path, total: int, stats: dict, t0: float) -> list[Path]:
     """Write every output block the cluster produces to its own shard file as it arrives."""
     shards: list[Path] = []
-    done, t0, next_report = 0, time.perf_counter(), 0.1
+    done, next_report = 0, 0.1
     for batch in encoded.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=1):
+        if not shards:
+            stats |= {"first_shard_seconds": time.perf_counter() - t0, "first_shard_rows": len(batch["pos"])}
         path = shard_dir / f"shard-{len(shards):06d}.npz"
         np.savez(path, **{k: _stackable(v) for k, v in batch.items()})
         shards.append(path)
