@@ -188,8 +188,7 @@ def test_killing_the_worker_node_mid_sweep_reports_the_lost_points_and_a_rerun_f
 ):
     from simlab.experiments.cluster_sweep import PointsFailedError, run_sweep_on_cluster
 
-    base = [f"data.path={toy_dir}", "train.enabled=false", "eval.systems=[bm25, zeroshot]", "tracking.mlflow=false"]
-    points = load_sweep(None, [*base, "index.approximate=[[],[hnsw]]", "eval.k=[10,20]"])
+    points = trained_sweep(toy_dir, tmp_path, "tracking.mlflow=false")  # a few seconds a point
     out = tmp_path / "sweep"
     worker_id = two_nodes.worker_node_id()
     outcome: dict = {}
@@ -200,21 +199,26 @@ def test_killing_the_worker_node_mid_sweep_reports_the_lost_points_and_a_rerun_f
         except BaseException as exc:  # noqa: BLE001 - handed to the test thread
             outcome["error"] = exc
 
+    def running_on_worker() -> bool:
+        record = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
+        return any(r["status"] == "running" and r.get("node") == worker_id for r in record.get("runs", []))
+
     thread = threading.Thread(target=sweep)
     thread.start()
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and thread.is_alive():
-        record = json.loads((out / "sweep.json").read_text()) if (out / "sweep.json").is_file() else {}
-        if any(r["status"] == "running" and r.get("node") == worker_id for r in record.get("runs", [])):
-            break
-        time.sleep(0.05)
-    else:
-        pytest.fail("no point ever ran on the worker node")
+    while not (seen := running_on_worker()) and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
     worker_pids = _node_pids(two_nodes.worker)
     two_nodes.pids |= two_nodes.ray_pids()
     two_nodes.cluster.remove_node(two_nodes.worker)  # the worker node dies with its running point
-    assert not _wait_gone(worker_pids), "the killed node's processes are still alive"
     thread.join(timeout=300)
+    gone = not _wait_gone(worker_pids)
+    two_nodes.worker = two_nodes.cluster.add_node(num_cpus=1)  # the cluster whole again, for the rerun
+    two_nodes.cluster.wait_for_nodes()
+    two_nodes.pids |= two_nodes.ray_pids()
+    assert seen, "no point was seen running on the worker node"
+    assert not thread.is_alive(), "the sweep did not end after its node died"
+    assert gone, "the killed node's processes are still alive"
 
     assert isinstance(outcome.get("error"), PointsFailedError), outcome
     record = json.loads((out / "sweep.json").read_text())
@@ -223,9 +227,6 @@ def test_killing_the_worker_node_mid_sweep_reports_the_lost_points_and_a_rerun_f
     assert all(f"{name}: lost" in str(outcome["error"]) for name in lost)
     assert all(not (out / name).exists() for name in lost)
 
-    two_nodes.worker = two_nodes.cluster.add_node(num_cpus=1)  # the cluster whole again for the rerun
-    two_nodes.cluster.wait_for_nodes()
-    two_nodes.pids |= two_nodes.ray_pids()
     run_sweep_on_cluster(points, out, address=two_nodes.cluster.address)
     record = json.loads((out / "sweep.json").read_text())
     assert {r["name"]: r["status"] for r in record["runs"]} == {
