@@ -183,6 +183,20 @@ def test_a_failing_point_is_reported_and_the_others_finish(two_nodes, toy_dir, t
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["sweep.json", "test_split=dev", "test_split=test"]
 
 
+def test_the_cli_runs_a_sweep_on_the_cluster_with_a_line_per_point(two_nodes, toy_dir, tmp_path):
+    out = tmp_path / "cli"
+    sets = [f"data.path={toy_dir}", "train.enabled=false", "eval.systems=[bm25]", "tracking.mlflow=false"]
+    cmd = [sys.executable, "-m", "simlab", "run", str(EXAMPLE), "--out", str(out)]
+    cmd += ["--cluster", two_nodes.cluster.address, *[a for s in [*sets, "eval.k=[5,10]"] for a in ("--set", s)]]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for name in ("k=5", "k=10"):  # the driver's progress: start (with its node) and end of every point
+        assert f"{name} running on node" in proc.stderr and f"{name} done bm25 ndcg@10" in proc.stderr
+    table = [line.split() for line in proc.stdout.splitlines() if line.startswith("k=")]
+    assert [(row[0], row[1]) for row in table] == [("k=5", "done"), ("k=10", "done")]
+    assert f"Sweep folder: {out}" in proc.stdout and (out / "k=10" / "metrics.json").is_file()
+
+
 def test_killing_the_worker_node_mid_sweep_reports_the_lost_points_and_a_rerun_finishes_them(
     two_nodes, toy_dir, tmp_path
 ):

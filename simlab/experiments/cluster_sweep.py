@@ -164,9 +164,9 @@ class _Driver:
                 entry |= {"status": "skipped"} | point_result(self.summaries[i])
                 log.info("sweep %s: %s already finished, skipped", self.out.name, name)
                 continue
-            ref = remote.options(
-                num_cpus=self.settings.cpus_per_point,
-                num_gpus=self.settings.gpus_per_point,
+            ref = remote.options(  # each point with its own resources (a grid may sweep them too)
+                num_cpus=cfg.cluster.cpus_per_point,
+                num_gpus=cfg.cluster.gpus_per_point,
                 max_retries=self.settings.max_retries,
                 retry_exceptions=False,
                 scheduling_strategy="SPREAD",

@@ -111,7 +111,8 @@ def encode_on_ray(
         settings: `index.ray`.
         shard_dir: Where the shards go (default: a temporary folder, removed afterwards).
         stats: Filled with `actors`, `seconds` (the whole call), `first_shard_seconds` (until the first shard
-            arrived: the actors' start) and `first_shard_rows`, for benchmarks.
+            arrived: the actors' start), `first_shard_rows` and `stream_seconds` (until the last shard was
+            written, before the shards are read back), for benchmarks.
 
     Returns:
         The vectors, row i for `texts[i]`.
@@ -172,6 +173,7 @@ def _stream_to_shards(encoded, shard_dir: Path, total: int, stats: dict, t0: flo
             next_report = done / total + 0.1
     if done != total:
         raise RuntimeError(f"Ray encoding returned {done} vectors for {total} texts")
+    stats["stream_seconds"] = time.perf_counter() - t0
     return shards
 
 
