@@ -115,9 +115,9 @@ def run_sweep_on_cluster(
     """
     out = Path(out)
     settings = configs[0][1].cluster
+    ray = cluster.connect(address or settings.address)  # a wrong address fails before anything is written
     with fsutil.out_lock(out):
         record, finished = prepare(configs, out, overwrite)
-        ray = cluster.connect(address or settings.address)
         with parent_run(configs, out, record):
             summaries = _Driver(ray, configs, out, overwrite, record, settings).run(finished)
     failed = [r for r in record["runs"] if r["status"] in ("failed", "lost")]
