@@ -118,7 +118,7 @@ def run(
         str | None,
         typer.Option(
             "--cluster",
-            help='Run on a Ray cluster: auto, HOST:PORT or local (pip install "simlab[ray]"); a sweep runs its '
+            help='Run on a Ray cluster: auto, HOST:PORT or local (pip install "simlab\\[ray]"); a sweep runs its '
             "points as Ray tasks, --nproc N trains on N Ray Train workers (docs/CLUSTER.md).",
         ),
     ] = None,
