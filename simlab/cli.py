@@ -114,6 +114,14 @@ def run(
     nproc: Annotated[
         int, typer.Option("--nproc", min=1, help="Train on N local CPU processes (PyTorch DDP, gloo) via torchrun.")
     ] = 1,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help='Run on a Ray cluster: auto, HOST:PORT or local (pip install "simlab\\[ray]"); a sweep runs its '
+            "points as Ray tasks, --nproc N trains on N Ray Train workers (docs/CLUSTER.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run an experiment: data, BM25, zero-shot model, training, exact/approximate search, report.
 
@@ -126,12 +134,17 @@ def run(
     from simlab.tasks import get_task, load_sweep
 
     points = load_sweep(config, set_)  # every grid point validated before any work
+    address = cluster or points[0][1].cluster.address
+    if address:
+        from simlab.cluster import require_ray
+
+        require_ray("--cluster" if cluster else "cluster.address")  # exit 2 with the install line, before any work
     if points[0][0] and (nproc > 1 or distributed.is_distributed()):
         raise ConfigError("a sweep does not run on several processes; run each grid point with --nproc instead")
     task = get_task(points[0][1].task)
     if nproc > 1 and not task.distributed:
         raise ConfigError(f"task: {task.name} runs on one process; run it without --nproc")
-    if nproc > 1 and not distributed.is_distributed():
+    if nproc > 1 and not distributed.is_distributed() and not address:
         import subprocess
 
         argv = ["run", str(config), "--out", str(out), *[f"--set={s}" for s in set_]]
@@ -139,9 +152,13 @@ def run(
         sys.exit(subprocess.call(distributed.launch_command(nproc, argv)))
     _prepare_runtime()
     if points[0][0]:  # named grid points: a sweep
+        from simlab.experiments.cluster_sweep import run_sweep_on_cluster
         from simlab.experiments.sweep import render_sweep, run_sweep
 
-        run_sweep(points, out, overwrite=overwrite)
+        if address:
+            run_sweep_on_cluster(points, out, overwrite=overwrite, address=address)
+        else:
+            run_sweep(points, out, overwrite=overwrite)
         typer.echo(render_sweep(out))
         typer.echo(f"Sweep folder: {out} (sweep.json, one run folder per line above)")
         typer.echo(f"Compare runs: simlab compare {out}")
@@ -150,7 +167,12 @@ def run(
     from simlab.experiments.report import print_tables
     from simlab.experiments.runner import run_experiment
 
-    summary = run_experiment(cfg, out, overwrite=overwrite)
+    if address:
+        from simlab.experiments.cluster_train import run_on_cluster
+
+        summary = run_on_cluster(cfg, out, nproc, overwrite=overwrite, address=address)
+    else:
+        summary = run_experiment(cfg, out, overwrite=overwrite)
     if not distributed.is_main():
         return
     print_tables(summary)

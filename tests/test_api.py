@@ -83,7 +83,7 @@ def test_a_custom_loss_registered_by_name_is_used_by_a_run(tmp_path):
 def test_import_simlab_stays_light():
     code = (
         "import sys, simlab; simlab.load_config; simlab.register_task; "
-        "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'mlflow') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'faiss', 'mlflow', 'ray') if m in sys.modules]; "
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

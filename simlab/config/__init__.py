@@ -9,7 +9,7 @@ simlab but `simlab.errors`.
 
 from __future__ import annotations
 
-from simlab.config.base import Experiment, Section, TrackingConfig
+from simlab.config.base import ClusterConfig, Experiment, Section, TrackingConfig
 from simlab.config.multilabel import (
     AugmentConfig,
     MultilabelDataConfig,
@@ -48,6 +48,7 @@ from simlab.config.schedule import SchedulerConfig
 
 __all__ = [
     "AugmentConfig",
+    "ClusterConfig",
     "ContextModelConfig",
     "DataConfig",
     "DefinitionsDataConfig",

@@ -123,6 +123,23 @@ class SeismicConfig(Section):
     heap_factor: float = Field(0.7, gt=0, le=1)
 
 
+class RayEncodeConfig(Section):
+    """`index.ray`: corpus encoding with Ray Data `map_batches` on model actors."""
+
+    min_docs: int = Field(
+        1_000_000, ge=1, description="index.encode auto: encode on Ray when connected and the corpus is this large."
+    )
+    batch_size: int = Field(1024, ge=1, description="Texts per batch an actor encodes.")
+    cpus_per_actor: float = Field(1.0, gt=0, description="CPUs of each model actor (its torch threads).")
+    gpus_per_actor: float = Field(0.0, ge=0, description="GPUs of each model actor (1: one actor per GPU).")
+    actors: int | None = Field(
+        None, ge=1, description="Model actors; default: as many as the cluster's CPUs (or GPUs) hold."
+    )
+    shard_rows: int = Field(
+        16384, ge=1, description="Texts per input block (and per on-disk shard of vectors) streamed to the driver."
+    )
+
+
 class IndexConfig(Section):
     approximate: list[str] = Field(
         ["hnsw", "ivf"],
@@ -132,6 +149,12 @@ class IndexConfig(Section):
     ivf: IVFConfig = IVFConfig()
     sparse_approximate: list[Literal["seismic"]] = Field(["seismic"], description="model.kind: sparse.")
     seismic: SeismicConfig = SeismicConfig()
+    encode: Literal["auto", "local", "ray"] = Field(
+        "auto",
+        description="Corpus encoding: local, ray (Ray Data on model actors; starts a local Ray without a cluster), "
+        "or auto (ray when connected to a cluster and the corpus has index.ray.min_docs documents).",
+    )
+    ray: RayEncodeConfig = RayEncodeConfig()
 
 
 class EvalConfig(Section):

@@ -140,12 +140,22 @@ def run(
 
     points = _configs(config, overrides)
     out = Path(out) if out is not None else Path("runs") / points[0][1].name
+    address = points[0][1].cluster.address  # a `cluster:` section: on Ray (docs/CLUSTER.md)
     if points[0][0]:
+        from simlab.experiments.cluster_sweep import run_sweep_on_cluster
         from simlab.experiments.sweep import run_sweep
 
-        run_sweep(points, out, overwrite=overwrite)
+        if address:
+            run_sweep_on_cluster(points, out, overwrite=overwrite)
+        else:
+            run_sweep(points, out, overwrite=overwrite)
         return [load_run(out / name) for name, _ in points]
-    run_experiment(points[0][1], out, overwrite=overwrite)
+    if address:
+        from simlab.experiments.cluster_train import run_on_cluster
+
+        run_on_cluster(points[0][1], out, overwrite=overwrite)
+    else:
+        run_experiment(points[0][1], out, overwrite=overwrite)
     return load_run(out)
 
 

@@ -99,6 +99,11 @@ def _main_metric(summary: RunSummary) -> dict[str, Any]:
     return {} if value is None else {"metric": f"{system} {metric}", "value": value}
 
 
+def point_result(summary: RunSummary) -> dict[str, Any]:
+    """What `sweep.json` records of a finished point: its seconds and main metric."""
+    return {"seconds": round(summary.seconds, 2)} | _main_metric(summary)
+
+
 def render_sweep(out: Path) -> str:
     """One line per run of a sweep folder: name, status, main metric (from `sweep.json`)."""
     runs = read_sweep(out).get("runs", [])
@@ -130,15 +135,19 @@ def _finished(folder: Path, cfg: Experiment) -> bool:
     return True
 
 
-def _finished_summary(folder: Path, cfg: Experiment) -> RunSummary:
+def finished_summary(folder: Path, cfg: Experiment) -> RunSummary:
+    """The summary of a finished run folder of `cfg`, read back from its files (what tracking logs)."""
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     metrics_file = folder / "metrics.json"
     metrics, chosen = read_metrics(metrics_file) if metrics_file.is_file() else ({}, None)
+    history_file = folder / "history.jsonl"
+    lines = history_file.read_text(encoding="utf-8").splitlines() if history_file.is_file() else []
     return RunSummary(
         folder=folder,
         config=cfg,
         metrics=metrics,
         chosen=chosen,
+        history=[json.loads(line) for line in lines if line.strip()],
         notes=list(meta.get("notes", [])),
         n_test=meta.get(f"n_test_{get_task(cfg.task).unit}", 0),
         seconds=float(meta.get("seconds", 0.0)),
@@ -146,7 +155,7 @@ def _finished_summary(folder: Path, cfg: Experiment) -> RunSummary:
 
 
 @contextlib.contextmanager
-def _parent_run(configs: list[tuple[str, Experiment]], out: Path, record: dict[str, Any]) -> Iterator[None]:
+def parent_run(configs: list[tuple[str, Experiment]], out: Path, record: dict[str, Any]) -> Iterator[None]:
     """Keep the sweep's MLflow run active, so each run's `log_run` logs a child of it.
 
     The parent run id is kept in `record`, and a resumed sweep reopens that run. Without
@@ -197,9 +206,9 @@ def run_sweep(configs: list[tuple[str, Experiment]], out: Path, overwrite: bool 
         return _run_points(configs, out, overwrite)
 
 
-def _run_points(configs: list[tuple[str, Experiment]], out: Path, overwrite: bool) -> list[RunSummary]:
-    from simlab.experiments.runner import run_experiment
-
+def prepare(configs: list[tuple[str, Experiment]], out: Path, overwrite: bool) -> tuple[dict[str, Any], list[bool]]:
+    """Before any run (the caller holds `out`'s lock): every point preflighted, `sweep.json` written; returns the
+    record and, per point, whether it is finished (and is skipped)."""
     for name, cfg in configs:  # every point's data and model, before the first one runs
         try:
             get_task(cfg.task).preflight(cfg)
@@ -208,13 +217,20 @@ def _run_points(configs: list[tuple[str, Experiment]], out: Path, overwrite: boo
     record = _new_record(configs, out, overwrite)
     finished = [not overwrite and _finished(out / name, cfg) for name, cfg in configs]  # checked before any run
     fsutil.write_json(out / "sweep.json", record)
+    return record, finished
+
+
+def _run_points(configs: list[tuple[str, Experiment]], out: Path, overwrite: bool) -> list[RunSummary]:
+    from simlab.experiments.runner import run_experiment
+
+    record, finished = prepare(configs, out, overwrite)
     summaries: list[RunSummary] = []
-    with _parent_run(configs, out, record):
+    with parent_run(configs, out, record):
         for i, ((name, cfg), entry, done) in enumerate(zip(configs, record["runs"], finished), start=1):
             folder = out / name
             if done:
                 log.info("sweep %s: %d/%d %s already finished, skipped", out.name, i, len(configs), name)
-                summary, entry["status"] = _finished_summary(folder, cfg), "skipped"
+                summary, entry["status"] = finished_summary(folder, cfg), "skipped"
             else:
                 log.info("sweep %s: %d/%d %s", out.name, i, len(configs), name)
                 entry["status"] = "running"
@@ -227,7 +243,7 @@ def _run_points(configs: list[tuple[str, Experiment]], out: Path, overwrite: boo
                     fsutil.write_json(out / "sweep.json", record)
                     raise
                 entry["status"] = "done"
-            entry |= {"seconds": round(summary.seconds, 2)} | _main_metric(summary)
+            entry |= point_result(summary)
             summaries.append(summary)
             fsutil.write_json(out / "sweep.json", record)
     return summaries

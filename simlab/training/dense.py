@@ -101,6 +101,7 @@ def train_dense(
     model: SentenceTransformer, data: MinedPairs, dev: DevSet, cfg: TrainConfig, work_dir: Path, routed: bool
 ) -> TrainResult:
     """Train `model` in place; return per-epoch history and the chosen epoch."""
+    import torch
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -132,7 +133,7 @@ def train_dense(
         | {c: "document" for c in dataset.column_names if c.startswith("negative")}
         if routed
         else {},
-        **({"ddp_backend": "gloo"} if world > 1 else {}),
+        **({"ddp_backend": "nccl" if torch.cuda.is_available() else "gloo"} if world > 1 else {}),
     )
     trainer = SentenceTransformerTrainer(
         model=model,

@@ -31,11 +31,19 @@ class DenseResult:
     notes: list[str] = field(default_factory=list)
 
 
-def encode(model: SentenceTransformer, corpus: Corpus, queries: Queries) -> tuple[np.ndarray, np.ndarray]:
-    """(document vectors, query vectors) as float32, through the model's document and query routes."""
-    docs = model.encode_document(
-        corpus.full_texts(), batch_size=256, convert_to_numpy=True, show_progress_bar=wants_bar(len(corpus), 2000)
-    )
+def encode(
+    model: SentenceTransformer, corpus: Corpus, queries: Queries, cfg: IndexConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(document vectors, query vectors) as float32, through the model's document and query routes; the
+    documents on Ray (`simlab.index.ray_encode`) when `cfg.encode` asks for it."""
+    from simlab.index.ray_encode import encode_on_ray, use_ray
+
+    if cfg is not None and use_ray(cfg, len(corpus)):
+        docs = encode_on_ray(model, corpus.full_texts(), "document", sparse=False, settings=cfg.ray)
+    else:
+        docs = model.encode_document(
+            corpus.full_texts(), batch_size=256, convert_to_numpy=True, show_progress_bar=wants_bar(len(corpus), 2000)
+        )
     qs = model.encode_query(queries.texts, batch_size=256, convert_to_numpy=True, show_progress_bar=False)
     return np.ascontiguousarray(docs, dtype=np.float32), np.ascontiguousarray(qs, dtype=np.float32)
 
@@ -62,7 +70,7 @@ def dense_systems(
     """Runs `<prefix>.flat` and `<prefix>.<approx>` for each configured approximate index."""
     from simlab.index.dense import INDEX_TYPES
 
-    docs, qs = encode(model, corpus, queries)
+    docs, qs = encode(model, corpus, queries, cfg)
     out = DenseResult()
     kinds = ["flat"]
     for kind in cfg.approximate:

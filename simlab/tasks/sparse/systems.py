@@ -67,8 +67,13 @@ def sparse_systems(
     vocab = vocabulary_fingerprint(model)
     if quantize:
         model = quantize_for_cpu(model)
+    from simlab.index.ray_encode import encode_on_ray, use_ray
+
     t0 = time.perf_counter()
-    docs = encode_sparse(model, corpus.full_texts(), "document")
+    if use_ray(cfg, len(corpus)):
+        docs = encode_on_ray(model, corpus.full_texts(), "document", sparse=True, settings=cfg.ray)
+    else:
+        docs = encode_sparse(model, corpus.full_texts(), "document")
     doc_seconds = time.perf_counter() - t0
     qs = encode_sparse(model, queries.texts, "query")
     out = DenseResult()
