@@ -124,7 +124,9 @@ def trained_sweep(toy_dir: Path, tmp_path: Path, *extra: str):
 
 
 def metrics_of(folder: Path) -> dict:
-    return json.loads((folder / "metrics.json").read_text())
+    from simlab.tasks.skeleton import read_metrics
+
+    return read_metrics(folder / "metrics.json")[0]
 
 
 def assert_same_metrics(a: dict, b: dict, tol: float = 1e-6) -> None:
