@@ -7,7 +7,6 @@ without a traceback, and exit with the error's code (2 for config and data error
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -77,27 +76,21 @@ def config_check(
 
 
 def _prepare_runtime() -> None:
-    """Quiet, offline-safe defaults for the heavy libraries, set before any of them is imported.
-
-    Piped or logged (stderr not a terminal), progress bars are off: tqdm's, the hub's and the trainer's would
-    write a fragment per update into the file; the epoch lines and tables say what a log needs.
-    """
-    if not sys.stderr.isatty():
-        os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm when it is first imported
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its own level at import
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    """Quiet, offline-safe defaults for the heavy libraries, set before any of them is imported
+    (`simlab.console.quiet`); offline mode when the hub cannot be reached."""
+    from simlab.console import quiet
     from simlab.models import hub_reachable
 
+    quiet()
     if not hub_reachable(timeout=2.0):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("simlab").setLevel(logging.INFO)
-    for noisy in ("mlflow", "bm25s", "sentence_transformers"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read at its import; its warnings concern its internals
+
+
+CLUSTER_HELP = (
+    'Run on a Ray cluster: auto, HOST:PORT or local (pip install "simlab\\[ray]"); a sweep runs its points as '
+    "Ray tasks, --nproc N trains on N Ray Train workers (docs/CLUSTER.md)."
+)
 
 
 @app.command()
@@ -114,14 +107,7 @@ def run(
     nproc: Annotated[
         int, typer.Option("--nproc", min=1, help="Train on N local CPU processes (PyTorch DDP, gloo) via torchrun.")
     ] = 1,
-    cluster: Annotated[
-        str | None,
-        typer.Option(
-            "--cluster",
-            help='Run on a Ray cluster: auto, HOST:PORT or local (pip install "simlab\\[ray]"); a sweep runs its '
-            "points as Ray tasks, --nproc N trains on N Ray Train workers (docs/CLUSTER.md).",
-        ),
-    ] = None,
+    cluster: Annotated[str | None, typer.Option("--cluster", help=CLUSTER_HELP)] = None,
 ) -> None:
     """Run an experiment: data, BM25, zero-shot model, training, exact/approximate search, report.
 
@@ -151,28 +137,18 @@ def run(
         argv += ["--overwrite"] if overwrite else []
         sys.exit(subprocess.call(distributed.launch_command(nproc, argv)))
     _prepare_runtime()
-    if points[0][0]:  # named grid points: a sweep
-        from simlab.experiments.cluster_sweep import run_sweep_on_cluster
-        from simlab.experiments.sweep import render_sweep, run_sweep
+    from simlab.experiments.api import run_points
 
-        if address:
-            run_sweep_on_cluster(points, out, overwrite=overwrite, address=address)
-        else:
-            run_sweep(points, out, overwrite=overwrite)
+    summary = run_points(points, out, overwrite, address, nproc)
+    if summary is None:  # named grid points: a sweep
+        from simlab.experiments.sweep import render_sweep
+
         typer.echo(render_sweep(out))
         typer.echo(f"Sweep folder: {out} (sweep.json, one run folder per line above)")
         typer.echo(f"Compare runs: simlab compare {out}")
         return
-    cfg = points[0][1]
     from simlab.experiments.report import print_tables
-    from simlab.experiments.runner import run_experiment
 
-    if address:
-        from simlab.experiments.cluster_train import run_on_cluster
-
-        summary = run_on_cluster(cfg, out, nproc, overwrite=overwrite, address=address)
-    else:
-        summary = run_experiment(cfg, out, overwrite=overwrite)
     if not distributed.is_main():
         return
     print_tables(summary)
@@ -283,16 +259,15 @@ def ui(
     sys.exit(run_ui(uri, port))
 
 
+LOOPBACK, API_KEY_HELP = "127.0.0.1", "Require this key on every API call."
+
+
 @app.command()
 def serve(
     runs: Annotated[list[Path], typer.Argument(help="Run folders: retrieval, sparse, pairs, definitions, multilabel.")],
-    host: Annotated[str, typer.Option(help="Address to listen on; other than loopback, others can reach it.")] = (
-        "127.0.0.1"
-    ),
+    host: Annotated[str, typer.Option(help="Address to listen on; not loopback: others can reach it.")] = LOOPBACK,
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
-    api_key: Annotated[
-        str | None, typer.Option("--api-key", envvar="SIMLAB_API_KEY", help="Require this key on every API call.")
-    ] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="SIMLAB_API_KEY", help=API_KEY_HELP)] = None,
     max_query_chars: Annotated[int, typer.Option(help="Longest query or text, in characters.")] = 2000,
     max_k: Annotated[int, typer.Option(help="Most documents per search.")] = 100,
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 65536,

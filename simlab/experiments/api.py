@@ -20,7 +20,7 @@ from simlab.errors import ConfigError, RunFolderError
 if TYPE_CHECKING:
     from simlab.experiments.comparison import Comparison
     from simlab.experiments.search import Hit
-    from simlab.tasks.base import Task
+    from simlab.tasks.base import RunSummary, Task
 
 
 @dataclass(frozen=True)
@@ -136,27 +136,35 @@ def run(
         ConfigError: the config is invalid (nothing is run).
         RunFolderError: `out` exists and `overwrite` is False.
     """
-    from simlab.experiments.runner import run_experiment
-
     points = _configs(config, overrides)
     out = Path(out) if out is not None else Path("runs") / points[0][1].name
     address = points[0][1].cluster.address  # a `cluster:` section: on Ray (docs/CLUSTER.md)
+    if run_points(points, out, overwrite, address) is None:
+        return [load_run(out / name) for name, _ in points]
+    return load_run(out)
+
+
+def run_points(
+    points: list[tuple[str, Experiment]], out: Path, overwrite: bool, address: str | None, nproc: int = 1
+) -> RunSummary | None:
+    """`simlab run`'s work: a sweep (named grid points) into the folder `out`, returning None, or one run,
+    returning its summary; on the Ray cluster at `address` when one is given."""
     if points[0][0]:
         from simlab.experiments.cluster_sweep import run_sweep_on_cluster
         from simlab.experiments.sweep import run_sweep
 
         if address:
-            run_sweep_on_cluster(points, out, overwrite=overwrite)
+            run_sweep_on_cluster(points, out, overwrite=overwrite, address=address)
         else:
             run_sweep(points, out, overwrite=overwrite)
-        return [load_run(out / name) for name, _ in points]
+        return None
     if address:
         from simlab.experiments.cluster_train import run_on_cluster
 
-        run_on_cluster(points[0][1], out, overwrite=overwrite)
-    else:
-        run_experiment(points[0][1], out, overwrite=overwrite)
-    return load_run(out)
+        return run_on_cluster(points[0][1], out, nproc, overwrite=overwrite, address=address)
+    from simlab.experiments.runner import run_experiment
+
+    return run_experiment(points[0][1], out, overwrite=overwrite)
 
 
 def compare(
