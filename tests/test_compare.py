@@ -516,7 +516,7 @@ def test_resolve_baseline_by_swept_values():
     assert resolve_baseline(names, "a=1,b=0.3/overlap") == "a=1,b=0.3/overlap"
     with pytest.raises(ConfigError, match="2 runs match it.*a=1,b=0.3, a=1,b=0.7"):
         resolve_baseline(names, "a=1")
-    with pytest.raises(ConfigError, match="names none"):
+    with pytest.raises(ConfigError, match="is not a system, a run, or the swept values of one; choose one of: a=1"):
         resolve_baseline(names, "a=9")
     assert list(keep_main_systems({n: {} for n in names})) == names[1:]
 

@@ -175,8 +175,14 @@ def resolve_baseline(names: Sequence[str], wanted: str) -> str:
     runs = sorted({n.rpartition("/")[0] for n in hits})
     if len(runs) == 1:
         return f"{runs[0]}/{main_system([n.rpartition('/')[2] for n in hits])}" if runs[0] else hits[0]
-    found = f"{len(runs)} runs match it ({', '.join(runs)}); add the other swept values" if runs else "it names none"
-    raise ConfigError(f"--baseline {wanted!r}: {found}; systems: {', '.join(names)}.")
+    if runs:
+        raise ConfigError(
+            f"--baseline {wanted!r}: {len(runs)} runs match it ({', '.join(runs)}); add the other swept values; "
+            f"systems: {', '.join(names)}."
+        )
+    raise ConfigError(
+        f"--baseline {wanted!r} is not a system, a run, or the swept values of one; choose one of: {', '.join(names)}."
+    )
 
 
 def compare_runs(
