@@ -288,3 +288,15 @@ def test_cli_report_writes_html_and_markdown(pairs_run, tmp_path):
         [sys.executable, "-m", "simlab", "report", str(pairs_run), "--out", str(out)], capture_output=True, text=True
     )
     assert again.returncode == 2 and "r.html already exists; choose another name or pass --overwrite" in again.stderr
+
+
+def test_runs_table_shows_data_beside_the_project_relative(tmp_path, monkeypatch):
+    from simlab.experiments.report_tables import shown_path
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    assert shown_path(project / "data" / "cranfield") == str(Path("data") / "cranfield")
+    assert shown_path(tmp_path / "shared" / "data" / "ag") == str(Path("..") / "shared" / "data" / "ag")
+    assert shown_path("/elsewhere/ag") == "/elsewhere/ag"  # not under the project nor beside it
+    assert shown_path(None) == "-"

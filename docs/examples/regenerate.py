@@ -57,8 +57,11 @@ SEEDS: dict[str, list[Part]] = {
             [
                 "Seed 000 (../shared/seeds/000_*) trained a siamese product matcher with several ratios of negatives "
                 "to positives and shares of hard negatives. Here: Amazon-Google (DeepMatcher split; test 2,293 "
-                "pairs), wordllama, contrastive loss, 2 epochs per point, the 4 x 3 grid of pos_neg_ratio x "
-                "hard_soft_ratio, each run's trained matcher at its val-tuned threshold against the first point's."
+                "pairs), wordllama, contrastive loss. The seed's grid was pos_neg_ratio 1, 2, 4, 8 x hard_soft_ratio "
+                "0.3, 0.7, 0.8; to keep the regeneration to a few minutes on 2 cores, this is the 3 x 2 grid of "
+                "pos_neg_ratio 1, 2, 4 x hard_soft_ratio 0.3, 0.8 with 1 epoch per point (the config says how to run "
+                "the full grid). Each run's trained matcher, at its val-tuned threshold, is compared with the first "
+                "point's."
             ],
         )
     ],
@@ -119,7 +122,11 @@ SEEDS: dict[str, list[Part]] = {
             ],
             inspect=[
                 (f"seed-002-splade/{mask}", query)
-                for mask in ("mask=[]", "mask=punctuation+special+unused", "mask=punctuation+special+unused+stopwords")
+                for mask in (
+                    "mask=empty",
+                    "mask=punctuation+special+unused",
+                    "mask=punctuation+special+unused+stopwords",
+                )
                 for query in ("what is python programming", "best restaurants in paris")
             ],
         )
@@ -134,9 +141,10 @@ SEEDS: dict[str, list[Part]] = {
                 "against ResNet-18, focal loss and BCE weighted by the label prior, each with deltas against the "
                 "baseline (f1: 0.59 (+0.02)). Here, offline: scikit-learn's digits (1,797 images of 8 x 8 pixels, "
                 "resized to 16 x 16) with 4 attribute labels (even, prime, ge5, loop), randomly initialised "
-                "ResNets (no ImageNet weights without the hub), 2 epochs. Each run's report.md holds the seed's "
-                "TEST/VAL block with deltas against the baseline run (`baseline:` in the config); this report "
-                "compares each run's trained model with the baseline run's (the first row).",
+                "ResNets (no ImageNet weights without the hub), 2 epochs of 8 batches of 64 (`train.max_steps: 8`, "
+                "so that the ten runs take a few minutes on 2 cores; remove it for full epochs). Each run's "
+                "report.md holds the seed's TEST/VAL block with deltas against the baseline run (`baseline:` in "
+                "the config); this report compares each run's trained model with the baseline run's (the first row).",
                 text,
             ],
             baseline="seed-003-baseline",
