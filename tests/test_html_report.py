@@ -300,3 +300,21 @@ def test_runs_table_shows_data_beside_the_project_relative(tmp_path, monkeypatch
     assert shown_path(tmp_path / "shared" / "data" / "ag") == str(Path("..") / "shared" / "data" / "ag")
     assert shown_path("/elsewhere/ag") == "/elsewhere/ag"  # not under the project nor beside it
     assert shown_path(None) == "-"
+
+
+def test_metric_vs_axis_plots_the_sweep_not_the_baseline_run_beside_it(retrieval_sweep, tmp_path, monkeypatch):
+    from simlab.experiments import report_figures
+
+    base = tmp_path / "base"  # a run made before the sweep (its config has the swept field too)
+    shutil.copytree(retrieval_sweep / "epochs=2", base)
+    plotted, real = [], report_figures._metric_vs_axis
+
+    def spy(runs, key, axes):
+        plotted.append((key, [r.name for r in runs]))
+        return real(runs, key, axes)
+
+    monkeypatch.setattr(report_figures, "_metric_vs_axis", spy)
+    report = build_report([base, retrieval_sweep])
+    assert report.runs == ["base", "epochs=1", "epochs=2"]
+    assert plotted == [("train.epochs", ["epochs=1", "epochs=2"])]
+    assert "metric_vs_train_epochs" in [f.name for f in report.figures]

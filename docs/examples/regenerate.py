@@ -154,7 +154,10 @@ SEEDS: dict[str, list[Part]] = {
             (
                 "backbone",
                 "Part 2: the backbone size at gamma 0.85 (ResNet-18 and ResNet-50; ResNet-152 is left out to keep "
-                "the regeneration short, `model.backbone: resnet152` runs it); the run time column shows the cost.",
+                "the regeneration short, `model.backbone: resnet152` runs it). From random weights, 16 steps are "
+                "far too few for ResNet-50: it is significantly worse than the baseline here, unlike the seed's "
+                "pretrained ResNets. The run times come from a shared machine and are noisy; each run's "
+                "cost.json holds its parameter count and seconds per epoch.",
             ),
             (
                 "losses",

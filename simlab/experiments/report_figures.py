@@ -65,8 +65,9 @@ def report_figures(runs: list[RunData], axes: dict[str, list], task: Task) -> li
     figures = []
     if any(r.history for r in runs):
         figures.append(_learning_curves(runs, task))
-    if len(runs) > 1:
-        figures += [_metric_vs_axis(runs, key, axes) for key in axes]
+    swept = [r for r in runs if r.swept]  # not a baseline run shown beside the sweep: it has no point on the axis
+    if len(swept) > 1:
+        figures += [_metric_vs_axis(swept, key, axes) for key in axes]
     if "speed" in task.figures and any(r.speed for r in runs):
         figures.append(_quality_vs_speed(runs))
     if "scores" in task.figures:
