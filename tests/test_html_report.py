@@ -318,3 +318,17 @@ def test_metric_vs_axis_plots_the_sweep_not_the_baseline_run_beside_it(retrieval
     assert report.runs == ["base", "epochs=1", "epochs=2"]
     assert plotted == [("train.epochs", ["epochs=1", "epochs=2"])]
     assert "metric_vs_train_epochs" in [f.name for f in report.figures]
+
+
+def test_learning_curves_without_per_epoch_evaluation_show_the_loss_only(retrieval_sweep, tmp_path):
+    import json
+
+    run = tmp_path / "nodev"  # a run without a dev split: its history has the train loss only
+    shutil.copytree(retrieval_sweep / "epochs=2", run)
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
+    kept = [{k: v for k, v in h.items() if not k.startswith("dev_")} for h in history]
+    (run / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in kept))
+    curves = next(f for f in build_report(run).figures if f.name == "learning_curves")
+    assert curves.title == "Learning curves: train loss per epoch (no dev evaluation per epoch)"
+    with_dev = next(f for f in build_report(retrieval_sweep).figures if f.name == "learning_curves")
+    assert with_dev.title == "Learning curves: train loss and dev ndcg@10 per epoch"

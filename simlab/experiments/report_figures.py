@@ -84,7 +84,8 @@ def report_figures(runs: list[RunData], axes: dict[str, list], task: Task) -> li
 
 
 def _learning_curves(runs: list[RunData], task: Task) -> Figure:
-    """Train loss (solid) and, where the history has it, validation loss (dashed), and the per-epoch metric."""
+    """Train loss (solid) and, where the history has it, validation loss (dashed), and the per-epoch metric
+    (left out when no epoch was evaluated, e.g. a run without a dev split)."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
@@ -113,12 +114,17 @@ def _learning_curves(runs: list[RunData], task: Task) -> Figure:
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    handles, labels = ax_m.get_legend_handles_labels()
+    has_metric = any(h.get(f"{prefix}_{task.best_by(r.cfg)}") is not None for r in runs for h in r.history)
+    if not has_metric:
+        fig.delaxes(ax_m)
+        fig.set_size_inches(6.5, 4)
+    handles, labels = (ax_m if has_metric else ax_loss).get_legend_handles_labels()
     if has_val:
         handles += [Line2D([], [], color="k", marker="o"), Line2D([], [], color="k", marker="s", ls="--")]
         labels += ["train loss", f"{prefix} loss"]
     _legend_right(fig, handles, labels)
-    what = f"train{f' and {prefix}' if has_val else ''} loss and {prefix} {metric} per epoch"
+    what = f"train{f' and {prefix}' if has_val else ''} loss" + (f" and {prefix} {metric}" if has_metric else "")
+    what += " per epoch" if has_metric else f" per epoch (no {prefix} evaluation per epoch)"
     return Figure("learning_curves", f"Learning curves: {what}", _png(fig))
 
 
