@@ -91,7 +91,9 @@ def _learning_curves(runs: list[RunData], task: Task) -> Figure:
     from matplotlib.ticker import MaxNLocator
 
     prefix = task.curve_prefix
-    fig, (ax_loss, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
+    has_metric = any(h.get(f"{prefix}_{task.best_by(r.cfg)}") is not None for r in runs for h in r.history)
+    fig, axs = plt.subplots(1, 2 if has_metric else 1, figsize=(11, 4) if has_metric else (6, 4), squeeze=False)
+    ax_loss, ax_m = axs[0][0], axs[0][-1]  # without a metric: one panel, the loss's (its legend is the runs')
     metric, has_val = "", False
     for i, r in enumerate(runs):
         metric = task.best_by(r.cfg)
@@ -104,9 +106,11 @@ def _learning_curves(runs: list[RunData], task: Task) -> Figure:
         if any(v is not None for v in val):
             has_val = True
             ax_loss.plot(epochs, [np.nan if v is None else v for v in val], marker="s", ls="--", color=color)
-        ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", color=color, label=r.name)
+        if has_metric:
+            ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", color=color, label=r.name)
     ax_loss.set(title=f"loss: train (solid), {prefix} (dashed)" if has_val else "train loss", xlabel="epoch")
-    ax_m.set(title=f"{prefix} {metric}", xlabel="epoch")
+    if has_metric:
+        ax_m.set(title=f"{prefix} {metric}", xlabel="epoch")
     epochs = sorted({h["epoch"] for r in runs for h in r.history})
     for ax in (ax_loss, ax_m):
         if len(epochs) <= 12:
@@ -114,11 +118,7 @@ def _learning_curves(runs: list[RunData], task: Task) -> Figure:
         else:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-    has_metric = any(h.get(f"{prefix}_{task.best_by(r.cfg)}") is not None for r in runs for h in r.history)
-    if not has_metric:
-        fig.delaxes(ax_m)
-        fig.set_size_inches(6.5, 4)
-    handles, labels = (ax_m if has_metric else ax_loss).get_legend_handles_labels()
+    handles, labels = ax_m.get_legend_handles_labels()
     if has_val:
         handles += [Line2D([], [], color="k", marker="o"), Line2D([], [], color="k", marker="s", ls="--")]
         labels += ["train loss", f"{prefix} loss"]
