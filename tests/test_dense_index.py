@@ -235,3 +235,15 @@ def test_package_import_does_not_load_faiss():
     code = "import sys, simlab.index; print('faiss' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_unnormalised_vectors_are_named_in_the_warning(caplog):
+    x = np.eye(4, dtype=np.float32)
+    x[2] = 0  # an empty document: the encoder gave nothing
+    with caplog.at_level("WARNING", logger="simlab"):
+        FlatIndex.build(x, ["a", "b", "empty-doc", "d"], metric="ip", model_id="m", normalized=True)
+    assert "1 of the first 4 vectors" in caplog.text and "empty-doc (norm 0.0000)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="simlab"):
+        FlatIndex.build(np.eye(4, dtype=np.float32), list("abcd"), metric="ip", model_id="m", normalized=True)
+    assert "unit-length" not in caplog.text

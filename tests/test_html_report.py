@@ -288,3 +288,47 @@ def test_cli_report_writes_html_and_markdown(pairs_run, tmp_path):
         [sys.executable, "-m", "simlab", "report", str(pairs_run), "--out", str(out)], capture_output=True, text=True
     )
     assert again.returncode == 2 and "r.html already exists; choose another name or pass --overwrite" in again.stderr
+
+
+def test_runs_table_shows_data_beside_the_project_relative(tmp_path, monkeypatch):
+    from simlab.experiments.report_tables import shown_path
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.chdir(project)
+    assert shown_path(project / "data" / "cranfield") == str(Path("data") / "cranfield")
+    assert shown_path(tmp_path / "shared" / "data" / "ag") == str(Path("..") / "shared" / "data" / "ag")
+    assert shown_path("/elsewhere/ag") == "/elsewhere/ag"  # not under the project nor beside it
+    assert shown_path(None) == "-"
+
+
+def test_metric_vs_axis_plots_the_sweep_not_the_baseline_run_beside_it(retrieval_sweep, tmp_path, monkeypatch):
+    from simlab.experiments import report_figures
+
+    base = tmp_path / "base"  # a run made before the sweep (its config has the swept field too)
+    shutil.copytree(retrieval_sweep / "epochs=2", base)
+    plotted, real = [], report_figures._metric_vs_axis
+
+    def spy(runs, key, axes):
+        plotted.append((key, [r.name for r in runs]))
+        return real(runs, key, axes)
+
+    monkeypatch.setattr(report_figures, "_metric_vs_axis", spy)
+    report = build_report([base, retrieval_sweep])
+    assert report.runs == ["base", "epochs=1", "epochs=2"]
+    assert plotted == [("train.epochs", ["epochs=1", "epochs=2"])]
+    assert "metric_vs_train_epochs" in [f.name for f in report.figures]
+
+
+def test_learning_curves_without_per_epoch_evaluation_show_the_loss_only(retrieval_sweep, tmp_path):
+    import json
+
+    run = tmp_path / "nodev"  # a run without a dev split: its history has the train loss only
+    shutil.copytree(retrieval_sweep / "epochs=2", run)
+    history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines() if line.strip()]
+    kept = [{k: v for k, v in h.items() if not k.startswith("dev_")} for h in history]
+    (run / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in kept))
+    curves = next(f for f in build_report(run).figures if f.name == "learning_curves")
+    assert curves.title == "Learning curves: train loss per epoch (no dev evaluation per epoch)"
+    with_dev = next(f for f in build_report(retrieval_sweep).figures if f.name == "learning_curves")
+    assert with_dev.title == "Learning curves: train loss and dev ndcg@10 per epoch"

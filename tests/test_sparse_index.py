@@ -119,3 +119,20 @@ def test_sparse_example_configs_validate():
     assert toy.model.sparse.mask == ["punctuation", "special", "unused"]
     hub = load_config(examples / "splade-eval.yaml")
     assert hub.model.name == "naver/splade-cocondenser-ensembledistil" and not hub.train.enabled
+
+
+def test_seismic_prints_nothing_on_the_process_stdout(data, tmp_path, capfd):
+    """Seismic's Rust prints (`Building the index...`, `Configuration { ...`, `Saving ...`) stay out of a run's log."""
+    import os
+    import sys
+
+    docs, _, ids = data
+    index = SPARSE_INDEX_TYPES["seismic"].build(docs, ids, model_id="m", vocab=VOCAB, n_postings=50)
+    index.save(tmp_path / "seismic")
+    load(tmp_path / "seismic", expect_vocab=VOCAB)
+    print("python after")
+    os.write(1, b"descriptor 1 after\n")  # the process's stdout is restored
+    sys.stdout.flush()
+    out = capfd.readouterr().out
+    assert "python after" in out and "descriptor 1 after" in out
+    assert not [s for s in ("Building", "Configuration {", "Saving", "posting") if s in out], out

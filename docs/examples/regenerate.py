@@ -57,8 +57,11 @@ SEEDS: dict[str, list[Part]] = {
             [
                 "Seed 000 (../shared/seeds/000_*) trained a siamese product matcher with several ratios of negatives "
                 "to positives and shares of hard negatives. Here: Amazon-Google (DeepMatcher split; test 2,293 "
-                "pairs), wordllama, contrastive loss, 2 epochs per point, the 4 x 3 grid of pos_neg_ratio x "
-                "hard_soft_ratio, each run's trained matcher at its val-tuned threshold against the first point's."
+                "pairs), wordllama, contrastive loss. The seed's grid was pos_neg_ratio 1, 2, 4, 8 x hard_soft_ratio "
+                "0.3, 0.7, 0.8; to keep the regeneration to a few minutes on 2 cores, this is the 3 x 2 grid of "
+                "pos_neg_ratio 1, 2, 4 x hard_soft_ratio 0.3, 0.8 with 1 epoch per point (the config says how to run "
+                "the full grid). Each run's trained matcher, at its val-tuned threshold, is compared with the first "
+                "point's."
             ],
         )
     ],
@@ -111,15 +114,22 @@ SEEDS: dict[str, list[Part]] = {
                 "(examples/splade-eval.yaml evaluates it where the hub is reachable). Here, offline: the toy MS "
                 "MARCO collection of naver/splade (89 passages, 9 test queries, 100 training triples), a small "
                 "BERT-MLM trained from scratch (bert-mlm-scratch) with SpladeLoss, and the vocabulary mask as the "
-                "swept field: none, punctuation + special + unused tokens, and stop words too. The table shows "
-                "BM25, the untrained and trained model with exact (inverted index) and approximate (Seismic) "
-                "search; the speed table holds documents encoded per second and the per-query latency. With 9 "
-                "queries, no difference is significant; the inspect output at the end shows each mask's expansion "
-                "tokens for the seed's two queries.",
+                "swept field: none, punctuation + special + unused tokens, and stop words too (3 epochs each). The "
+                "comparison sets each mask's trained model (exact search) against the unmasked one; with 9 queries "
+                "no difference is significant. The speed table holds the untrained (zeroshot) and trained model "
+                "with exact (inverted index) and approximate (Seismic) search, documents encoded per second, "
+                "active dimensions and per-query latency. A model trained this briefly is far from sparse (some "
+                "2,000 of 3,200 dimensions active), which makes Seismic slow to build and no faster than exact "
+                "search here. The inspect output at the end shows each mask's expansion tokens for the seed's two "
+                "queries: as in the seed, '.' is among the unmasked model's top tokens, and the masks remove it.",
             ],
             inspect=[
                 (f"seed-002-splade/{mask}", query)
-                for mask in ("mask=[]", "mask=punctuation+special+unused", "mask=punctuation+special+unused+stopwords")
+                for mask in (
+                    "mask=empty",
+                    "mask=punctuation+special+unused",
+                    "mask=punctuation+special+unused+stopwords",
+                )
                 for query in ("what is python programming", "best restaurants in paris")
             ],
         )
@@ -134,9 +144,10 @@ SEEDS: dict[str, list[Part]] = {
                 "against ResNet-18, focal loss and BCE weighted by the label prior, each with deltas against the "
                 "baseline (f1: 0.59 (+0.02)). Here, offline: scikit-learn's digits (1,797 images of 8 x 8 pixels, "
                 "resized to 16 x 16) with 4 attribute labels (even, prime, ge5, loop), randomly initialised "
-                "ResNets (no ImageNet weights without the hub), 2 epochs. Each run's report.md holds the seed's "
-                "TEST/VAL block with deltas against the baseline run (`baseline:` in the config); this report "
-                "compares each run's trained model with the baseline run's (the first row).",
+                "ResNets (no ImageNet weights without the hub), 2 epochs of 8 batches of 64 (`train.max_steps: 8`, "
+                "so that the ten runs take a few minutes on 2 cores; remove it for full epochs). Each run's "
+                "report.md holds the seed's TEST/VAL block with deltas against the baseline run (`baseline:` in "
+                "the config); this report compares each run's trained model with the baseline run's (the first row).",
                 text,
             ],
             baseline="seed-003-baseline",
@@ -146,7 +157,10 @@ SEEDS: dict[str, list[Part]] = {
             (
                 "backbone",
                 "Part 2: the backbone size at gamma 0.85 (ResNet-18 and ResNet-50; ResNet-152 is left out to keep "
-                "the regeneration short, `model.backbone: resnet152` runs it); the run time column shows the cost.",
+                "the regeneration short, `model.backbone: resnet152` runs it). From random weights, 16 steps are "
+                "far too few for ResNet-50: it is significantly worse than the baseline here, unlike the seed's "
+                "pretrained ResNets. The run times come from a shared machine and are noisy; each run's "
+                "cost.json holds its parameter count and seconds per epoch.",
             ),
             (
                 "losses",

@@ -60,6 +60,7 @@ class RunData:
     history: list[dict[str, Any]]
     meta: dict[str, Any] = field(default_factory=dict)
     chosen: dict[str, Any] | None = None  # the run's answer (metrics.json's `chosen`)
+    swept: bool = False  # a point of a sweep folder (the metric-vs-axis figures plot only these)
 
     @property
     def task(self) -> str:
@@ -323,7 +324,10 @@ def collect_runs(paths: Path | list[Path]) -> tuple[list[RunData], dict[str, lis
         path = Path(path)
         record = {} if (path / "meta.json").is_file() else read_sweep(path)
         folders = [path / r["name"] for r in record.get("runs", []) if (path / r["name"] / "meta.json").is_file()]
-        runs += [read_run_data(f, f.name) for f in folders or find_runs(path)]
+        found = [read_run_data(f, f.name) for f in folders or find_runs(path)]
+        for run in found if record.get("axes") else []:
+            run.swept = True
+        runs += found
         axes |= dict(record.get("axes", {}))
     return runs, axes
 

@@ -65,8 +65,9 @@ def report_figures(runs: list[RunData], axes: dict[str, list], task: Task) -> li
     figures = []
     if any(r.history for r in runs):
         figures.append(_learning_curves(runs, task))
-    if len(runs) > 1:
-        figures += [_metric_vs_axis(runs, key, axes) for key in axes]
+    swept = [r for r in runs if r.swept]  # not a baseline run shown beside the sweep: it has no point on the axis
+    if len(swept) > 1:
+        figures += [_metric_vs_axis(swept, key, axes) for key in axes]
     if "speed" in task.figures and any(r.speed for r in runs):
         figures.append(_quality_vs_speed(runs))
     if "scores" in task.figures:
@@ -83,13 +84,16 @@ def report_figures(runs: list[RunData], axes: dict[str, list], task: Task) -> li
 
 
 def _learning_curves(runs: list[RunData], task: Task) -> Figure:
-    """Train loss (solid) and, where the history has it, validation loss (dashed), and the per-epoch metric."""
+    """Train loss (solid) and, where the history has it, validation loss (dashed), and the per-epoch metric
+    (left out when no epoch was evaluated, e.g. a run without a dev split)."""
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
     prefix = task.curve_prefix
-    fig, (ax_loss, ax_m) = plt.subplots(1, 2, figsize=(11, 4))
+    has_metric = any(h.get(f"{prefix}_{task.best_by(r.cfg)}") is not None for r in runs for h in r.history)
+    fig, axs = plt.subplots(1, 2 if has_metric else 1, figsize=(11, 4) if has_metric else (6, 4), squeeze=False)
+    ax_loss, ax_m = axs[0][0], axs[0][-1]  # without a metric: one panel, the loss's (its legend is the runs')
     metric, has_val = "", False
     for i, r in enumerate(runs):
         metric = task.best_by(r.cfg)
@@ -102,9 +106,11 @@ def _learning_curves(runs: list[RunData], task: Task) -> Figure:
         if any(v is not None for v in val):
             has_val = True
             ax_loss.plot(epochs, [np.nan if v is None else v for v in val], marker="s", ls="--", color=color)
-        ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", color=color, label=r.name)
+        if has_metric:
+            ax_m.plot(epochs, [h.get(f"{prefix}_{metric}") for h in r.history], marker="o", color=color, label=r.name)
     ax_loss.set(title=f"loss: train (solid), {prefix} (dashed)" if has_val else "train loss", xlabel="epoch")
-    ax_m.set(title=f"{prefix} {metric}", xlabel="epoch")
+    if has_metric:
+        ax_m.set(title=f"{prefix} {metric}", xlabel="epoch")
     epochs = sorted({h["epoch"] for r in runs for h in r.history})
     for ax in (ax_loss, ax_m):
         if len(epochs) <= 12:
@@ -117,7 +123,8 @@ def _learning_curves(runs: list[RunData], task: Task) -> Figure:
         handles += [Line2D([], [], color="k", marker="o"), Line2D([], [], color="k", marker="s", ls="--")]
         labels += ["train loss", f"{prefix} loss"]
     _legend_right(fig, handles, labels)
-    what = f"train{f' and {prefix}' if has_val else ''} loss and {prefix} {metric} per epoch"
+    what = f"train{f' and {prefix}' if has_val else ''} loss" + (f" and {prefix} {metric}" if has_metric else "")
+    what += " per epoch" if has_metric else f" per epoch (no {prefix} evaluation per epoch)"
     return Figure("learning_curves", f"Learning curves: {what}", _png(fig))
 
 

@@ -39,11 +39,15 @@ SPEED_COLUMNS = [
 
 
 def shown_path(path: Any) -> str:
-    """A data path as the report shows it: relative to the working folder when under it."""
+    """A data path as the report shows it: relative to the working folder when under it or beside it.
+
+    `../shared/data/x` rather than the machine's absolute path of the project's neighbour folder.
+    """
     if not path:
         return "-"
     try:
-        return os.path.relpath(Path(path), Path.cwd()) if Path(path).is_relative_to(Path.cwd()) else str(path)
+        near = Path(path).is_relative_to(Path.cwd().parent)
+        return os.path.relpath(Path(path), Path.cwd()) if near else str(path)
     except ValueError:
         return str(path)
 

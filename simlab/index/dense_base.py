@@ -46,6 +46,23 @@ def positive_int(value: Any, name: str) -> int:
     return int(value)
 
 
+def _warn_unnormalized(x: np.ndarray, ids) -> None:
+    """Warn, naming the rows, when sampled rows of vectors said to be normalised are not unit-length.
+
+    A norm of 0 is a text the encoder gave nothing for (an empty document, most often).
+    """
+    norms = np.linalg.norm(x[: min(len(x), 1000)], axis=1)  # (<=1000,) sampled rows
+    bad = np.flatnonzero(np.abs(norms - 1) > 1e-3)
+    if len(bad):
+        shown = ", ".join(f"{ids[i]} (norm {norms[i]:.4f})" for i in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        logger.warning(
+            "normalized=True but %d of the first %d vectors are not unit-length: id %s; a norm of 0 is an empty text",
+            len(bad),
+            len(norms),
+            shown,
+        )
+
+
 class DenseIndex:
     """A faiss index plus the string ids of its vectors and the facts needed to reuse it.
 
@@ -127,9 +144,7 @@ class DenseIndex:
         if not np.isfinite(x).all():
             raise ValueError("vectors contain NaN or inf; check the encoder output.")
         if normalized:
-            off = np.abs(np.linalg.norm(x[: min(len(x), 1000)], axis=1) - 1)  # (<=1000,) sampled rows
-            if off.max() > 1e-3:
-                logger.warning("normalized=True but a vector norm differs from 1 by %.4f", off.max())
+            _warn_unnormalized(x, ids)
         resolved = cls._resolve_params(x.shape[0], params)
         t0 = time.perf_counter()
         index = cls._make(x, METRICS[metric], resolved)

@@ -29,7 +29,10 @@ vocabulary: its term ids would mean other tokens.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -255,6 +258,21 @@ class ExactSparseIndex(SparseIndex):
         index.postings = postings
 
 
+@contextlib.contextmanager
+def _native_stdout_silenced():
+    """Seismic (Rust) prints its build and save steps on the process's stdout (file descriptor 1),
+    past Python's sys.stdout: point descriptor 1 at /dev/null meanwhile, so a run's log holds only simlab's lines."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 class SeismicSparseIndex(SparseIndex):
     """pyseismic-lsr's approximate index (see the module docstring for the parameters)."""
 
@@ -281,13 +299,14 @@ class SeismicSparseIndex(SparseIndex):
             docs.data.astype(np.float32),
             docs.indptr.astype(np.int64),
         )
-        return seismic.SeismicIndex.build_from_dataset(
-            ds,
-            n_postings=int(params["n_postings"]),
-            centroid_fraction=float(params["centroid_fraction"]),
-            summary_energy=float(params["summary_energy"]),
-            num_threads=int(params["threads"]),
-        )
+        with _native_stdout_silenced():
+            return seismic.SeismicIndex.build_from_dataset(
+                ds,
+                n_postings=int(params["n_postings"]),
+                centroid_fraction=float(params["centroid_fraction"]),
+                summary_energy=float(params["summary_energy"]),
+                num_threads=int(params["threads"]),
+            )
 
     def _set_state(self, state) -> None:
         self._seismic = state
@@ -320,7 +339,8 @@ class SeismicSparseIndex(SparseIndex):
         return ids, scores
 
     def _save(self, folder: Path) -> None:
-        self._seismic.save(str(folder / "index"))
+        with _native_stdout_silenced():
+            self._seismic.save(str(folder / "index"))
         written = [p for p in folder.iterdir() if p.name.startswith("index") and p.is_file()]
         if written and written[0].name != "index.seismic":
             written[0].rename(folder / "index.seismic")
@@ -329,7 +349,8 @@ class SeismicSparseIndex(SparseIndex):
     def _load(cls, folder: Path, index: SeismicSparseIndex, meta: dict) -> None:
         import seismic
 
-        index._set_state(seismic.SeismicIndex.load(str(folder / "index.seismic")))
+        with _native_stdout_silenced():
+            index._set_state(seismic.SeismicIndex.load(str(folder / "index.seismic")))
 
 
 SPARSE_INDEX_TYPES: dict[str, type[SparseIndex]] = {

@@ -101,7 +101,7 @@ def _train(cfg: PairsConfig, model, data, sets, summary: RunSummary, folder: Pat
             "are the best epoch of the last round."
         )
     summary.notes.append(
-        f"{len(sets['train'])} training pairs, {cfg.train.epochs} epochs, {seconds:.1f} s "
+        f"{len(sets['train'])} training pairs, {cfg.train.epochs} epoch(s), {seconds:.1f} s "
         f"({seconds / cfg.train.epochs:.1f} s per epoch, validation included)."
     )
     return result
