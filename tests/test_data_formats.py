@@ -336,10 +336,31 @@ def test_load_collection_unknown_layout(tmp_path: Path) -> None:
 
 
 def test_convert_unknown_kind_lists_converters(tmp_path: Path) -> None:
-    assert sorted(CONVERTERS) == ["deepmatcher", "demo-topics", "digits", "glasgow", "oewn", "wic", "wic-tsv"]
-    with pytest.raises(
-        ConfigError,
-        match=r"unknown converter 'trec'; choose one of: deepmatcher, demo-topics, digits, glasgow, oewn, wic, "
-        r"wic-tsv\.",
-    ):
+    kinds = ["deepmatcher", "demo-topics", "digits", "glasgow", "oewn", "reuters21578", "wic", "wic-tsv"]
+    assert sorted(CONVERTERS) == kinds
+    with pytest.raises(ConfigError, match=r"unknown converter 'trec'; choose one of: " + ", ".join(kinds) + r"\."):
         convert("trec", tmp_path, tmp_path / "out")
+
+
+def test_reuters_modapte_keeps_its_test_split_and_holds_out_a_tenth_of_training_as_val(tmp_path: Path) -> None:
+    import json
+
+    src = tmp_path / "reuters"
+    (src / "training").mkdir(parents=True)
+    (src / "test").mkdir()
+    lines = []
+    for i in range(1, 41):
+        (src / "training" / str(i)).write_text(f"HEADLINE {i}\n  body text number {i}\n")
+        lines.append(f"training/{i} {'earn' if i % 2 else 'acq grain'}")
+    (src / "test" / "900").write_bytes(b"STRAY \xfc BYTE\n  text\n")  # one non-UTF-8 byte, as in test/17980
+    lines.append("test/900 earn")
+    (src / "cats.txt").write_text("\n".join(lines) + "\n")
+    convert("reuters21578", src, tmp_path / "out")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "texts.jsonl").read_text().splitlines()]
+    splits = [r["split"] for r in rows]
+    assert splits.count("test") == 1 and splits.count("val") == 4 and splits.count("train") == 36
+    assert rows[1]["labels"] == ["acq", "grain"] and rows[0]["text"] == "HEADLINE 1 body text number 1"
+    assert "\ufffd" in rows[-1]["text"]
+    (src / "cats.txt").write_text("training/1\n")
+    with pytest.raises(DataError, match=r"cats.txt:1: expected"):
+        convert("reuters21578", src, tmp_path / "out2")
