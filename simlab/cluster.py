@@ -14,6 +14,7 @@ Where the work happens: `simlab.experiments.cluster_sweep` (grid points as Ray t
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from types import ModuleType
 
@@ -86,6 +87,8 @@ def connect(address: str | None = None, what: str = "--cluster") -> ModuleType:
         return ray
     env = {name: os.environ[name] for name in FORWARDED_ENV if name in os.environ} | WORKER_ENV
     target = None if address in (None, "", "local") else address
+    if target is not None:
+        check_reachable(target, what)
     try:
         ray.init(
             address=target or "local",
@@ -103,6 +106,28 @@ def connect(address: str | None = None, what: str = "--cluster") -> ModuleType:
     _started_here = target is None
     _quiet_ray_data()
     return ray
+
+
+PROBE_SECONDS = 5.0
+
+
+def check_reachable(address: str, what: str = "--cluster") -> None:
+    """A `ConfigError` unless something listens at `address` (`HOST:PORT` or `ray://HOST:PORT`; `auto` is left to
+    Ray). Checked before `ray.init`, which retries an address nobody answers at for minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if address == "auto" or not sep:
+        return
+    if not port.isdigit() or not host:
+        raise ConfigError(
+            f"{what}: {address!r} is not a cluster address; pass auto or the head's HOST:PORT (e.g. 10.0.0.5:6379)"
+        )
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"{what}: no Ray cluster answered at {address!r} ({exc.strerror or exc}); start one with "
+            f"`ray start --head --port {port}` on {host} (docs/CLUSTER.md) or pass the head's HOST:PORT"
+        ) from None
 
 
 def _quiet_ray_data() -> None:

@@ -23,6 +23,7 @@ import pytest
 from test_sparse_model import sparse_cfg, tiny_mlm_dir  # noqa: F401 - fixture
 
 from simlab import cluster
+from simlab.errors import ConfigError
 from simlab.tasks import load_config, load_sweep
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dense.yaml"
@@ -351,6 +352,21 @@ def test_cluster_without_ray_says_how_to_install_it(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert 'pip install "simlab[ray]"' in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_cluster_address_nobody_answers_at_is_one_clear_error_at_once(tmp_path):
+    import socket
+
+    with socket.socket() as free:  # a port nothing listens at
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    cmd = [sys.executable, "-m", "simlab", "run", str(EXAMPLE), "--out", str(tmp_path / "run")]
+    proc = subprocess.run(cmd + ["--cluster", f"127.0.0.1:{port}"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert f"no Ray cluster answered at '127.0.0.1:{port}'" in proc.stderr and "ray start --head" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="not a cluster address"):
+        cluster.check_reachable("head:port")
 
 
 def test_a_local_run_never_imports_ray(toy_dir, tmp_path):
