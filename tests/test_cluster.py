@@ -339,6 +339,42 @@ def test_ray_train_on_two_workers_matches_the_local_two_process_ddp_run(two_node
     assert abs(history[0]["train_loss"] - local_history[0]["train_loss"]) <= 1e-6
 
 
+def test_a_killed_ray_train_run_resumes_to_the_numbers_of_an_uninterrupted_one(two_nodes, toy_dir, tmp_path):
+    from simlab.experiments.cluster_train import run_with_ray_train
+
+    sets = [
+        f"data.path={toy_dir}",
+        "train.enabled=true",
+        "train.epochs=4",
+        "train.batch_size=8",
+        "eval.systems=[bm25, trained]",
+        "index.approximate=[]",
+        "tracking.mlflow=false",
+    ]
+    whole = run_with_ray_train(load_config(EXAMPLE, sets), tmp_path / "whole", workers=2)
+
+    out, checkpoints = tmp_path / "killed", tmp_path / ".killed.checkpoints"
+    cmd = [sys.executable, "-m", "simlab", "run", str(EXAMPLE), "--out", str(out), "--nproc", "2"]
+    cmd += ["--cluster", two_nodes.cluster.address, *[a for s in sets for a in ("--set", s)]]
+    driver = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 300
+    while not any(checkpoints.glob("**/trainer_state.json")):
+        assert driver.poll() is None, f"finished before a kill: {driver.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    driver.kill()  # the driver dies; Ray stops its job's workers
+    driver.wait()
+    two_nodes.pids |= two_nodes.ray_pids()
+    assert not out.exists()
+
+    resumed = run_with_ray_train(load_config(EXAMPLE, [*sets, "train.resume=true"]), out, workers=2)
+    meta = json.loads((out / "meta.json").read_text())
+    assert 1 <= meta["resumed_from"]["epoch"] < 4
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert_same_metrics(metrics_of(out), metrics_of(tmp_path / "whole"))
+    assert whole.metrics.keys() == resumed.metrics.keys() and not checkpoints.exists()
+
+
 # ----------------------------------------------------------------------------- without Ray
 
 
