@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ HEADER = [
     "texts/s (steady)",
     "read back (s)",
     "steady / local",
+    "CPU s: actors / rest",
 ]
 
 
@@ -67,13 +69,58 @@ def local_encoding(model, texts: list[str], batch: int) -> float:
         torch.set_num_threads(threads)
 
 
+class CpuMeter:
+    """CPU seconds used by this process tree meanwhile, split into the encoding actors and the rest (the driver,
+    Ray's own processes): sampled every 0.2 s, so processes that end in between still count up to their last sample."""
+
+    ACTOR = "ray::MapWorker"
+
+    def __init__(self):
+        import psutil
+
+        self.me = psutil.Process()
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[bool, float]] = {}
+        self.stop = threading.Event()
+        self.sample()
+        self.first = {pid: cpu for pid, (_, cpu) in self.last.items()}
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        import psutil
+
+        for proc in [self.me, *self.me.children(recursive=True)]:
+            try:
+                with proc.oneshot():
+                    cmd, times = proc.cmdline(), proc.cpu_times()
+                actor = bool(cmd) and cmd[0].startswith(self.ACTOR)
+                self.last[proc.pid] = (actor, times.user + times.system)
+            except psutil.Error:
+                pass
+
+    def loop(self) -> None:
+        while not self.stop.wait(0.2):
+            self.sample()
+
+    def split(self) -> tuple[float, float]:
+        """(actor CPU seconds, other CPU seconds) since the meter started."""
+        self.stop.set()
+        self.thread.join()
+        self.sample()
+        used = {pid: (actor, cpu - self.first.get(pid, 0.0)) for pid, (actor, cpu) in self.last.items()}
+        return sum(c for a, c in used.values() if a), sum(c for a, c in used.values() if not a)
+
+
 def ray_encoding(model, texts: list[str], actors: int, batch: int, block: int) -> dict:
     from simlab.config.retrieval import RayEncodeConfig
     from simlab.index.ray_encode import encode_on_ray
 
     stats: dict = {}
     settings = RayEncodeConfig(actors=actors, batch_size=batch, shard_rows=block, cpus_per_actor=1)
+    meter = CpuMeter()
     encode_on_ray(model, texts, "document", sparse=False, settings=settings, stats=stats)
+    stats["actor_cpu"], stats["other_cpu"] = meter.split()
     steady_rows = len(texts) - stats["first_shard_rows"] * actors  # the first block of each actor: during its start
     steady = steady_rows / (stats["stream_seconds"] - stats["first_shard_seconds"])
     return stats | {"total_rate": len(texts) / stats["seconds"], "steady_rate": steady}
@@ -149,6 +196,7 @@ def main(argv: list[str] | None = None) -> str:
             "-",
             "-",
             "1.000",
+            "-",
         ],
     ]
     for name, r in (("Ray, 1 worker", one), ("Ray, 2 workers", two)):
@@ -161,11 +209,15 @@ def main(argv: list[str] | None = None) -> str:
                 f"{r['steady_rate']:,.0f}",
                 f"{r['seconds'] - r['stream_seconds']:.1f}",
                 f"{r['steady_rate'] / local_rate:.3f}",
+                f"{r['actor_cpu']:.0f} / {r['other_cpu']:.0f}",
             ]
         )
     eff_total = two["total_rate"] / (2 * one["total_rate"])
     eff_steady = two["steady_rate"] / (2 * one["steady_rate"])
     one_vs_local = one["steady_rate"] / local_rate
+    # texts per actor CPU second: what scaling would be if the actors had whole cores to themselves
+    per_cpu = {n: len(texts) / r["actor_cpu"] for n, r in (("one", one), ("two", two))}
+    cores = {n: (r["actor_cpu"] + r["other_cpu"]) / r["seconds"] for n, r in (("one", one), ("two", two))}
     verdict = lambda ok: "PASS" if ok else "FAIL"  # noqa: E731
     body = f"""Command: `python benchmarks/bench_ray.py --data ../shared/data --texts {args.texts} --out BENCHMARKS.md`
 Machine: {machine()}; Ray {__import__("ray").__version__}. One run (a benchmark run's numbers, not medians: each
@@ -188,6 +240,11 @@ shared); the table uses the mean.
 | scaling efficiency, wall (with the actors' start) | {eff_total:.3f} | (reported) |
 | 1-worker Ray steady throughput / local | {one_vs_local:.3f} | >= 0.85: {verdict(one_vs_local >= 0.85)} |
 | 1-worker Ray wall throughput / local | {one["total_rate"] / local_rate:.3f} | (reported) |
+| texts per actor CPU second, 2 workers / 1 worker | {per_cpu["two"] / per_cpu["one"]:.3f} | (reported) |
+| cores busy on average, 1 worker / 2 workers | {cores["one"]:.2f} / {cores["two"]:.2f} | (reported) |
+
+CPU seconds are measured over the encoding call (every process of the benchmark's tree: the encoding actors,
+and the rest: this driver, which streams the shards to disk and reads them back, and Ray's own processes).
 
 Sweep: 4 grid points (`train.learning_rate=[0.02,0.05,0.1,0.2]`, wordllama trained 1 epoch, BM25 and the
 trained model evaluated) on {collection.name}: one after another in this process {sequential:.1f} s; as Ray tasks

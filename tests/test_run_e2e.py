@@ -347,3 +347,39 @@ def test_search_errors_name_the_folder_and_the_indexes(finished_run, tmp_path):
     found = "bm25, hybrid, trained.flat, trained.hnsw, trained.ivf, zeroshot.flat, zeroshot.hnsw, zeroshot.ivf"
     with pytest.raises(RunFolderError, match=rf"no such index \(found: {found}\)"):  # every system the run evaluated
         search_run(summary.folder, "anything", index_name="trained.pq")
+
+
+def test_a_reference_model_is_searched_zero_shot_and_fused_into_the_hybrid(toy_dir, tmp_path):
+    from simlab.experiments.runner import run_experiment
+
+    cfg = config(toy_dir, tmp_path, "train.enabled=false", "eval.reference_models=[wordllama]", "tracking.mlflow=false")
+    summary = run_experiment(cfg, tmp_path / "run")
+    metrics, chosen = read_metrics(tmp_path / "run" / "metrics.json")
+    assert {"bm25", "zeroshot.flat", "wordllama.flat", "wordllama.hnsw", "hybrid"} <= set(metrics)
+    # the same model as the zero-shot one: the same ranking, under its own name
+    assert metrics["wordllama.flat"]["ndcg@10"] == pytest.approx(metrics["zeroshot.flat"]["ndcg@10"], abs=1e-9)
+    assert "val_ndcg@10" in metrics["wordllama.flat"] and chosen["system"] in metrics
+    recipe = json.loads((tmp_path / "run" / "indexes" / "hybrid.json").read_text())
+    flats = ["zeroshot.flat", "wordllama.flat"]  # the hybrid's dense member: the best on val (the first on a tie)
+    assert recipe["systems"] == ["bm25", max(flats, key=lambda s: metrics[s]["val_ndcg@10"])]
+    assert any(f"of bm25 and {recipe['systems'][1]}, the model system with the best val" in n for n in summary.notes)
+    assert (tmp_path / "run" / "indexes" / "wordllama.flat").is_dir()
+    from simlab.experiments.search import search_run
+
+    hits = [search_run(tmp_path / "run", "sourdough yeast", 3, name) for name in ("wordllama.flat", "zeroshot.flat")]
+    assert [h.doc_id for h in hits[0]] == [h.doc_id for h in hits[1]] and len(hits[0]) == 3
+
+
+@pytest.mark.parametrize(
+    ("sets", "message"),
+    [
+        (["eval.reference_models=[models/trained]"], "'trained' would name two systems"),
+        (["eval.reference_models=[minilm, x/MiniLM]"], "'minilm' would name two systems"),
+        (["task=sparse", "eval.reference_models=[minilm]"], "eval.reference_models: only"),
+    ],
+)
+def test_reference_models_that_cannot_be_told_apart_are_refused(toy_dir, sets, message):
+    from simlab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [f"data.path={toy_dir}", *sets])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from simlab.config.base import Section
 from simlab.config.metrics import METRIC_CHOICES
@@ -167,3 +167,28 @@ class EvalConfig(Section):
         "hybrid",
     ]
     rrf_k: int = Field(60, ge=1)
+    reference_models: list[str] = Field(
+        [],
+        description="Pretrained dense models searched zero-shot beside the run's own, each a system "
+        "`<name>.flat` (registry names such as minilm, hub names or folders); the hybrid fuses BM25 with them too.",
+    )
+
+    @field_validator("reference_models")
+    @classmethod
+    def _distinct_prefixes(cls, names: list[str]) -> list[str]:
+        prefixes = [reference_prefix(n) for n in names]
+        taken = [p for p in prefixes if p in ("bm25", "zeroshot", "trained", "hybrid") or prefixes.count(p) > 1]
+        if taken:
+            raise ValueError(f"{taken[0]!r} would name two systems; give each reference model a distinct name")
+        return names
+
+
+def reference_config(model: ModelConfig, name: str) -> ModelConfig:
+    """The model config of the reference model `name` beside the run's `model` (its normalisation and length)."""
+    return ModelConfig(name=name, normalize=model.normalize, max_length=model.max_length)
+
+
+def reference_prefix(name: str) -> str:
+    """The system prefix of a reference model: its name's last path part, lower case (`minilm` -> `minilm`,
+    `sentence-transformers/all-MiniLM-L6-v2` -> `all-minilm-l6-v2`)."""
+    return name.rstrip("/").rsplit("/", 1)[-1].lower()

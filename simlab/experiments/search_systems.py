@@ -138,7 +138,8 @@ def load_system(searcher: RunSearcher, name: str, meta: dict):
 
 
 def load_encoder(searcher: RunSearcher, prefix: str, sparse: bool):
-    """`trained`: the run's saved model; `zeroshot`: the configured model, built as the run built it."""
+    """`trained`: the run's saved model; `zeroshot`: the configured model, built as the run built it; a reference
+    model's prefix: that model (`eval.reference_models`)."""
     from simlab.config import ModelConfig
 
     cfg = searcher.config.get("model") or {}
@@ -165,9 +166,14 @@ def load_encoder(searcher: RunSearcher, prefix: str, sparse: bool):
         texts = searcher.collection.corpus.full_texts() if model_cfg.name == "bert-mlm-scratch" else ()
         model = load_sparse_model(model_cfg, texts)
     else:
+        from simlab.config.retrieval import reference_config, reference_prefix
         from simlab.models import load_model
 
-        return load_model(ModelConfig.model_validate(cfg))
+        model_cfg = ModelConfig.model_validate(cfg)
+        references = {reference_prefix(n): n for n in (searcher.config.get("eval") or {}).get("reference_models", [])}
+        if prefix in references:  # a reference model the run searched zero-shot beside its own
+            model_cfg = reference_config(model_cfg, references[prefix])
+        return load_model(model_cfg)
     if (cfg.get("sparse") or {}).get("quantize"):  # encode queries as the run evaluated them
         from simlab.models.sparse import quantize_for_cpu
 

@@ -121,13 +121,20 @@ class Model:
 
 
 def dense_models(cfg: RetrievalConfig, collection: Collection, folder: Path, summary: RunSummary) -> list[Model]:
-    """The pretrained model (zero-shot) and the trained one, as `eval.systems` asks."""
+    """The pretrained model (zero-shot), `eval.reference_models` (zero-shot) and the trained model, as
+    `eval.systems` asks."""
+    from simlab.config.retrieval import reference_config, reference_prefix
     from simlab.models import load_model
 
     models = []
     if "zeroshot" in cfg.eval.systems:
         log.info("zero-shot model %s", cfg.model.name)
         models.append(Model("zeroshot", load_model(cfg.model), cfg.model.name, folder / "indexes"))
+    for name in cfg.eval.reference_models:
+        log.info("reference model %s (zero-shot)", name)
+        models.append(
+            Model(reference_prefix(name), load_model(reference_config(cfg.model, name)), name, folder / "indexes")
+        )
     if "trained" in cfg.eval.systems and cfg.train.enabled:
         log.info("training %s", cfg.model.name)
         model = train(cfg, collection, folder, summary, checkpoint_dir(summary.folder))
@@ -153,11 +160,10 @@ def rank(
     summary: RunSummary | None,
     index_dir: Path | None = None,
 ):
-    """Every system of `eval.systems` over `corpus` for `queries`: BM25, each model's indexes, the hybrid.
+    """BM25 (when `eval.systems` has it or the hybrid) and each model's indexes over `corpus` for `queries`.
     With `summary`, speed and notes go into it and indexes are saved; without, only exact search is run.
-    With `index_dir`, BM25 and the hybrid's recipe are saved there too (every system the run evaluates is)."""
+    With `index_dir`, BM25 is saved there too (every system the run evaluates is)."""
     from simlab.index.bm25 import BM25Retriever
-    from simlab.index.fusion import rrf
 
     systems, k = cfg.eval.systems, cfg.eval.k
     runs: dict[str, Run] = {}
@@ -176,16 +182,31 @@ def rank(
         if summary is not None:
             summary.speed |= result.speed
             summary.notes.extend(result.notes)
-    if "hybrid" in systems and models:
-        best = f"{models[-1].prefix}.flat"
-        runs["hybrid"] = rrf([runs["bm25"], runs[best]], k=cfg.eval.rrf_k, name="hybrid", top=k)
-        if index_dir is not None:
-            save_hybrid(index_dir, ["bm25", best], cfg.eval.rrf_k, k)
-        if summary is not None:
-            summary.notes.append(f"hybrid = reciprocal rank fusion (k={cfg.eval.rrf_k}) of bm25 and {best}.")
-    if "bm25" not in systems:
-        runs.pop("bm25", None)
     return runs
+
+
+def hybrid_member(cfg, models: list[Model], val_runs: dict[str, Run] | None, dev) -> tuple[str, str]:
+    """The dense system the hybrid fuses with BM25, and why: of the models' `.flat` systems, the best on val by
+    the main metric (val only, never test); without val, the last model's (the trained one when there is one)."""
+    from simlab.evaluation.metrics import evaluate
+
+    flats = [f"{m.prefix}.flat" for m in models]
+    if val_runs is None or len(flats) == 1:
+        return flats[-1], ""
+    metric = cfg.eval.metrics[0]
+    scores = {name: evaluate(dev.qrels, val_runs[name], [metric]).means[metric] for name in flats}
+    best = max(flats, key=lambda name: scores[name])
+    return best, f", the model system with the best val {metric} ({scores[best]:.4f})"
+
+
+def add_hybrid(cfg, member: str, why: str, runs: list[dict[str, Run]], summary: RunSummary, index_dir: Path) -> None:
+    """`hybrid` in each of `runs`: reciprocal rank fusion of `bm25` and `member`; its recipe saved."""
+    from simlab.index.fusion import rrf
+
+    for ranked in runs:
+        ranked["hybrid"] = rrf([ranked["bm25"], ranked[member]], k=cfg.eval.rrf_k, name="hybrid", top=cfg.eval.k)
+    save_hybrid(index_dir, ["bm25", member], cfg.eval.rrf_k, cfg.eval.k)
+    summary.notes.append(f"hybrid = reciprocal rank fusion (k={cfg.eval.rrf_k}) of bm25 and {member}{why}.")
 
 
 HYBRID_FORMAT = {"format": "simlab.hybrid", "format_version": 1}
@@ -258,14 +279,21 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, models=dense_mo
     if both:  # one search for test and val queries: the indexes are built once
         searched = Queries(queries.ids + list(dev.queries), queries.texts + list(dev.queries.values()))
     runs = rank(cfg, collection.corpus, searched, evaluated, systems_of, summary, folder / "indexes")
+    val_runs = None
+    if both:
+        val_runs = {name: r.subset(dev.queries) for name, r in runs.items()}
+    elif dev is not None:  # held-out title -> body pairs: ranked among the bodies, without their titles
+        bodies = Corpus(list(dev.corpus), list(dev.corpus.values()), [""] * len(dev.corpus))
+        val_runs = rank(
+            cfg, bodies, Queries(list(dev.queries), list(dev.queries.values())), evaluated, systems_of, None
+        )
+    if "hybrid" in cfg.eval.systems and evaluated:
+        member, why = hybrid_member(cfg, evaluated, val_runs, dev)
+        add_hybrid(cfg, member, why, [r for r in (runs, val_runs) if r is not None], summary, folder / "indexes")
+    if "bm25" not in cfg.eval.systems:
+        for ranked in (runs, val_runs or {}):
+            ranked.pop("bm25", None)
     test_runs = {name: r.subset(queries.ids) for name, r in runs.items()}
     evaluate_runs(cfg, test_runs, qrels, summary, folder)
-    if dev is not None:
-        if both:
-            val_runs = {name: r.subset(dev.queries) for name, r in runs.items()}
-        else:  # held-out title -> body pairs: ranked among the bodies, without their titles
-            bodies = Corpus(list(dev.corpus), list(dev.corpus.values()), [""] * len(dev.corpus))
-            val_runs = rank(
-                cfg, bodies, Queries(list(dev.queries), list(dev.queries.values())), evaluated, systems_of, None
-            )
+    if val_runs is not None:
         evaluate_val(cfg, val_runs, dev, summary)

@@ -10,7 +10,15 @@ from simlab.config import ModelConfig
 from simlab.config.loading import changed_fields
 from simlab.tasks.retrieval.config import CollectionExperiment
 
-DENSE_ONLY = ["model.towers", "model.pooling", "model.normalize", "index.approximate", "index.hnsw", "index.ivf"]
+DENSE_ONLY = [
+    "model.towers",
+    "model.pooling",
+    "model.normalize",
+    "index.approximate",
+    "index.hnsw",
+    "index.ivf",
+    "eval.reference_models",
+]
 """Fields only the dense task reads; a sparse config that sets one is refused."""
 
 
