@@ -55,7 +55,7 @@ class FrozenFeatures:
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """The features of `texts`, (len(texts), dim), in order; texts not seen yet are encoded first."""
         if not self.cache:
-            return self._encode(list(texts))
+            return self._encode(list(texts)).clone()  # encode() makes inference tensors, which autograd refuses
         self.add(texts)
         return self.emb[[self.pos[t] for t in texts]]
 

@@ -94,6 +94,8 @@ class MixedOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         for optimizer, state in zip(self.optimizers, state_dict["optimizers"], strict=True):
             optimizer.load_state_dict(state)
+        # loading gives the parts new group dicts: share them again, or a schedule would set stale ones
+        self.param_groups = [g for o in self.optimizers for g in o.param_groups]
 
 
 def build_optimizer(
