@@ -21,6 +21,7 @@ import bench_multilabel  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_serve  # noqa: E402
 import bench_sparse  # noqa: E402
+import bench_static_training  # noqa: E402
 import bench_throughput  # noqa: E402
 from common import REPO  # noqa: E402
 
@@ -40,6 +41,7 @@ def main() -> None:
     bench_multilabel.main(["--out", str(args.out)])
     bench_definitions.main(common)
     bench_sparse.main(common)
+    bench_static_training.main(common)
     bench_serve.main(["--out", str(args.out)])
 
 

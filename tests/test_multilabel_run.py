@@ -139,13 +139,13 @@ def test_a_frozen_text_encoder_encodes_each_text_once(tmp_path, tiny_bert_dir):
     cfg = _cfg(tmp_path, tiny_bert_dir, "model.freeze=true", "train.epochs=3", "train.batch_size=2")
     model = build_model(cfg, "text", 2)
     calls = []
-    encode = model._encode
-    model._encode = lambda batch: calls.append(list(batch)) or encode(batch)
+    encode = model.frozen._encode
+    model.frozen._encode = lambda batch: calls.append(list(batch)) or encode(batch)
     train_multilabel(model, texts, y, texts, y, build_loss(cfg.loss, y), cfg.train, cfg.scheduler, None, False)
     assert sorted(t for c in calls for t in c) == sorted(texts)  # each text once, over 3 epochs and val
     with torch.no_grad():
         model.eval()
-        assert torch.allclose(model.features(texts[::-1]), encode(texts[::-1]), atol=1e-6)
+        assert torch.allclose(model.features(texts[::-1]), model._encode(texts[::-1]), atol=1e-6)
         predict_logits(model, ["a new text", texts[0]])
     assert calls[-1] == ["a new text"]
 

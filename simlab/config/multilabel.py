@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from simlab.config.base import Section
-from simlab.config.schedule import Resumable
+from simlab.config.schedule import SPARSE_GRADS, Resumable
 
 
 class AugmentConfig(Section):
@@ -65,6 +65,7 @@ class MultilabelTrainConfig(Resumable):
     learning_rate: float = Field(1e-3, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD only.")
     weight_decay: float = Field(0.0, ge=0)
+    sparse_grads: bool = Field(True, description=SPARSE_GRADS)
     best_by: Literal["ap", "f1_micro", "f1_macro", "loss"] = Field(
         "ap", description="Val metric that picks the best epoch (its weights are tested)."
     )

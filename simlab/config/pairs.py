@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from simlab.config.base import Section
-from simlab.config.schedule import SchedulerConfig, TrainerSection
+from simlab.config.schedule import SPARSE_GRADS, SchedulerConfig, TrainerSection
 
 
 class PairsDataConfig(Section):
@@ -118,6 +118,7 @@ class PairTrainConfig(TrainerSection):
     learning_rate: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD only.")
     weight_decay: float = Field(0.0, ge=0)
+    sparse_grads: bool = Field(True, description=SPARSE_GRADS)
     scheduler: SchedulerConfig = SchedulerConfig(name="plateau")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     loss: str = Field(

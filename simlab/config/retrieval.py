@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from simlab.config.base import Section
 from simlab.config.metrics import METRIC_CHOICES
-from simlab.config.schedule import SchedulerConfig, TrainerSection
+from simlab.config.schedule import SPARSE_GRADS, SchedulerConfig, TrainerSection
 
 
 class DataConfig(Section):
@@ -94,6 +94,7 @@ class TrainConfig(TrainerSection):
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(64, ge=2)
     learning_rate: float = Field(0.05, gt=0)
+    sparse_grads: bool = Field(True, description=SPARSE_GRADS)
     scheduler: SchedulerConfig = SchedulerConfig(name="warmup_cosine")
     seed: int = 42
     best_by: str = Field("ndcg@10", description=f"Dev metric that picks the best epoch ({METRIC_CHOICES}).")

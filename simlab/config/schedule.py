@@ -28,6 +28,13 @@ class SchedulerConfig(Section):
     min_lr: float = Field(0.0, ge=0, description="plateau: lower bound of the rate.")
 
 
+SPARSE_GRADS = (
+    "A static embedding's table (wordllama), when trained, gets sparse gradients: each step updates the rows of "
+    "its batch's tokens only (lazy Adam; SGD without momentum exactly), about 8x faster steps. false: dense "
+    "gradients and the whole table updated every step (the exact AdamW). simlab/training/static_tables.py."
+)
+
+
 class Resumable(Section):
     """A `train` section whose interrupted runs can resume."""
 

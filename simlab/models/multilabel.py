@@ -12,7 +12,6 @@ transformers ResNet folder).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,9 +20,8 @@ from torch import nn
 
 from simlab import fsutil
 from simlab.errors import ConfigError
+from simlab.models.frozen import FrozenFeatures
 from simlab.models.images import IMAGENET_MEAN, IMAGENET_STD, build_image_backbone, is_image_backbone
-
-log = logging.getLogger("simlab")
 
 MODEL_FORMAT = {"format": "simlab.multilabel_model", "format_version": 1}
 
@@ -42,41 +40,35 @@ class MultiLabelModel(nn.Module):
     already normalised (`pixels`).
     """
 
-    def __init__(self, kind: str, encoder: nn.Module, dim: int, head: nn.Module, freeze: bool = False):
+    def __init__(
+        self, kind: str, encoder: nn.Module, dim: int, head: nn.Module, freeze: bool = False, cache: bool = True
+    ):
         super().__init__()
         self.kind, self.encoder, self.dim, self.head, self.freeze = kind, encoder, dim, head, freeze
         if freeze:
             for p in self.encoder.parameters():
                 p.requires_grad_(False)
+        # a frozen text encoder encodes each distinct text once (`simlab.models.frozen`); not a module: the
+        # features are not saved with the weights
+        self.frozen = FrozenFeatures(encoder, cache=cache) if freeze and kind == "text" else None
 
     def features(self, batch) -> torch.Tensor:
-        if self.freeze and self.kind == "text":  # a frozen text encoder encodes each text once (`encode_once`)
-            self.encode_once(batch)
-            return torch.stack([self._cache[t] for t in batch])
+        if self.frozen is not None:
+            return self.frozen(list(batch))
         return self._encode(batch)
 
     def _encode(self, batch) -> torch.Tensor:
+        if self.kind == "text":
+            feats = self.encoder.preprocess(list(batch))
+            return self.encoder(feats)["sentence_embedding"]  # (B, D)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            if self.kind == "text":
-                feats = self.encoder.preprocess(list(batch))
-                return self.encoder(feats)["sentence_embedding"]  # (B, D)
             return self.encoder(batch)  # (B, D)
 
-    @torch.no_grad()
-    def encode_once(self, texts, batch_size: int = 256) -> None:
-        """Encode the texts not encoded yet and keep their features (a frozen text encoder only): the head then
-        trains for every epoch on the same features, without running the encoder again."""
-        if not hasattr(self, "_cache"):
-            self._cache: dict[str, torch.Tensor] = {}
-        todo = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if len(todo) > 1000:
-            log.info("encoding %d texts once with the frozen encoder", len(todo))
-        was_training = self.encoder.training
-        self.encoder.eval()
-        for i in range(0, len(todo), batch_size):
-            chunk = todo[i : i + batch_size]
-            self._cache.update(zip(chunk, self._encode(chunk)))
-        self.encoder.train(was_training and not self.freeze)
+    def encode_once(self, texts) -> None:
+        """Encode the texts not encoded yet (a frozen text encoder only): the head then trains for every epoch on
+        the same features, without running the encoder again."""
+        if self.frozen is not None:
+            self.frozen.add(texts)
 
     def forward(self, batch) -> torch.Tensor:
         return self.head(self.features(batch))  # (B, L)
@@ -107,8 +99,9 @@ class MultiLabelModel(nn.Module):
         )
 
 
-def build_model(cfg, kind: str, n_labels: int) -> MultiLabelModel:
-    """The model of a `MultilabelConfig` for `kind` ("text" or "image") items and `n_labels` labels.
+def build_model(cfg, kind: str, n_labels: int, cache: bool = True) -> MultiLabelModel:
+    """The model of a `MultilabelConfig` for `kind` ("text" or "image") items and `n_labels` labels; `cache`: a
+    frozen text encoder encodes each text once (False: every batch, as a baseline to measure the cache against).
 
     Raises:
         ConfigError: an image backbone for texts, or a text encoder for images.
@@ -135,7 +128,8 @@ def build_model(cfg, kind: str, n_labels: int) -> MultiLabelModel:
 
         encoder = load_model(ModelConfig(name=m.backbone, max_length=m.max_length, normalize=False))
         dim = encoder.get_embedding_dimension()
-    return MultiLabelModel(kind, encoder, dim, make_head(dim, n_labels, m.head, m.hidden, m.dropout), m.freeze)
+    head = make_head(dim, n_labels, m.head, m.hidden, m.dropout)
+    return MultiLabelModel(kind, encoder, dim, head, m.freeze, cache)
 
 
 def load_multilabel_model(folder: Path) -> tuple[MultiLabelModel, dict]:

@@ -107,6 +107,7 @@ def train_dense(
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from simlab import distributed
+    from simlab.training.static_tables import sparse_trainer
 
     dataset = data.to_dataset()
     n_hard = len(data.negatives[0]) if data.negatives else 0
@@ -135,7 +136,9 @@ def train_dense(
         else {},
         **({"ddp_backend": "nccl" if torch.cuda.is_available() else "gloo"} if world > 1 else {}),
     )
-    trainer = SentenceTransformerTrainer(
+    # sparse gradients for a static table (one process only: see simlab.training.static_tables)
+    trainer_class = sparse_trainer(SentenceTransformerTrainer, sparse=cfg.sparse_grads and world == 1)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=dataset,

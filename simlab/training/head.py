@@ -23,8 +23,10 @@ import torch
 
 from simlab.console import wants_bar
 from simlab.evaluation.pairs import best_threshold, epoch_line, pair_metrics
+from simlab.models.frozen import FrozenFeatures
 from simlab.training.pairs import REPORTED, PairSet
 from simlab.training.schedulers import build_scheduler
+from simlab.training.static_tables import build_optimizer
 from simlab.training.trainer import BestWeights, LoopCheckpoint, TrainResult
 
 if TYPE_CHECKING:
@@ -34,19 +36,12 @@ if TYPE_CHECKING:
     from simlab.models.head import PairHead
 
 
-class EmbeddingCache:
-    """Every distinct text of some pair sets embedded once by a frozen encoder."""
-
-    def __init__(self, model: SentenceTransformer, sets: list[PairSet], batch_size: int = 256):
-        texts = list(dict.fromkeys(t for s in sets for t in (*s.left, *s.right)))
-        self.pos = {t: i for i, t in enumerate(texts)}
-        with torch.no_grad():
-            self.emb = model.encode(
-                texts, batch_size=batch_size, convert_to_tensor=True, show_progress_bar=wants_bar(len(texts), 5000)
-            ).float()  # (n_texts, dim)
-
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        return self.emb[[self.pos[t] for t in texts]]  # (len(texts), dim)
+def frozen_features(model: SentenceTransformer, sets: list[PairSet], cache: bool = True) -> FrozenFeatures:
+    """The frozen encoder's features with every distinct text of `sets` encoded once (`simlab.models.frozen`)."""
+    texts = list(dict.fromkeys(t for s in sets for t in (*s.left, *s.right)))
+    features = FrozenFeatures(model, cache=cache, show_progress=wants_bar(len(texts), 5000))
+    features.add(texts)
+    return features
 
 
 def _embed(model: SentenceTransformer, texts: list[str]) -> torch.Tensor:
@@ -56,7 +51,7 @@ def _embed(model: SentenceTransformer, texts: list[str]) -> torch.Tensor:
 
 
 def head_logits(
-    model: SentenceTransformer, head: PairHead, pairs: PairSet, cache: EmbeddingCache | None = None
+    model: SentenceTransformer, head: PairHead, pairs: PairSet, cache: FrozenFeatures | None = None
 ) -> np.ndarray:
     """The head's logits for every pair (no gradients); sigmoid(logit) is the match probability."""
     head.eval()
@@ -74,7 +69,7 @@ def head_logits(
     return torch.cat(out).numpy().astype(np.float64)
 
 
-def head_scores(model, head, pairs: PairSet, cache: EmbeddingCache | None = None) -> np.ndarray:
+def head_scores(model, head, pairs: PairSet, cache: FrozenFeatures | None = None) -> np.ndarray:
     """Match probabilities sigmoid(logit) per pair."""
     return 1.0 / (1.0 + np.exp(-head_logits(model, head, pairs, cache)))
 
@@ -95,30 +90,33 @@ def train_head(
     cfg: PairTrainConfig,
     head_cfg: HeadConfig,
     work_dir: Path | None = None,
+    cache: bool = True,
 ) -> TrainResult:
     """Train `head` (and the encoder unless `head_cfg.freeze_encoder`) in place with the `train` section `cfg`;
     keep the best epoch; see the module docstring. With `work_dir`, the loop's state is saved there after every
-    epoch and `cfg.resume` continues from it (`LoopCheckpoint`)."""
+    epoch and `cfg.resume` continues from it (`LoopCheckpoint`). `cache=False`: a frozen encoder encodes every
+    batch again (the same training, slower; to measure the cache against)."""
     threads = torch.get_num_threads()
     if head_cfg.freeze_encoder:
         # small matrices: one thread is faster, and much faster on a busy machine (30x measured at load 7 on 2 cores)
         torch.set_num_threads(1)
     try:
-        return _train_head(model, head, train, val, cfg, head_cfg, work_dir)
+        return _train_head(model, head, train, val, cfg, head_cfg, work_dir, cache)
     finally:
         torch.set_num_threads(threads)
 
 
 def _optimizer(model, head: PairHead, cfg: PairTrainConfig, head_cfg: HeadConfig) -> torch.optim.Optimizer:
-    groups = [{"params": head.parameters(), "lr": cfg.learning_rate}]
+    """AdamW or SGD; a trainable static encoder's table takes sparse gradients (`simlab.training.static_tables`)."""
+    groups = [{"params": list(head.parameters()), "lr": cfg.learning_rate}]
     if not head_cfg.freeze_encoder:
-        groups.append({"params": model.parameters(), "lr": head_cfg.encoder_learning_rate})
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        groups.append({"params": list(model.parameters()), "lr": head_cfg.encoder_learning_rate})
+    return build_optimizer(
+        model, groups, cfg.optimizer, weight_decay=cfg.weight_decay, momentum=cfg.momentum, sparse=cfg.sparse_grads
+    )
 
 
-def _validate(model, head: PairHead, val: PairSet, cache: EmbeddingCache | None, by: str) -> dict:
+def _validate(model, head: PairHead, val: PairSet, cache: FrozenFeatures | None, by: str) -> dict:
     """An epoch's val record: val_loss, the val metrics of `REPORTED` at val's own `by`-optimal threshold."""
     logits = head_logits(model, head, val, cache)
     scores = 1.0 / (1.0 + np.exp(-logits))
@@ -131,14 +129,16 @@ def _validate(model, head: PairHead, val: PairSet, cache: EmbeddingCache | None,
     }
 
 
-def _train_head(model, head, train: PairSet, val: PairSet, cfg, head_cfg, work_dir: Path | None) -> TrainResult:
+def _train_head(
+    model, head, train: PairSet, val: PairSet, cfg, head_cfg, work_dir: Path | None, cache_on: bool
+) -> TrainResult:
     from tqdm.auto import tqdm
 
     freeze = head_cfg.freeze_encoder
     result = TrainResult()
     torch.manual_seed(cfg.seed)
     t0 = time.perf_counter()
-    cache = EmbeddingCache(model, [train, val]) if freeze else None
+    cache = frozen_features(model, [train, val], cache_on) if freeze else None
     result.encode_seconds = time.perf_counter() - t0
     opt = _optimizer(model, head, cfg, head_cfg)
     steps_per_epoch = -(-len(train) // (cfg.batch_size * cfg.grad_accum))

@@ -22,6 +22,7 @@ import torch
 from simlab.evaluation.multilabel import multilabel_metrics, tune_thresholds
 from simlab.models.multilabel import MultiLabelModel, to_pixels
 from simlab.training.schedulers import build_scheduler
+from simlab.training.static_tables import build_optimizer
 from simlab.training.trainer import BestWeights, LoopCheckpoint, TrainResult
 
 log = logging.getLogger("simlab")
@@ -50,10 +51,16 @@ def predict_logits(model: MultiLabelModel, inputs, batch_size: int = 256) -> tor
 
 
 def _optimizer(model: MultiLabelModel, cfg) -> torch.optim.Optimizer:
+    """AdamW or SGD; a trainable static embedding's table takes sparse gradients (`simlab.training.static_tables`)."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.learning_rate, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    return build_optimizer(
+        model,
+        [{"params": params, "lr": cfg.learning_rate}],
+        cfg.optimizer,
+        weight_decay=cfg.weight_decay,
+        momentum=cfg.momentum,
+        sparse=cfg.sparse_grads,
+    )
 
 
 def _validate(model: MultiLabelModel, inputs, y: np.ndarray, loss_fn: torch.nn.Module) -> dict:

@@ -124,6 +124,8 @@ def train_pairs(
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
+    from simlab.training.static_tables import sparse_trainer
+
     result = TrainResult()
     dataset = Dataset.from_dict({"sentence1": train.left, "sentence2": train.right, "label": train.labels})
     val_dataset = Dataset.from_dict({"sentence1": val.left, "sentence2": val.right, "label": val.labels})
@@ -143,7 +145,8 @@ def train_pairs(
     )
     if keep_dir is not None and cfg.save_every:
         callbacks.append(_keep_every(cfg.save_every, keep_dir, result))
-    trainer = SentenceTransformerTrainer(
+    trainer_class = sparse_trainer(SentenceTransformerTrainer, cfg.optimizer, cfg.momentum, cfg.sparse_grads)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=dataset,
