@@ -115,6 +115,7 @@ def trained_sweep(toy_dir: Path, tmp_path: Path, *extra: str):
         "train.enabled=true",
         "train.epochs=1",
         "eval.systems=[bm25, trained]",
+        "eval.reference_models=[]",
         "index.approximate=[]",
         f"tracking.uri=sqlite:///{tmp_path}/mlflow.db",
         "train.batch_size=[8,16]",
@@ -176,7 +177,13 @@ def test_sweep_points_run_on_both_nodes_with_the_metrics_of_a_local_sweep(two_no
 def test_a_failing_point_is_reported_and_the_others_finish(two_nodes, toy_dir, tmp_path):
     from simlab.experiments.cluster_sweep import PointsFailedError, run_sweep_on_cluster
 
-    sets = [f"data.path={toy_dir}", "train.enabled=false", "eval.systems=[bm25]", "tracking.mlflow=false"]
+    sets = [
+        f"data.path={toy_dir}",
+        "train.enabled=false",
+        "eval.systems=[bm25]",
+        "eval.reference_models=[]",
+        "tracking.mlflow=false",
+    ]
     points = load_sweep(None, [*sets, "data.test_split=[test,nosuch,dev]"])  # the 2nd fails once running
     with pytest.raises(PointsFailedError, match=r"1 of 3 grid points did not finish \(test_split=nosuch: failed\)"):
         run_sweep_on_cluster(points, tmp_path / "sweep", address=two_nodes.cluster.address)
@@ -188,7 +195,13 @@ def test_a_failing_point_is_reported_and_the_others_finish(two_nodes, toy_dir, t
 
 def test_the_cli_runs_a_sweep_on_the_cluster_with_a_line_per_point(two_nodes, toy_dir, tmp_path):
     out = tmp_path / "cli"
-    sets = [f"data.path={toy_dir}", "train.enabled=false", "eval.systems=[bm25]", "tracking.mlflow=false"]
+    sets = [
+        f"data.path={toy_dir}",
+        "train.enabled=false",
+        "eval.systems=[bm25]",
+        "eval.reference_models=[]",
+        "tracking.mlflow=false",
+    ]
     cmd = [sys.executable, "-m", "simlab", "run", str(EXAMPLE), "--out", str(out)]
     cmd += ["--cluster", two_nodes.cluster.address, *[a for s in [*sets, "eval.k=[5,10]"] for a in ("--set", s)]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
@@ -319,6 +332,7 @@ def test_ray_train_on_two_workers_matches_the_local_two_process_ddp_run(two_node
         "train.batch_size=8",
         "train.hard_negatives.source=bm25",
         "eval.systems=[bm25, trained]",
+        "eval.reference_models=[]",
         "index.approximate=[]",
         "tracking.mlflow=false",
     ]
@@ -348,6 +362,7 @@ def test_a_killed_ray_train_run_resumes_to_the_numbers_of_an_uninterrupted_one(t
         "train.epochs=4",
         "train.batch_size=8",
         "eval.systems=[bm25, trained]",
+        "eval.reference_models=[]",
         "index.approximate=[]",
         "tracking.mlflow=false",
     ]

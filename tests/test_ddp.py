@@ -29,6 +29,7 @@ def test_run_on_two_processes(tmp_path):
         "train.batch_size=8",
         "train.hard_negatives.source=bm25",
         "eval.systems=[bm25, trained]",
+        "eval.reference_models=[]",
         "index.approximate=[]",
         "tracking.mlflow=false",
     ]
