@@ -31,13 +31,12 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-import faiss
 import numpy as np
 
 from simlab.errors import ConfigError, DataError, IndexMismatchError
 from simlab.fsutil import read_meta
 from simlab.index.dense_base import FORMAT_NAME, FORMAT_VERSION, DenseIndex, positive_int
-from simlab.index.faiss_runtime import always_blas
+from simlab.index.faiss_runtime import always_blas, faiss
 
 logger = logging.getLogger("simlab.index")
 

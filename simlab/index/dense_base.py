@@ -25,12 +25,11 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-import faiss
 import numpy as np
 
 from simlab.errors import ConfigError, IndexMismatchError, RunFolderError
 from simlab.fsutil import staged_dir, write_json
-from simlab.index.faiss_runtime import faiss_threads
+from simlab.index.faiss_runtime import faiss, faiss_threads
 
 logger = logging.getLogger("simlab.index")
 
