@@ -14,6 +14,8 @@ _LAZY = {
     "FlatIndex": "simlab.index.dense",
     "HNSWIndex": "simlab.index.dense",
     "IVFIndex": "simlab.index.dense",
+    "IVFPQRefineIndex": "simlab.index.dense_refine",
+    "PQRefineIndex": "simlab.index.dense_refine",
     "INDEX_TYPES": "simlab.index.dense",
     "UnknownIndexTypeError": "simlab.index.dense",
     "load_dense_index": "simlab.index.dense",

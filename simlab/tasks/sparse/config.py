@@ -10,7 +10,16 @@ from simlab.config import ModelConfig
 from simlab.config.loading import changed_fields
 from simlab.tasks.retrieval.config import CollectionExperiment
 
-DENSE_ONLY = ["model.towers", "model.pooling", "model.normalize", "index.approximate", "index.hnsw", "index.ivf"]
+DENSE_ONLY = [
+    "model.towers",
+    "model.pooling",
+    "model.normalize",
+    "index.approximate",
+    "index.hnsw",
+    "index.ivf",
+    "index.ivfpq_refine",
+    "index.pq_refine",
+]
 """Fields only the dense task reads; a sparse config that sets one is refused."""
 
 
