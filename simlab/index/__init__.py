@@ -15,6 +15,7 @@ _LAZY = {
     "HNSWIndex": "simlab.index.dense",
     "IVFIndex": "simlab.index.dense",
     "IVFPQRefineIndex": "simlab.index.dense_refine",
+    "HNSWSQRefineIndex": "simlab.index.dense_refine",
     "PQRefineIndex": "simlab.index.dense_refine",
     "INDEX_TYPES": "simlab.index.dense",
     "UnknownIndexTypeError": "simlab.index.dense",

@@ -45,7 +45,11 @@ from simlab.index.dense_base import (
     resolve_ivf_params,
     train_ivf,
 )
-from simlab.index.dense_refine import IVFPQRefineIndex, PQRefineIndex  # registers the compressed + refine types
+from simlab.index.dense_refine import (  # registers the compressed + refine types
+    HNSWSQRefineIndex,
+    IVFPQRefineIndex,
+    PQRefineIndex,
+)
 from simlab.index.faiss_runtime import always_blas, faiss
 
 logger = logging.getLogger("simlab.index")
@@ -55,6 +59,7 @@ __all__ = [
     "DenseIndex",
     "FlatIndex",
     "HNSWIndex",
+    "HNSWSQRefineIndex",
     "IVFIndex",
     "IVFPQRefineIndex",
     "PQRefineIndex",
