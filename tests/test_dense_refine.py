@@ -1,4 +1,4 @@
-"""Compressed codes with exact re-ranking (`ivfpq_refine`, `pq_refine`) against the exact flat index."""
+"""Compressed codes with exact re-ranking (`ivfpq_refine`, `pq_refine`, `hnsw_sq_refine`) against exact search."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import numpy as np
 import pytest
 
 from simlab.errors import ConfigError
-from simlab.index.dense import INDEX_TYPES, FlatIndex, IVFPQRefineIndex, PQRefineIndex, load
+from simlab.index.dense import INDEX_TYPES, FlatIndex, HNSWSQRefineIndex, IVFPQRefineIndex, PQRefineIndex, load
 from simlab.index.timing import index_size_bytes, overlap_at_k
 from simlab.tasks import load_config
 
 DIM = 32
 MODEL = "test/model-a"
-REFINE = ["ivfpq_refine", "pq_refine"]
+REFINE = ["ivfpq_refine", "pq_refine", "hnsw_sq_refine"]
 # generous settings: every cell scanned, 2 dimensions per 4-bit code, 640 of 2000 vectors re-ranked exactly
 GENEROUS = {
     "ivfpq_refine": {"nlist": 16, "nprobe": 16, "pq_m": DIM // 2, "k_factor": 64},
     "pq_refine": {"pq_m": DIM // 2, "k_factor": 64},
+    "hnsw_sq_refine": {"m": 16, "ef_search": 256, "k_factor": 64},
 }
 
 
@@ -59,7 +60,7 @@ def test_generous_settings_equal_exact_search(data, kind, metric):
     assert got_ids == flat_ids
 
 
-@pytest.mark.parametrize("kind", REFINE)
+@pytest.mark.parametrize("kind", ["ivfpq_refine", "pq_refine"])
 def test_re_ranking_raises_recall(data, kind):
     """k_factor=1 keeps the codes' own order (approximate); more candidates re-ranked give back exactness."""
     x, q, ids = data
@@ -91,14 +92,14 @@ def test_save_load_round_trip(tmp_path, data, kind):
     folder = index.save(tmp_path / "idx")
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["format_version"] == 1 and meta["type"] == kind and meta["params"]["k_factor"] == 8
-    assert meta["params"]["pq_m"] == DIM // 2
+    assert meta["params"].get("pq_m", DIM // 2) == DIM // 2
     loaded = load(folder, expect_model_id=MODEL, expect_dim=DIM)
     assert type(loaded) is type(index) and loaded.params == index.params
     assert loaded._index.k_factor == 8
     after = loaded.search(q, 10)
     assert after[0] == before[0]
     np.testing.assert_array_equal(after[1], before[1])
-    # memory: the float vectors (for re-ranking) plus pq_m/2 bytes of code per vector
+    # memory: the float vectors (for re-ranking) plus the codes (pq_m/2 or dim bytes per vector)
     assert index_size_bytes(folder) == index.serialized_nbytes() > x.nbytes + len(x) * (DIM // 4) // 2
 
 
@@ -117,7 +118,7 @@ def test_runtime_nprobe_survives_save(tmp_path, data):
 def test_k_larger_than_index(kind):
     x, q, _ = random_data(n=40, n_queries=3, seed=2)
     ids = [f"d{i}" for i in range(40)]
-    params = {"nlist": 1} if kind == "ivfpq_refine" else {}
+    params = {"ivfpq_refine": {"nlist": 1}, "hnsw_sq_refine": {"m": 4}}.get(kind, {})
     index = INDEX_TYPES[kind].build(x, ids, model_id=MODEL, normalized=False, **params)
     got, scores = index.search(q, 100)
     assert scores.shape == (3, 40) and all(sorted(row) == sorted(ids) for row in got)
@@ -144,6 +145,18 @@ def test_bad_params(data):
         index.k_factor = -1
 
 
+def test_hnsw_sq_ef_search_survives_save(tmp_path, data):
+    x, q, ids = data
+    index = HNSWSQRefineIndex.build(x, ids, model_id=MODEL, normalized=False, m=8, ef_search=16)
+    index.ef_search = 300
+    loaded = load(index.save(tmp_path / "h"))
+    import faiss
+
+    assert loaded.ef_search == 300 and faiss.downcast_index(loaded._index.base_index).hnsw.efSearch == 300
+    with pytest.raises(ConfigError, match="hnsw_sq_refine.ef_search=0 must be a positive integer"):
+        loaded.ef_search = 0
+
+
 def test_config_sections_reach_the_index():
     """`index.ivfpq_refine` / `index.pq_refine` have defaults, are validated, and give the build parameters."""
     from simlab.tasks.retrieval.systems import _index_params
@@ -152,5 +165,11 @@ def test_config_sections_reach_the_index():
     cfg = load_config(None, sets)
     assert _index_params("ivfpq_refine", cfg.index) == {"nlist": None, "nprobe": 64, "pq_m": None, "k_factor": 16}
     assert _index_params("pq_refine", cfg.index) == {"pq_m": None, "k_factor": 32}
+    assert _index_params("hnsw_sq_refine", cfg.index) == {
+        "m": 32,
+        "ef_construction": 120,
+        "ef_search": 512,
+        "k_factor": 4,
+    }
     with pytest.raises(ConfigError, match="k_factor"):
         load_config(None, ["data.path=x", "index.pq_refine.k_factor=0"])

@@ -130,6 +130,15 @@ class PQRefineConfig(Section):
     k_factor: int = Field(32, ge=1, description="Candidates re-ranked with the exact vectors, as a multiple of k.")
 
 
+class HNSWSQRefineConfig(Section):
+    """`hnsw_sq_refine`: an HNSW graph over 8-bit scalar-quantized vectors, `k_factor * k` re-ranked exactly."""
+
+    m: int = Field(32, ge=4)
+    ef_construction: int = Field(120, ge=8)
+    ef_search: int = Field(512, ge=1, description="Graph-walk beam width (recall rises with it).")
+    k_factor: int = Field(4, ge=1, description="Candidates re-ranked with the exact vectors, as a multiple of k.")
+
+
 class SeismicConfig(Section):
     """pyseismic-lsr's build and search parameters (model.kind: sparse)."""
 
@@ -161,12 +170,13 @@ class IndexConfig(Section):
     approximate: list[str] = Field(
         ["hnsw", "ivf"],
         description="Approximate index types (simlab.index.dense.INDEX_TYPES: hnsw, ivf, ivfpq_refine, "
-        "pq_refine, or registered).",
+        "pq_refine, hnsw_sq_refine, or registered).",
     )
     hnsw: HNSWConfig = HNSWConfig()
     ivf: IVFConfig = IVFConfig()
     ivfpq_refine: IVFPQRefineConfig = IVFPQRefineConfig()
     pq_refine: PQRefineConfig = PQRefineConfig()
+    hnsw_sq_refine: HNSWSQRefineConfig = HNSWSQRefineConfig()
     sparse_approximate: list[Literal["seismic"]] = Field(["seismic"], description="model.kind: sparse.")
     seismic: SeismicConfig = SeismicConfig()
     encode: Literal["auto", "local", "ray"] = Field(

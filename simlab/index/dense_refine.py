@@ -1,8 +1,9 @@
 """Compressed codes with exact re-ranking: approximate dense indexes that stay fast in batches.
 
 Exact batched search is a matrix product at BLAS speed, so an approximate index only beats it
-batched if it touches far less data per query. These types scan 4-bit product-quantizer codes
-with faiss' SIMD "fast-scan" kernels (a vector costs `pq_m / 2` bytes instead of `4 * dim`), keep
+batched if it touches far less data per query. These types search compressed codes (4-bit
+product-quantizer codes scanned with faiss' SIMD "fast-scan" kernels: `pq_m / 2` bytes per vector
+instead of `4 * dim`; or 8-bit scalar codes under an HNSW graph), keep
 `k_factor * k` candidates, and re-rank them with the exact float vectors (faiss
 `IndexRefineFlat`, the `,RFlat` of `faiss.index_factory`). The candidates' order comes from
 the codes, the final scores are exact inner products (or L2 distances), so a true neighbour is
@@ -12,9 +13,12 @@ found whenever it is among the candidates.
   cell centroid PQ-coded; a query scans the codes of its `nprobe` nearest cells.
 - `pq_refine`: `PQ{pq_m}x4fs,RFlat`: no cells, every code is scanned (recall depends only on
   `pq_m` and `k_factor`; cost grows with n).
+- `hnsw_sq_refine`: `HNSW{m},SQ8,RFlat`: an HNSW graph whose walk reads 8-bit codes (1 byte per
+  dimension instead of 4); its recall is the graph's (`ef_search`), the re-ranking makes scores exact.
 
-Memory: the float vectors (kept for re-ranking) plus `pq_m / 2` bytes of code per vector
-(`index_size_bytes` of the saved folder reports both). Saved like every `DenseIndex`
+Memory: the float vectors (kept for re-ranking) plus the codes, `pq_m / 2` bytes per vector
+(`dim` bytes and the graph's links for `hnsw_sq_refine`); `index_size_bytes` of the saved folder
+reports it all. Saved like every `DenseIndex`
 (`index.faiss` holds the codes, the vectors and the coarse centroids).
 
 Example:

@@ -19,6 +19,7 @@ DENSE_ONLY = [
     "index.ivf",
     "index.ivfpq_refine",
     "index.pq_refine",
+    "index.hnsw_sq_refine",
 ]
 """Fields only the dense task reads; a sparse config that sets one is refused."""
 
