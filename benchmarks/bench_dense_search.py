@@ -297,7 +297,7 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
     approx_rows(index, "pq_refine", [{"k_factor": kf} for kf in args.pq_k_factor], f"pq_m={index.params['pq_m']}")
     del index
     gc.collect()
-    m, efc = args.hnsw[0]
+    m, efc = args.hnsw_sq_graph
     index = build_or_load("hnsw_sq_refine", base, ids, data_key, args.index_cache, m=m, ef_construction=efc)
     log(f"  hnsw_sq_refine {index.params} built in {index.build_seconds:.1f} s")
     settings = [{"ef_search": ef, "k_factor": kf} for ef, kf in args.hnsw_sq]
@@ -667,8 +667,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--hnsw-sq",
         type=int_pairs,
-        default="256:4,512:4,768:4,1024:4",
-        help="hnsw_sq_refine ef_search:k_factor settings (its graph: the first --hnsw m:efC)",
+        default="256:4,384:4,512:4,768:4,1024:4",
+        help="hnsw_sq_refine ef_search:k_factor settings",
+    )
+    parser.add_argument(
+        "--hnsw-sq-graph", type=lambda t: int_pairs(t)[0], default="32:200", help="hnsw_sq_refine m:ef_construction"
     )
     parser.add_argument(
         "--index-cache",

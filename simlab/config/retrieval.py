@@ -134,7 +134,7 @@ class HNSWSQRefineConfig(Section):
     """`hnsw_sq_refine`: an HNSW graph over 8-bit scalar-quantized vectors, `k_factor * k` re-ranked exactly."""
 
     m: int = Field(32, ge=4)
-    ef_construction: int = Field(120, ge=8)
+    ef_construction: int = Field(200, ge=8, description="Build beam width (a better graph: recall at less ef_search).")
     ef_search: int = Field(512, ge=1, description="Graph-walk beam width (recall rises with it).")
     k_factor: int = Field(4, ge=1, description="Candidates re-ranked with the exact vectors, as a multiple of k.")
 

@@ -158,7 +158,7 @@ class HNSWSQRefineIndex(_Refined):
     type_name = "hnsw_sq_refine"
     defaults: ClassVar[dict[str, Any]] = {
         "m": 32,
-        "ef_construction": 120,
+        "ef_construction": 200,
         "ef_search": 512,
         "k_factor": 4,
         "train_size": 65536,
