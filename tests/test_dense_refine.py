@@ -167,7 +167,7 @@ def test_config_sections_reach_the_index():
     assert _index_params("pq_refine", cfg.index) == {"pq_m": None, "k_factor": 32}
     assert _index_params("hnsw_sq_refine", cfg.index) == {
         "m": 32,
-        "ef_construction": 120,
+        "ef_construction": 200,
         "ef_search": 512,
         "k_factor": 4,
     }
