@@ -154,7 +154,8 @@ def test_load_rejects_other_folders_and_versions(tmp_path, flat):
     with pytest.raises(IndexMismatchError, match="format version 99"):
         load(folder)
     (folder / "meta.json").write_text(json.dumps({**meta, "type": "pq"}))
-    with pytest.raises(UnknownIndexTypeError, match="'pq'; valid types: flat, hnsw, ivf"):
+    valid = "flat, hnsw, hnsw_sq_refine, ivf, ivfpq_refine, pq_refine"
+    with pytest.raises(UnknownIndexTypeError, match=f"'pq'; valid types: {valid}"):
         load(folder)
 
 

@@ -114,6 +114,32 @@ class IVFConfig(Section):
     min_docs: int = Field(10_000, ge=1, description="Build IVF only for corpora at least this large.")
 
 
+class IVFPQRefineConfig(Section):
+    """`ivfpq_refine`: IVF cells over 4-bit PQ fast-scan codes, `k_factor * k` candidates re-ranked exactly."""
+
+    nlist: int | None = Field(None, ge=1, description="Default: about 4 * sqrt(n_docs).")
+    nprobe: int = Field(256, ge=1, description="Cells scanned per query (recall rises with it).")
+    pq_m: int | None = Field(None, ge=1, description="4-bit sub-quantizers per vector (divides dim); default dim/4.")
+    k_factor: int = Field(16, ge=1, description="Candidates re-ranked with the exact vectors, as a multiple of k.")
+    min_docs: int = Field(10_000, ge=1, description="Build it only for corpora at least this large.")
+
+
+class PQRefineConfig(Section):
+    """`pq_refine`: every vector's 4-bit PQ fast-scan code scanned, `k_factor * k` candidates re-ranked exactly."""
+
+    pq_m: int | None = Field(None, ge=1, description="4-bit sub-quantizers per vector (divides dim); default dim/4.")
+    k_factor: int = Field(32, ge=1, description="Candidates re-ranked with the exact vectors, as a multiple of k.")
+
+
+class HNSWSQRefineConfig(Section):
+    """`hnsw_sq_refine`: an HNSW graph over 8-bit scalar-quantized vectors, `k_factor * k` re-ranked exactly."""
+
+    m: int = Field(32, ge=4)
+    ef_construction: int = Field(200, ge=8, description="Build beam width (a better graph: recall at less ef_search).")
+    ef_search: int = Field(512, ge=1, description="Graph-walk beam width (recall rises with it).")
+    k_factor: int = Field(4, ge=1, description="Candidates re-ranked with the exact vectors, as a multiple of k.")
+
+
 class SeismicConfig(Section):
     """pyseismic-lsr's build and search parameters (model.kind: sparse)."""
 
@@ -144,10 +170,14 @@ class RayEncodeConfig(Section):
 class IndexConfig(Section):
     approximate: list[str] = Field(
         ["hnsw", "ivf"],
-        description="Approximate index types (simlab.index.dense.INDEX_TYPES: hnsw, ivf, or registered).",
+        description="Approximate index types (simlab.index.dense.INDEX_TYPES: hnsw, ivf, ivfpq_refine, "
+        "pq_refine, hnsw_sq_refine, or registered).",
     )
     hnsw: HNSWConfig = HNSWConfig()
     ivf: IVFConfig = IVFConfig()
+    ivfpq_refine: IVFPQRefineConfig = IVFPQRefineConfig()
+    pq_refine: PQRefineConfig = PQRefineConfig()
+    hnsw_sq_refine: HNSWSQRefineConfig = HNSWSQRefineConfig()
     sparse_approximate: list[Literal["seismic"]] = Field(["seismic"], description="model.kind: sparse.")
     seismic: SeismicConfig = SeismicConfig()
     encode: Literal["auto", "local", "ray"] = Field(

@@ -1,4 +1,5 @@
-"""Dense vector indexes over faiss: exact (flat) and approximate (HNSW, IVF) top-k search.
+"""Dense vector indexes over faiss: exact (flat) and approximate (HNSW, IVF, and compressed codes with
+exact re-ranking: `ivfpq_refine`, `pq_refine` in `simlab.index.dense_refine`) top-k search.
 
 Every index type is one small class registered in `INDEX_TYPES`; all share the build /
 search / save of `simlab.index.dense_base.DenseIndex` (which also describes the saved
@@ -27,45 +28,50 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
-import faiss
-import numpy as np
-
 from simlab.errors import ConfigError, DataError, IndexMismatchError
 from simlab.fsutil import read_meta
-from simlab.index.dense_base import FORMAT_NAME, FORMAT_VERSION, DenseIndex, positive_int
-from simlab.index.faiss_runtime import always_blas
+from simlab.index.dense_base import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    INDEX_TYPES,
+    DenseIndex,
+    UnknownIndexTypeError,
+    default_nlist,
+    positive_int,
+    register_index,
+    resolve_ivf_params,
+    train_ivf,
+)
+from simlab.index.dense_refine import (  # registers the compressed + refine types
+    HNSWSQRefineIndex,
+    IVFPQRefineIndex,
+    PQRefineIndex,
+)
+from simlab.index.faiss_runtime import always_blas, faiss
 
 logger = logging.getLogger("simlab.index")
 
+__all__ = [
+    "INDEX_TYPES",
+    "DenseIndex",
+    "FlatIndex",
+    "HNSWIndex",
+    "HNSWSQRefineIndex",
+    "IVFIndex",
+    "IVFPQRefineIndex",
+    "PQRefineIndex",
+    "UnknownIndexTypeError",
+    "default_nlist",
+    "index_class",
+    "load",
+    "register_index",
+]
+
 BLAS_MIN_QUERIES = 8
 """A flat search with at least this many queries uses BLAS (see the module docstring)."""
-
-
-class UnknownIndexTypeError(ConfigError, KeyError):
-    """An index type name that is not in `INDEX_TYPES`; the message lists the valid names."""
-
-    __str__ = Exception.__str__  # KeyError would quote the message
-
-
-class _Registry(dict):
-    """`dict[str, type[DenseIndex]]` whose missing keys raise `UnknownIndexTypeError`."""
-
-    def __missing__(self, key: str):
-        raise UnknownIndexTypeError(f"unknown dense index type {key!r}; valid types: {', '.join(sorted(self))}.")
-
-
-INDEX_TYPES: dict[str, type[DenseIndex]] = _Registry()
-
-
-def register_index(cls: type[DenseIndex]) -> type[DenseIndex]:
-    """Class decorator: add a `DenseIndex` subclass to `INDEX_TYPES` under its `type_name`, so
-    `index.approximate: [<type_name>]` builds it (its `defaults` are its build parameters)."""
-    INDEX_TYPES[cls.type_name] = cls
-    return cls
 
 
 @register_index
@@ -149,40 +155,15 @@ class IVFIndex(DenseIndex):
 
     @classmethod
     def _resolve_params(cls, n, params):
-        resolved = super()._resolve_params(n, params)
-        if resolved["nlist"] is None:
-            resolved["nlist"] = default_nlist(n)
-        if resolved["train_size"] is None:
-            resolved["train_size"] = min(n, 64 * resolved["nlist"])
-        if resolved["nlist"] > n:
-            raise ConfigError(f"ivf.nlist={resolved['nlist']} exceeds the {n} vectors to index.")
-        resolved["nprobe"] = min(resolved["nprobe"], resolved["nlist"])  # record what is searched
-        resolved["train_size"] = max(resolved["nlist"], min(n, resolved["train_size"]))
-        return resolved
+        return resolve_ivf_params(cls.type_name, n, super()._resolve_params(n, params))
 
     @classmethod
     def _make(cls, x, metric, params):
-        n, d = x.shape
-        quantizer = faiss.IndexFlat(d, metric)
-        index = faiss.IndexIVFFlat(quantizer, d, params["nlist"], metric)
+        quantizer = faiss.IndexFlat(x.shape[1], metric)
+        index = faiss.IndexIVFFlat(quantizer, x.shape[1], params["nlist"], metric)
         index.own_fields = True
         quantizer.this.disown()  # the IVF index now frees it
-        index.cp.niter = params["niter"]
-        index.cp.seed = params["seed"]
-        index.cp.max_points_per_centroid = max(256, math.ceil(params["train_size"] / params["nlist"]))
-        index.cp.min_points_per_centroid = 1  # faiss only prints a warning below 39; we log it once
-        if params["train_size"] < 39 * params["nlist"]:
-            logger.warning(
-                "ivf: %d training points for nlist=%d (faiss suggests >= 39 per list); fewer lists train better",
-                params["train_size"],
-                params["nlist"],
-            )
-        index.cp.spherical = metric == faiss.METRIC_INNER_PRODUCT
-        rng = np.random.default_rng(params["seed"])
-        sample = x
-        if params["train_size"] < n:
-            sample = x[np.sort(rng.choice(n, params["train_size"], replace=False))]  # (train_size, d)
-        index.train(sample)
+        train_ivf(index, index, x, metric, params)
         index.add(x)
         return index
 
@@ -201,11 +182,6 @@ class IVFIndex(DenseIndex):
             raise ConfigError(f"ivf.nprobe={value} exceeds nlist={self.params['nlist']}.")
         self.params["nprobe"] = value
         self._apply_runtime_params()
-
-
-def default_nlist(n: int) -> int:
-    """About 4*sqrt(n) cells, at most n // 39 (faiss wants >= 39 training points per cell)."""
-    return max(1, min(round(4 * math.sqrt(n)), n // 39, 65536))
 
 
 def index_class(name: str) -> type[DenseIndex]:

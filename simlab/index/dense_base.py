@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import numbers
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-import faiss
 import numpy as np
 
 from simlab.errors import ConfigError, IndexMismatchError, RunFolderError
 from simlab.fsutil import staged_dir, write_json
-from simlab.index.faiss_runtime import faiss_threads
+from simlab.index.faiss_runtime import faiss, faiss_threads
 
 logger = logging.getLogger("simlab.index")
 
@@ -44,6 +44,71 @@ def positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ConfigError(f"{name}={value!r} must be a positive integer.")
     return int(value)
+
+
+class UnknownIndexTypeError(ConfigError, KeyError):
+    """An index type name that is not in `INDEX_TYPES`; the message lists the valid names."""
+
+    __str__ = Exception.__str__  # KeyError would quote the message
+
+
+class _Registry(dict):
+    """`dict[str, type[DenseIndex]]` whose missing keys raise `UnknownIndexTypeError`."""
+
+    def __missing__(self, key: str):
+        raise UnknownIndexTypeError(f"unknown dense index type {key!r}; valid types: {', '.join(sorted(self))}.")
+
+
+INDEX_TYPES: dict[str, type[DenseIndex]] = _Registry()
+
+
+def register_index(cls: type[DenseIndex]) -> type[DenseIndex]:
+    """Class decorator: add a `DenseIndex` subclass to `INDEX_TYPES` under its `type_name`, so
+    `index.approximate: [<type_name>]` builds it (its `defaults` are its build parameters)."""
+    INDEX_TYPES[cls.type_name] = cls
+    return cls
+
+
+def default_nlist(n: int) -> int:
+    """About 4*sqrt(n) cells, at most n // 39 (faiss wants >= 39 training points per cell)."""
+    return max(1, min(round(4 * math.sqrt(n)), n // 39, 65536))
+
+
+def resolve_ivf_params(type_name: str, n: int, resolved: dict[str, Any]) -> dict[str, Any]:
+    """Fill an IVF type's `nlist` (default `default_nlist(n)`) and `train_size` (default 64*nlist, at most
+    n) and clip `nprobe` to nlist, so `params` records what is searched."""
+    if resolved["nlist"] is None:
+        resolved["nlist"] = default_nlist(n)
+    if resolved["train_size"] is None:
+        resolved["train_size"] = min(n, 64 * resolved["nlist"])
+    if resolved["nlist"] > n:
+        raise ConfigError(f"{type_name}.nlist={resolved['nlist']} exceeds the {n} vectors to index.")
+    resolved["nprobe"] = min(resolved["nprobe"], resolved["nlist"])
+    resolved["train_size"] = max(resolved["nlist"], min(n, resolved["train_size"]))
+    return resolved
+
+
+def train_ivf(index: faiss.Index, ivf: faiss.IndexIVF, x: np.ndarray, metric: int, params: dict[str, Any]) -> None:
+    """Train `index` (whose inverted file is `ivf`) on a seeded sample of `train_size` rows of `x`: k-means
+    with `niter` iterations, spherical for inner product (unit-norm centroids, which suits normalised vectors)."""
+    n = len(x)
+    ivf.cp.niter = params["niter"]
+    ivf.cp.seed = params["seed"]
+    ivf.cp.max_points_per_centroid = max(256, math.ceil(params["train_size"] / params["nlist"]))
+    ivf.cp.min_points_per_centroid = 1  # faiss only prints a warning below 39; we log it once
+    if params["train_size"] < 39 * params["nlist"]:
+        logger.warning(
+            "%s: %d training points for nlist=%d (faiss suggests >= 39 per list); fewer lists train better",
+            type(index).__name__,
+            params["train_size"],
+            params["nlist"],
+        )
+    ivf.cp.spherical = metric == faiss.METRIC_INNER_PRODUCT
+    sample = x
+    if params["train_size"] < n:
+        rng = np.random.default_rng(params["seed"])
+        sample = x[np.sort(rng.choice(n, params["train_size"], replace=False))]  # (train_size, d)
+    index.train(sample)
 
 
 def _warn_unnormalized(x: np.ndarray, ids) -> None:

@@ -49,11 +49,13 @@ def encode(
 
 
 def _index_params(kind: str, cfg: IndexConfig) -> dict:
-    if kind == "hnsw":
-        return cfg.hnsw.model_dump()
-    if kind == "ivf":
-        return {k: v for k, v in cfg.ivf.model_dump().items() if k != "min_docs"}
-    return {}
+    """The build parameters of index type `kind` from its `index.<kind>` section (if it has one)."""
+    from simlab.index.dense import INDEX_TYPES
+
+    section = getattr(cfg, kind, None)
+    if section is None:
+        return {}
+    return {k: v for k, v in section.model_dump().items() if k in INDEX_TYPES[kind].defaults}
 
 
 def dense_systems(
@@ -74,8 +76,9 @@ def dense_systems(
     out = DenseResult()
     kinds = ["flat"]
     for kind in cfg.approximate:
-        if kind == "ivf" and len(corpus) < cfg.ivf.min_docs:
-            out.notes.append(f"{prefix}.ivf skipped: {len(corpus)} documents < index.ivf.min_docs={cfg.ivf.min_docs}")
+        min_docs = getattr(getattr(cfg, kind, None), "min_docs", None)
+        if min_docs is not None and len(corpus) < min_docs:
+            out.notes.append(f"{prefix}.{kind} skipped: {len(corpus)} documents < index.{kind}.min_docs={min_docs}")
             continue
         kinds.append(kind)
     for kind in kinds:

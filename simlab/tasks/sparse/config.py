@@ -17,6 +17,9 @@ DENSE_ONLY = [
     "index.approximate",
     "index.hnsw",
     "index.ivf",
+    "index.ivfpq_refine",
+    "index.pq_refine",
+    "index.hnsw_sq_refine",
     "eval.reference_models",
 ]
 """Fields only the dense task reads; a sparse config that sets one is refused."""
