@@ -10,7 +10,15 @@ from simlab.config import ModelConfig
 from simlab.config.loading import changed_fields
 from simlab.tasks.retrieval.config import CollectionExperiment
 
-DENSE_ONLY = ["model.towers", "model.pooling", "model.normalize", "index.approximate", "index.hnsw", "index.ivf"]
+DENSE_ONLY = [
+    "model.towers",
+    "model.pooling",
+    "model.normalize",
+    "model.backend",  # a sparse model's int8 path is model.sparse.quantize
+    "index.approximate",
+    "index.hnsw",
+    "index.ivf",
+]
 """Fields only the dense task reads; a sparse config that sets one is refused."""
 
 
