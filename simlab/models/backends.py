@@ -30,6 +30,7 @@ and renamed) and never deleted or rewritten by simlab.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -149,7 +150,7 @@ def export_onnx(hf_model, folder: Path) -> Path:
     outputs = ["last_hidden_state", *([f"hidden_state_{i}" for i in range(n_layers + 1)] if hidden else [])]
     axes = {n: {0: "batch", 1: "length"} for n in [*names, *outputs]}
     path = folder / "model.onnx"
-    with warnings.catch_warnings(), torch.no_grad():
+    with warnings.catch_warnings(), torch.no_grad(), _quiet("torch.onnx", "torch.export", "onnxscript"):
         warnings.simplefilter("ignore")
         torch.onnx.export(
             _Exportable(hf_model, hidden, token_types).eval(),
@@ -165,6 +166,22 @@ def export_onnx(hf_model, folder: Path) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def _quiet(*loggers: str):
+    """The exporters' and quantiser's log chatter (skipped torchvision ops, optimisation advice) hidden."""
+    import logging
+
+    found = [logging.getLogger(None if name == "root" else name) for name in loggers]
+    saved = [(logger, logger.level) for logger in found]
+    for logger in found:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
 def _write_export(hf_model, backend: str, folder: Path) -> None:
     """Everything `backend` loads, written into `folder` (a fresh staged folder)."""
     from simlab.fsutil import write_json
@@ -173,7 +190,10 @@ def _write_export(hf_model, backend: str, folder: Path) -> None:
     if backend == "onnx-int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(onnx_path), str(folder / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+        with _quiet("root", "onnxruntime"):  # its advice to pre-process the graph (shape inference) first
+            quantize_dynamic(
+                str(onnx_path), str(folder / "model.int8.onnx"), weight_type=QuantType.QInt8, per_channel=True
+            )
         onnx_path.unlink()  # the float32 graph was only the quantiser's input
     write_json(
         folder / "meta.json",
