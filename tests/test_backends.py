@@ -225,3 +225,28 @@ def test_retrieval_run_and_search_on_onnx_rank_as_torch(tiny_bert_dir, tmp_path)
     by_onnx = search_run(onnx_run.folder, query, k=5, index_name="zeroshot.flat")
     assert [h.doc_id for h in by_onnx] == [h.doc_id for h in by_torch]
     assert [h.score for h in by_onnx] == pytest.approx([h.score for h in by_torch], abs=1e-4)
+
+
+def test_definitions_run_evaluates_and_serves_on_onnx_as_on_torch(tiny_bert_dir, tmp_path):
+    """Layer-pooled contexts (every hidden layer exported): the zero-shot and trained systems score as on torch,
+    and the run's matcher (`simlab serve`, `match`) encodes on the run's backend."""
+    from test_definitions import EXAMPLE, head_overrides, write_toy
+
+    from simlab.experiments.predict import PairMatcher
+    from simlab.experiments.runner import run_experiment
+    from simlab.models.backends import RuntimeModel
+    from simlab.tasks import load_config
+
+    toy = write_toy(tmp_path / "toy")
+    over = [f"model.name={tiny_bert_dir}", "model.layers=last2_sum", "model.pooling_scope=target", "train.epochs=2"]
+    runs = {
+        backend: run_experiment(
+            load_config(EXAMPLE, head_overrides(toy, *over, f"model.backend={backend}")), tmp_path / backend
+        )
+        for backend in ("torch", "onnx")
+    }
+    for system in ("zeroshot", "trained"):
+        for metric, value in runs["torch"].metrics[system].items():
+            assert runs["onnx"].metrics[system][metric] == pytest.approx(value, abs=1e-4), (system, metric)
+    matcher = PairMatcher(runs["onnx"].folder)
+    assert any(isinstance(m, RuntimeModel) for m in matcher.model.modules())

@@ -9,7 +9,7 @@ indexing and search encode through it; training never does.
 | backend | engine | weights |
 |---|---|---|
 | `torch` | PyTorch (the model as loaded) | float32 |
-| `torch-int8` | PyTorch dynamic quantisation of every `nn.Linear` | int8 weights, activations quantised on the fly |
+| `torch-int8` | PyTorch dynamic quantisation of every `nn.Linear` | int8 per output row; activations on the fly |
 | `onnx` | ONNX Runtime (all graph optimisations) | float32 |
 | `onnx-int8` | ONNX Runtime, `onnxruntime.quantization.quantize_dynamic` (per channel) | int8 |
 | `openvino` | OpenVINO runtime, compiled from the same ONNX export | float32 |
@@ -93,7 +93,8 @@ def check_backend(backend: str, field: str = "model.backend") -> None:
 def _quantized_torch(hf_model: torch.nn.Module) -> torch.nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
-        return torch.ao.quantization.quantize_dynamic(hf_model, {torch.nn.Linear}, torch.qint8)
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig  # per row: cosine to float32 ~0.98, not ~0.94
+        return torch.ao.quantization.quantize_dynamic(hf_model, {torch.nn.Linear: qconfig}, torch.qint8)
 
 
 def model_key(hf_model: torch.nn.Module) -> str:
