@@ -28,6 +28,21 @@ from common import emit, machine, md_table, quiet_logs  # noqa: E402
 HEADING = "Transformer backends on CPU: MiniLM per model.backend"
 BACKENDS = ["torch", "torch-int8", "onnx", "onnx-int8", "openvino"]
 TOLERANCE, TARGET = 0.005, 2.0
+NOTES = [
+    "Not measured, because they cannot be installed beside this environment (transformers 5.24, huggingface_hub "
+    '2.4, torch 2.13.0+cpu): sentence-transformers\' own `backend="onnx"` / `"openvino"` and its int8 '
+    "export helpers (`export_dynamic_quantized_onnx_model`, `export_static_quantized_openvino_model`), which "
+    'load models through Optimum. `pip install --dry-run "optimum-onnx[onnxruntime]"` (0.1.0, the newest; it '
+    "requires `transformers<4.58.0`): `Would install ... huggingface_hub-0.36.2 ... optimum-2.1.0 "
+    'optimum-onnx-0.1.0 tokenizers-0.22.2 transformers-4.57.6`. `pip install --dry-run "optimum-intel[openvino]"` '
+    "(2.2.0; requires `transformers<5.6`, `huggingface-hub<1.22`): `Would install cuda-bindings-13.5.0 ... "
+    "huggingface_hub-1.21.0 ... nvidia-cublas-13.1.1.3 ... optimum-intel-2.2.0 ... torch-2.14.1 torchvision-0.29.1 "
+    "transformers-5.5.4 triton-3.8.0 ...`. simlab's `onnx`, `onnx-int8` and `openvino` backends are built instead "
+    "on what installs cleanly: torch's dynamo ONNX exporter (onnxscript 0.7.2), onnxruntime 1.32.0 and "
+    "`onnxruntime.quantization.quantize_dynamic`, and the OpenVINO runtime alone (`openvino` 2026.4.1, which reads "
+    "the ONNX export). OpenVINO int8 (NNCF post-training quantisation with a calibration set) is not offered: "
+    "`nncf` installs, but its static quantisation needs calibration texts per model, not built here.",
+]
 
 
 def wic_tsv(folder: Path, split: str, prefix: str) -> tuple[list[str], list[str], np.ndarray]:
@@ -119,7 +134,7 @@ def main() -> None:
         data["corpus"] = Corpus(c.ids[:200], c.texts[:200], c.titles[:200])
         data["short"], data["wic_train"] = data["short"][:64], tuple(x[:200] for x in data["wic_train"])
     base = build_minilm(256)
-    rows, notes = [], []
+    rows, notes = [], list(NOTES)
     for name in args.backends:
         t0 = time.perf_counter()
         model = with_backend(base, name)
