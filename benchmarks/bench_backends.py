@@ -3,8 +3,9 @@
 Every backend is `simlab.models.backends.with_backend(minilm, name)`, the path evaluation, indexing
 and search take. Throughput: texts per second encoding NFCorpus documents (title + abstract, up to
 256 tokens; batch 32, sentence-transformers' default) and WiC-TSV usage examples (short), median of
-`--repeats` timed passes after one warm-up pass (the first export of a backend is cached before
-timing). Quality, zero-shot: nDCG@10 of exact search over the whole NFCorpus corpus (3,633 documents)
+`--repeats` timed passes after one warm-up pass (exports are made, and cached, before any
+timing; the backends are timed in turn, round after round, so a load from elsewhere falls on all of
+them alike). Quality, zero-shot: nDCG@10 of exact search over the whole NFCorpus corpus (3,633 documents)
 for its 324 dev queries, and WiC-TSV accuracy on Development, cosine of usage example vs definition
 with the accuracy-optimal threshold chosen on Training (`simlab.evaluation.pairs.best_threshold`).
 Target (issue 18): the fastest backend whose quality is within 0.005 of float32 torch on both is at
@@ -59,21 +60,12 @@ def cosine(model, left: list[str], right: list[str]) -> np.ndarray:
     return (a * b).sum(1)
 
 
-def measure(model, name: str, data: dict, repeats: int) -> dict:
+def quality(model, name: str, data: dict) -> dict:
+    """nDCG@10 on NFCorpus dev and WiC-TSV dev accuracy of `model` (zero-shot), and its first document vectors."""
     from simlab.evaluation.metrics import evaluate
     from simlab.evaluation.pairs import best_threshold
     from simlab.records import Run
 
-    row: dict = {"backend": name}
-    sample, short = data["sample"], data["short"]
-    model.encode(sample[:64], batch_size=32)  # warm-up (thread pools, first allocations)
-    for key, texts in (("docs_per_s", sample), ("short_per_s", short)):
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model.encode(texts, batch_size=32)
-            times.append(time.perf_counter() - t0)
-        row[key] = len(texts) / float(np.median(times))
     corpus, queries = data["corpus"], data["queries"]
     docs = model.encode(corpus.full_texts(), batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
     qs = model.encode(queries.texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True)
@@ -82,12 +74,31 @@ def measure(model, name: str, data: dict, repeats: int) -> dict:
     run = Run.from_topk(
         name, queries.ids, [[corpus.ids[j] for j in r] for r in top], np.take_along_axis(scores, top, 1)
     )
-    row["ndcg@10"] = evaluate(data["qrels"], run, ["ndcg@10"]).means["ndcg@10"]
     threshold, _ = best_threshold(cosine(model, *data["wic_train"][:2]), data["wic_train"][2], by="accuracy")
     dev_scores = cosine(model, *data["wic_dev"][:2])
-    row["accuracy"] = float(np.mean((dev_scores >= threshold) == data["wic_dev"][2].astype(bool)))
-    row["vectors"] = docs[: len(data["sample"])]
-    return row
+    return {
+        "backend": name,
+        "ndcg@10": evaluate(data["qrels"], run, ["ndcg@10"]).means["ndcg@10"],
+        "accuracy": float(np.mean((dev_scores >= threshold) == data["wic_dev"][2].astype(bool))),
+        "vectors": docs[: len(data["sample"])],
+    }
+
+
+def throughput(models: dict, data: dict, repeats: int) -> dict[str, dict[str, float]]:
+    """Texts/s per backend, median of `repeats` rounds; each round times every backend once in turn, so load
+    from other processes on the shared machine falls on all of them alike."""
+    times: dict[str, dict[str, list[float]]] = {n: {"docs_per_s": [], "short_per_s": []} for n in models}
+    for model in models.values():
+        model.encode(data["sample"][:64], batch_size=32)  # warm-up (thread pools, first allocations)
+    for round_ in range(repeats):
+        for name, model in models.items():
+            for key, texts in (("docs_per_s", data["sample"]), ("short_per_s", data["short"])):
+                t0 = time.perf_counter()
+                model.encode(texts, batch_size=32)
+                times[name][key].append(time.perf_counter() - t0)
+            print(f"round {round_ + 1}: {name} {len(data['sample']) / times[name]['docs_per_s'][-1]:.1f} docs/s")
+    sizes = {"docs_per_s": len(data["sample"]), "short_per_s": len(data["short"])}
+    return {n: {k: sizes[k] / float(np.median(v)) for k, v in t.items()} for n, t in times.items()}
 
 
 def load_data(root: Path, n_sample: int) -> dict:
@@ -134,16 +145,16 @@ def main() -> None:
         data["corpus"] = Corpus(c.ids[:200], c.texts[:200], c.titles[:200])
         data["short"], data["wic_train"] = data["short"][:64], tuple(x[:200] for x in data["wic_train"])
     base = build_minilm(256)
-    rows, notes = [], list(NOTES)
+    rows, notes, models = [], list(NOTES), {}
     for name in args.backends:
         t0 = time.perf_counter()
-        model = with_backend(base, name)
+        models[name] = with_backend(base, name)
         prepare = time.perf_counter() - t0
-        row = measure(model, name, data, args.repeats)
-        row["prepare_s"] = prepare
-        rows.append(row)
-        print(f"{name}: {row['docs_per_s']:.1f} docs/s, nDCG@10 {row['ndcg@10']:.4f}, acc {row['accuracy']:.4f}")
-        del model
+        rows.append(quality(models[name], name, data) | {"prepare_s": prepare})
+        print(f"{name}: nDCG@10 {rows[-1]['ndcg@10']:.4f}, accuracy {rows[-1]['accuracy']:.4f}", flush=True)
+    speeds = throughput(models, data, args.repeats)
+    for row in rows:
+        row.update(speeds[row["backend"]])
     ref = rows[0]
     table, eligible = [], []
     for row in rows:
@@ -193,7 +204,8 @@ def main() -> None:
                 ],
                 table,
             ),
-            f"Throughput: median of {args.repeats} passes over {args.sample} NFCorpus documents (title + abstract, "
+            f"Throughput: median of {args.repeats} rounds (each times every backend in turn) of one pass over "
+            f"{args.sample} NFCorpus documents (title + abstract, "
             f"max 256 tokens) and {len(data['short'])} WiC-TSV training examples, batch 32. Quality: zero-shot "
             f"all-MiniLM-L6-v2 (`model.name: minilm`), nDCG@10 of exact search over all {len(data['corpus'])} "
             f"documents for the {len(data['queries'])} dev queries; WiC-TSV accuracy on Development "
