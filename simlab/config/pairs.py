@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from simlab.config.backend import Backend
 from simlab.config.base import Section
 from simlab.config.schedule import SPARSE_GRADS, SchedulerConfig, TrainerSection
 
@@ -88,6 +89,7 @@ class PairModelConfig(Section):
         "concat", description="How per-field embeddings are fused (fields_encoder shared/separate)."
     )
     image: ImageTowerConfig = Field(ImageTowerConfig(), description="The tower of data.image_field, if any.")
+    backend: Backend = "torch"
 
 
 class ContextModelConfig(Section):
@@ -109,6 +111,7 @@ class ContextModelConfig(Section):
         "(contexts with a target span; other texts pool all tokens).",
     )
     window: int = Field(5, ge=0, description="pooling_scope: window: tokens on each side of the target.")
+    backend: Backend = "torch"
 
 
 class PairTrainConfig(TrainerSection):

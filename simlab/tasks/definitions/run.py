@@ -138,6 +138,7 @@ def run(cfg: DefinitionsConfig, summary: RunSummary, folder: Path) -> None:
     import torch
 
     from simlab.data.matching import read_matching
+    from simlab.models.backends import with_backend
     from simlab.models.context_pooling import ContextPooling
     from simlab.models.head import PairHead
     from simlab.training.head import head_scores, train_head
@@ -157,16 +158,18 @@ def run(cfg: DefinitionsConfig, summary: RunSummary, folder: Path) -> None:
     train, val, test = sets["train"], sets["val"], sets["test"]
     summary.n_test, by = len(test), cfg.train.threshold_by
     add_system(summary, "overlap", token_overlap(val), token_overlap(test), val, test, by)
-    add_system(summary, "zeroshot", pair_scores(model, val), pair_scores(model, test), val, test, by)
+    infer = with_backend(model, cfg.model.backend)  # evaluation encodes on model.backend, training on torch
+    add_system(summary, "zeroshot", pair_scores(infer, val), pair_scores(infer, test), val, test, by)
     if cfg.data.senses:
-        add_senses(cfg, data, raw, sets, model, summary)
+        add_senses(cfg, data, raw, sets, infer, summary)
     h = cfg.head
     torch.manual_seed(cfg.train.seed)  # the head's initial weights: reproducible whatever ran before
     head = PairHead(model.get_embedding_dimension(), h.kind, h.widths, h.features)
     result = train_head(model, head, train, val, cfg.train, cfg.head, checkpoint_dir(summary.folder))
     note_resume(result, summary)
     summary.history = result.history
-    scores = [head_scores(model, head, split) for split in (val, test)]
+    infer = with_backend(model.eval(), cfg.model.backend)
+    scores = [head_scores(infer, head, split) for split in (val, test)]
     test_m = add_system(summary, "trained", *scores, val, test, by)
     _head_notes(cfg, result, test_m, len(train), summary)
     summary.meta["train_seconds"] = round(result.seconds, 3)

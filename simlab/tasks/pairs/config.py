@@ -20,8 +20,15 @@ class PairsConfig(Experiment):
 
     @model_validator(mode="after")
     def _check(self):
+        from simlab.models import check_backend_model
         from simlab.training.pair_losses import LOSSES
 
+        check_backend_model(self.model.preload or self.model.name, self.model.backend)
+        if self.model.backend != "torch" and self.model.fields_encoder != "joined":
+            raise ValueError(
+                f"model.backend: {self.model.backend} runs transformer models; model.fields_encoder: "
+                f"{self.model.fields_encoder} encodes with static embeddings: set model.backend: torch"
+            )
         if self.train.loss not in LOSSES:
             raise ValueError(f"train.loss: {self.train.loss!r} is not a pair loss; choose one of: {', '.join(LOSSES)}")
         s = self.sampling

@@ -118,6 +118,7 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
     """All stages into the staging `folder` (see the module docstring)."""
     from simlab.data.matching import group_split, read_matching
     from simlab.evaluation.pairs import epoch_line
+    from simlab.models.backends import with_backend
     from simlab.training.pairs import pair_scores
 
     d = cfg.data
@@ -135,14 +136,16 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
     if len(set(train.labels)) == 2:  # the logistic regressions need both classes among the train pairs
         matcher = FieldMatcher(cfg.train.seed).fit(features(train), train.labels)
         add_system(summary, "fields", matcher.score(features(val)), matcher.score(features(test)), val, test, by)
-    add_system(summary, "zeroshot", pair_scores(model, val, dist), pair_scores(model, test, dist), val, test, by)
+    infer = with_backend(model, cfg.model.backend)  # evaluation encodes on model.backend, training on torch
+    add_system(summary, "zeroshot", pair_scores(infer, val, dist), pair_scores(infer, test, dist), val, test, by)
     result = _train(cfg, model, data, sets, summary, folder)
     train = sets["train"]
     model.eval()
-    val_scores, test_scores = pair_scores(model, val, dist), pair_scores(model, test, dist)
+    infer = with_backend(model, cfg.model.backend)
+    val_scores, test_scores = pair_scores(infer, val, dist), pair_scores(infer, test, dist)
     test_m = add_system(summary, "trained", val_scores, test_scores, val, test, by)
     if matcher is not None:
-        hybrid = FieldMatcher(cfg.train.seed).fit(np.c_[features(train), pair_scores(model, train, dist)], train.labels)
+        hybrid = FieldMatcher(cfg.train.seed).fit(np.c_[features(train), pair_scores(infer, train, dist)], train.labels)
         val_h, test_h = hybrid.score(np.c_[features(val), val_scores]), hybrid.score(np.c_[features(test), test_scores])
         add_system(summary, "hybrid", val_h, test_h, val, test, by)
         summary.notes.append(FIELDS_NOTE)

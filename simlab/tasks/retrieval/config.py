@@ -50,6 +50,9 @@ class RetrievalConfig(CollectionExperiment):
         if unknown:
             valid = ", ".join(sorted(k for k in INDEX_TYPES if k != "flat"))
             raise ValueError(f"index.approximate: {unknown} are not index types; choose from {valid}")
+        from simlab.models import check_backend_model
+
+        check_backend_model(self.model.name, self.model.backend)
         used = changed_fields(self, SPARSE_ONLY)
         if used:
             raise ValueError(

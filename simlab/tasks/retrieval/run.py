@@ -144,10 +144,12 @@ def dense_models(cfg: RetrievalConfig, collection: Collection, folder: Path, sum
 
 def dense_systems_of(m: Model, cfg, corpus: Corpus, queries: Queries, index_cfg, index_dir: Path | None):
     """The exact and approximate systems of one dense model (`simlab.tasks.retrieval.systems`)."""
+    from simlab.models.backends import with_backend
     from simlab.tasks.retrieval.systems import dense_systems
 
+    model = with_backend(m.model, cfg.model.backend)  # encoding for evaluation and the indexes (model.backend)
     return dense_systems(
-        m.prefix, m.model, m.model_id, cfg.model.normalize, corpus, queries, cfg.eval.k, index_cfg, index_dir
+        m.prefix, model, m.model_id, cfg.model.normalize, corpus, queries, cfg.eval.k, index_cfg, index_dir
     )
 
 

@@ -14,6 +14,7 @@ DENSE_ONLY = [
     "model.towers",
     "model.pooling",
     "model.normalize",
+    "model.backend",  # a sparse model's int8 path is model.sparse.quantize
     "index.approximate",
     "index.hnsw",
     "index.ivf",
