@@ -383,3 +383,15 @@ def test_reference_models_that_cannot_be_told_apart_are_refused(toy_dir, sets, m
 
     with pytest.raises(ConfigError, match=message):
         load_config(None, [f"data.path={toy_dir}", *sets])
+
+
+def test_a_reference_models_index_is_checked_against_that_model(tmp_path):
+    from simlab.errors import IndexMismatchError
+    from simlab.experiments.search_systems import check_model_id
+
+    cfg = {"model": {"name": "wordllama"}, "eval": {"reference_models": ["minilm"]}}
+    check_model_id(tmp_path / "indexes" / "minilm.flat", {"model_id": "minilm"}, cfg)
+    with pytest.raises(IndexMismatchError, match="built with model 'minilm'"):
+        check_model_id(tmp_path / "indexes" / "zeroshot.flat", {"model_id": "minilm"}, cfg)
+    with pytest.raises(IndexMismatchError, match="built with model 'wordllama'"):
+        check_model_id(tmp_path / "indexes" / "minilm.hnsw", {"model_id": "wordllama"}, cfg)

@@ -189,10 +189,16 @@ def _with_backend(model, cfg: dict):
 
 
 def check_model_id(index_dir: Path, index_meta: dict, run_cfg: dict) -> None:
-    """The index was built with the run's model: its model_id is `model.name` (`+trained:<run>` once trained)."""
+    """The index was built with the run's model: its model_id is `model.name` (`+trained:<run>` once trained), or
+    the reference model its folder is named after (`eval.reference_models`)."""
+    from simlab.config.retrieval import reference_prefix
     from simlab.errors import IndexMismatchError
 
     name = str((run_cfg.get("model") or {}).get("name", ""))
+    references = {reference_prefix(n): n for n in (run_cfg.get("eval") or {}).get("reference_models", [])}
+    prefix = index_dir.name.split(".", 1)[0]
+    if prefix in references:
+        name = references[prefix]
     model_id = index_meta.get("model_id")
     if name and isinstance(model_id, str) and model_id != name and not model_id.startswith(f"{name}+"):
         raise IndexMismatchError(
