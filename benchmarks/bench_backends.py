@@ -185,7 +185,7 @@ def main() -> None:
 
     body = "\n\n".join(
         [
-            f"Command: `flock /work/notes/heavy.lock python benchmarks/bench_backends.py --data ../shared/data "
+            f"Command: `python benchmarks/bench_backends.py --data ../shared/data "
             f"--repeats {args.repeats} --sample {args.sample} --out BENCHMARKS.md` (one run).",
             f"Machine: {machine()}, {torch.get_num_threads()} torch threads (ONNX Runtime and OpenVINO get the "
             f"same); onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}.",
