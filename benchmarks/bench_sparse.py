@@ -118,7 +118,7 @@ def speed_at(docs, queries, n_postings: int) -> tuple[list[list[str]], dict]:
         docs, ids, model_id="synthetic", vocab=vocab, n_postings=n_postings, centroid_fraction=0.1
     )
     seismic_bytes = seismic.serialized_nbytes()
-    size = f"{docs.shape[0] / 1e6:g}M"
+    size = f"{docs.shape[0]:,}"
     rows = [
         [
             size,

@@ -297,3 +297,24 @@ def test_pretrained_resnet_offline_fails_fast_with_the_fix(monkeypatch):
         (3, 4, 6, 3),
         (3, 8, 36, 3),
     ]
+
+
+def test_tfidf_reference_scores_are_each_labels_svm_margin_and_separate_the_labels():
+    from scipy.special import expit
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    from simlab.models.tfidf import tfidf_svm_scores
+
+    fruit = ["apple banana pear", "banana mango", "pear apple plum"]
+    train = fruit + ["car truck van", "truck bus", "van car bus"]
+    y = np.array([[1, 0, 1]] * 3 + [[0, 1, 1]] * 3, dtype=np.float32)  # label 2 is on for every text
+    test = ["mango apple", "bus truck"]
+    scores = tfidf_svm_scores(train, y, {"test": test})["test"]
+    assert scores[0, 0] > 0.5 > scores[1, 0] and scores[1, 1] > 0.5 > scores[0, 1]
+    assert (scores[:, 2] == 1.0).all()  # a label always on in train has no margin: it is always predicted
+    # the naive path: one vectoriser and one SVM per label, by hand (equal to liblinear's stopping tolerance)
+    vec = TfidfVectorizer(sublinear_tf=True).fit(train)
+    for j in (0, 1):
+        svm = LinearSVC(C=1.0, class_weight="balanced", dual=True).fit(vec.transform(train), y[:, j].astype(int))
+        np.testing.assert_allclose(scores[:, j], expit(2 * svm.decision_function(vec.transform(test))), atol=1e-4)
