@@ -292,11 +292,13 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
     approx_rows(index, "ivfpq_refine", settings, fixed)
     del index
     gc.collect()
-    index = build_or_load("pq_refine", base, ids, data_key, args.index_cache, pq_m=args.pq_m)
-    log(f"  pq_refine {index.params} built in {index.build_seconds:.1f} s")
-    approx_rows(index, "pq_refine", [{"k_factor": kf} for kf in args.pq_k_factor], f"pq_m={index.params['pq_m']}")
-    del index
-    gc.collect()
+    for pq_m in dict.fromkeys(m for m, _ in args.pq_refine):  # one build per code size, its k_factors in turn
+        index = build_or_load("pq_refine", base, ids, data_key, args.index_cache, pq_m=pq_m)
+        log(f"  pq_refine {index.params} built in {index.build_seconds:.1f} s")
+        settings = [{"k_factor": kf} for m, kf in args.pq_refine if m == pq_m]
+        approx_rows(index, "pq_refine", settings, f"pq_m={pq_m}")
+        del index
+        gc.collect()
     m, efc = args.hnsw_sq_graph
     index = build_or_load("hnsw_sq_refine", base, ids, data_key, args.index_cache, m=m, ef_construction=efc)
     log(f"  hnsw_sq_refine {index.params} built in {index.build_seconds:.1f} s")
@@ -656,14 +658,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ef", type=int_list, default="64,128,256,512,1024,2048,4096")
     parser.add_argument("--nprobe", type=int_list, default="16,32,64,128,256")
     parser.add_argument("--ivf-train-per-list", type=int, default=40, help="k-means sample = this * nlist")
-    parser.add_argument("--pq-m", type=int, default=None, help="ivfpq_refine/pq_refine sub-quantizers (dim/4)")
+    parser.add_argument("--pq-m", type=int, default=None, help="ivfpq_refine sub-quantizers (dim/4)")
     parser.add_argument(
         "--ivfpq",
         type=int_pairs,
         default="64:16,128:16,256:16,256:32,512:32,768:32,1024:64",
         help="ivfpq_refine nprobe:k_factor settings",
     )
-    parser.add_argument("--pq-k-factor", type=int_list, default="8,32", help="pq_refine k_factor settings")
+    parser.add_argument(
+        "--pq-refine",
+        type=int_pairs,
+        default="64:8,64:32,32:32,32:128,16:128,16:512",
+        help="pq_refine pq_m:k_factor settings (fewer sub-quantizers: shorter codes, a faster scan, more to re-rank)",
+    )
     parser.add_argument(
         "--hnsw-sq",
         type=int_pairs,
