@@ -674,7 +674,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--hnsw-sq",
         type=int_pairs,
-        default="256:4,384:4,512:4,768:4,1024:4",
+        default="256:4,384:4,448:4,512:4,768:4,1024:4",
         help="hnsw_sq_refine ef_search:k_factor settings",
     )
     parser.add_argument(
