@@ -236,8 +236,9 @@ def run_size(size: int, pool: np.ndarray, held: np.ndarray, args) -> SizeResult:
     def approx_rows(index, name: str, settings: list[dict[str, int]], fixed: str) -> None:
         size_mb = index_size_bytes(index) / 1e6
         for setting in settings:
-            if res.rows and res.rows[-1].index == name and res.rows[-1].recall >= args.stop_recall:
-                break  # the sweep already reached --stop-recall; larger values only cost time
+            last = res.rows[-1] if res.rows else None
+            if last and last.index == name and last.params.startswith(f"{fixed},") and last.recall >= args.stop_recall:
+                break  # this index's sweep already reached --stop-recall; larger values only cost time
             for knob, v in setting.items():
                 setattr(index, knob, v)
             got, _ = index.search(queries, K)
