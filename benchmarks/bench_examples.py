@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--only", nargs="*", default=None, help="dataset names to run (default: all)")
     parser.add_argument("--fresh", action="store_true", help="rerun runs finished by an earlier call")
     args = parser.parse_args(argv)
+    given = args.data  # as the user typed it, for the Command line
     args.data, args.work = args.data.resolve(), args.work.resolve()  # the runs start in --work
     args.work.mkdir(parents=True, exist_ok=True)
     if args.fresh:
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> str:
     header = ["dataset", "config", "chosen", "chosen by (val)", "test", "reference (test)", "target", "min", "result"]
     body = "\n".join(
         [
-            f"Command: `python benchmarks/bench_examples.py --data {args.data} --out BENCHMARKS.md`",
+            f"Command: `python benchmarks/bench_examples.py --data {given} --out BENCHMARKS.md`",
             f"Machine: {machine()}. Each run: `simlab run examples/<config> --set data.path=<dataset> --out ...` "
             "in a fresh process, no other override (MLflow tracking on, as shipped).",
             "",
