@@ -188,7 +188,9 @@ def main() -> None:
             f"Command: `python benchmarks/bench_backends.py --data ../shared/data "
             f"--repeats {args.repeats} --sample {args.sample} --out BENCHMARKS.md` (one run).",
             f"Machine: {machine()}, {torch.get_num_threads()} torch threads (ONNX Runtime and OpenVINO get the "
-            f"same); onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__}.",
+            f"same); onnxruntime {onnxruntime.__version__}, openvino {openvino.__version__} (its CPU inference "
+            f"precision on this machine: {openvino.Core().get_property('CPU', 'INFERENCE_PRECISION_HINT')}, "
+            "OpenVINO's default where the CPU has bfloat16 instructions; float32 elsewhere).",
             md_table(
                 [
                     "backend",

@@ -12,7 +12,11 @@ indexing and search encode through it; training never does.
 | `torch-int8` | PyTorch dynamic quantisation of every `nn.Linear` | int8 per output row; activations on the fly |
 | `onnx` | ONNX Runtime (all graph optimisations) | float32 |
 | `onnx-int8` | ONNX Runtime, `onnxruntime.quantization.quantize_dynamic` (per channel) | int8 |
-| `openvino` | OpenVINO runtime, compiled from the same ONNX export | float32 |
+| `openvino` | OpenVINO runtime, compiled from the same ONNX export | float32, run in bfloat16 where the CPU has it |
+
+OpenVINO's CPU plugin computes in bfloat16 by default where the CPU has bfloat16 instructions (its
+`INFERENCE_PRECISION_HINT`); on MiniLM that moved WiC-TSV accuracy by 0.0026 and nDCG@10 by less than 0.0001
+(BENCHMARKS.md, "Transformer backends on CPU").
 
 Why not sentence-transformers' own `backend="onnx" | "openvino"`: it loads models through Optimum
 (`optimum.onnxruntime`, `optimum.intel`), and no release of those fits the transformers 5 this
