@@ -29,6 +29,17 @@ from simlab.tasks import load_config, load_sweep
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dense.yaml"
 
 
+def bm25_only(toy_dir) -> list[str]:
+    """Overrides for a run with no training and BM25 alone: a grid point that finishes in seconds."""
+    return [
+        f"data.path={toy_dir}",
+        "train.enabled=false",
+        "eval.systems=[bm25]",
+        "eval.reference_models=[]",
+        "tracking.mlflow=false",
+    ]
+
+
 def _descendants() -> set[int]:
     return {p.pid for p in psutil.Process().children(recursive=True)}
 
@@ -177,13 +188,7 @@ def test_sweep_points_run_on_both_nodes_with_the_metrics_of_a_local_sweep(two_no
 def test_a_failing_point_is_reported_and_the_others_finish(two_nodes, toy_dir, tmp_path):
     from simlab.experiments.cluster_sweep import PointsFailedError, run_sweep_on_cluster
 
-    sets = [
-        f"data.path={toy_dir}",
-        "train.enabled=false",
-        "eval.systems=[bm25]",
-        "eval.reference_models=[]",
-        "tracking.mlflow=false",
-    ]
+    sets = bm25_only(toy_dir)
     points = load_sweep(None, [*sets, "data.test_split=[test,nosuch,dev]"])  # the 2nd fails once running
     with pytest.raises(PointsFailedError, match=r"1 of 3 grid points did not finish \(test_split=nosuch: failed\)"):
         run_sweep_on_cluster(points, tmp_path / "sweep", address=two_nodes.cluster.address)
@@ -195,13 +200,7 @@ def test_a_failing_point_is_reported_and_the_others_finish(two_nodes, toy_dir, t
 
 def test_the_cli_runs_a_sweep_on_the_cluster_with_a_line_per_point(two_nodes, toy_dir, tmp_path):
     out = tmp_path / "cli"
-    sets = [
-        f"data.path={toy_dir}",
-        "train.enabled=false",
-        "eval.systems=[bm25]",
-        "eval.reference_models=[]",
-        "tracking.mlflow=false",
-    ]
+    sets = bm25_only(toy_dir)
     cmd = [sys.executable, "-m", "simlab", "run", str(EXAMPLE), "--out", str(out)]
     cmd += ["--cluster", two_nodes.cluster.address, *[a for s in [*sets, "eval.k=[5,10]"] for a in ("--set", s)]]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)

@@ -7,17 +7,11 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import SENTENCES
 
 LOSS = torch.nn.BCEWithLogitsLoss
 
-TEXTS = [
-    "boundary layer flow over a flat plate",
-    "heat transfer in supersonic flow",
-    "how to bake sourdough bread at home",
-    "fixing a flat bicycle tyre with a patch kit",
-    "the telescope shows the rings of saturn",
-    "pressure distribution on a swept wing",
-]
+TEXTS = SENTENCES  # six short texts on three topics
 
 
 def tiny_static(dim: int = 8, seed: int = 0):
