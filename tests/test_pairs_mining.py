@@ -55,6 +55,23 @@ def test_pairs_from_corpus_strip_repeated_title_and_hold_out_dev():
     assert held_out.isdisjoint(pairs.positive_ids)
 
 
+def test_without_train_or_dev_queries_a_share_of_the_test_queries_is_val_and_no_pair_is_held_out():
+    base = collection(with_train=False)
+    ids = [f"t{i}" for i in range(20)]
+    queries = Queries(ids, [f"question {i} about bread" for i in ids])
+    test = Qrels({q: {f"d{1 + i % 5}": 1} for i, q in enumerate(ids)})
+    c = Collection(base.name, base.corpus, queries, {"test": test})
+    pairs = build_pairs(c, "train", "dev", seed=0, test_split="test")
+    assert pairs.dev.split == "test" and len(pairs.dev.queries) == 6  # VAL_TEST_SHARE 0.3 of 20
+    assert set(pairs.dev.queries) < set(ids) and pairs.dev.full_corpus
+    assert pairs.dev.qrels.judgements == {q: test.judgements[q] for q in pairs.dev.queries}
+    assert len(pairs.anchors) == 5  # every title -> body pair trains: none is held out as dev
+    assert "held out as val" in pairs.dev.source and "other 14" in pairs.dev.source
+    assert build_pairs(c, "train", "dev", seed=1, test_split="test").dev.queries != pairs.dev.queries
+    few = build_pairs(base, "train", "dev", seed=0, test_split="test")  # 1 test query: title -> body pairs
+    assert few.dev.split is None and "title -> body" in few.dev.source
+
+
 def test_dev_split_is_used_when_present():
     c = collection()
     c = Collection(c.name, c.corpus, c.queries, {**c.qrels, "dev": Qrels({"q3": {"d3": 1}})})

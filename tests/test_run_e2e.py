@@ -395,3 +395,26 @@ def test_a_reference_models_index_is_checked_against_that_model(tmp_path):
         check_model_id(tmp_path / "indexes" / "zeroshot.flat", {"model_id": "minilm"}, cfg)
     with pytest.raises(IndexMismatchError, match="built with model 'wordllama'"):
         check_model_id(tmp_path / "indexes" / "minilm.hnsw", {"model_id": "wordllama"}, cfg)
+
+
+def test_a_collection_with_only_test_queries_chooses_by_held_out_test_queries_and_scores_the_others(tmp_path):
+    """No train or dev qrels (Cranfield, CISI): val is a share of the test queries, never scored as test."""
+    from simlab.data.beir import write_beir
+    from simlab.data.pairs import VAL_TEST_SHARE
+    from simlab.experiments.runner import run_experiment
+
+    c = make_collection()
+    test = Qrels({q: j for split in ("train", "dev", "test") for q, j in c.qrels[split].judgements.items()})
+    write_beir(Collection(c.name, c.corpus, c.queries, {"test": test}), tmp_path / "beir")
+    overrides = ["train.enabled=false", "eval.systems=[bm25, zeroshot, hybrid]", "index.approximate=[]"]
+    result = run_experiment(config(tmp_path / "beir", tmp_path, *overrides), tmp_path / "run")
+    scored = {line.split("\t")[1] for line in (result.folder / "perquery.tsv").read_text().splitlines()[1:]}
+    n_val = round(len(test.query_ids()) * VAL_TEST_SHARE)
+    assert len(scored) == result.n_test == len(test.query_ids()) - n_val
+    assert any(
+        f"{n_val} of the {len(test.query_ids())} queries of qrels split 'test' held out as val" in n
+        for n in result.notes
+    )
+    trec = {line.split()[0] for line in (result.folder / "qrels.trec").read_text().splitlines()}
+    assert trec == scored  # the qrels written for trec_eval hold the test queries only
+    assert result.metrics["bm25"]["val_ndcg@10"] > 0

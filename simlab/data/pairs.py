@@ -5,7 +5,10 @@ A collection without one (Cranfield, CISI: every query is a test query) gives
 (title, body) pairs from the corpus, a standard self-supervised substitute; the run's
 report says which source was used. The dev set (evaluated every epoch, and the val set a run
 chooses its system by) comes from the dev qrels split; without one, from a share of the train
-queries held out (never trained on), or, without train queries, from held-out title -> body pairs.
+queries held out (never trained on); without train queries, from a share of the test queries
+held out (never reported as test: the run scores test on the others), or, when the test split
+has too few queries too, from held-out title -> body pairs. Title -> body pairs are only a last
+resort for choosing a system: a title shares its words with its body, so they favour BM25.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from simlab.records import Collection, Qrels
 
 DEV_HOLDOUT = 200  # title->body pairs held out for per-epoch evaluation when there are no dev qrels
 DEV_QUERY_SHARE = 0.1  # train queries held out as the dev set when there are train qrels but no dev qrels
+VAL_TEST_SHARE = 0.3  # test queries held out as the dev set when there are neither train nor dev qrels
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class DevSet:
     source: str
     qrels: Qrels = Qrels({})  # graded judgements of `queries` (1 for held-out pairs)
     full_corpus: bool = True  # `corpus` is the collection's full texts (else bodies without titles)
+    split: str | None = None  # the qrels split `queries` come from (None: held-out title -> body pairs)
 
 
 @dataclass(frozen=True)
@@ -70,27 +75,35 @@ def _query_dev(collection: Collection, split: str, ids: list[str], source: str) 
     q_text = dict(zip(collection.queries.ids, collection.queries.texts))
     relevant = {q: {d for d, r in judged[q].items() if r > 0} for q in ids}
     corpus = dict(zip(collection.corpus.ids, collection.corpus.full_texts()))
-    return DevSet({q: q_text[q] for q in ids}, relevant, corpus, source, Qrels({q: judged[q] for q in ids}))
+    queries = {q: q_text[q] for q in ids}
+    return DevSet(queries, relevant, corpus, source, Qrels({q: judged[q] for q in ids}), split=split)
 
 
-def held_out_queries(collection: Collection, split: str, seed: int) -> list[str]:
-    """The train queries (`split`) held out as the dev set: a `DEV_QUERY_SHARE` drawn with `seed`, none when
-    fewer than 10 train queries have a relevant document."""
+def held_out_queries(collection: Collection, split: str, seed: int, share: float = DEV_QUERY_SHARE) -> list[str]:
+    """The queries of qrels `split` held out as the dev set: a `share` drawn with `seed`, none when fewer than 10
+    of them have a relevant document."""
     q_text = set(collection.queries.ids)
     ids = [q for q in collection.qrels[split].query_ids() if q in q_text]
     if len(ids) < 10:
         return []
-    return sorted(random.Random(seed).sample(ids, max(1, round(len(ids) * DEV_QUERY_SHARE))))
+    return sorted(random.Random(seed).sample(ids, max(1, round(len(ids) * share))))
 
 
 def build_pairs(
-    collection: Collection, train_split: str, dev_split: str, seed: int, max_pairs: int | None = None
+    collection: Collection,
+    train_split: str,
+    dev_split: str | None,
+    seed: int,
+    max_pairs: int | None = None,
+    test_split: str | None = None,
 ) -> TrainingPairs:
-    """Training pairs and the dev set, following the rules in the module docstring."""
+    """Training pairs and the dev set, following the rules in the module docstring (`test_split`: the split a
+    share of whose queries may be held out as the dev set)."""
     rng = random.Random(seed)
     corpus = collection.corpus
     held_out: list[tuple[str, str]] = []
     dev_queries: list[str] = []
+    test_held: list[str] = []
     if train_split in collection.qrels:
         doc_texts = dict(zip(corpus.ids, corpus.full_texts()))
         q_text = dict(zip(collection.queries.ids, collection.queries.texts))
@@ -110,7 +123,9 @@ def build_pairs(
         doc_texts = {d: _body_without_title(t, x) for d, t, x in zip(corpus.ids, corpus.titles, corpus.texts)}
         pairs = [(t, d) for d, t in zip(corpus.ids, corpus.titles) if t.strip() and doc_texts[d].strip()]
         rng.shuffle(pairs)
-        n_dev = 0 if dev_split in collection.qrels else min(DEV_HOLDOUT, len(pairs) // 10)
+        if dev_split not in collection.qrels and test_split in collection.qrels:
+            test_held = held_out_queries(collection, test_split, seed, VAL_TEST_SHARE)
+        n_dev = 0 if dev_split in collection.qrels or test_held else min(DEV_HOLDOUT, len(pairs) // 10)
         held_out, pairs = pairs[:n_dev], pairs[n_dev:]
         source = (
             f"corpus title -> body pairs ({len(pairs)}): the collection has no '{train_split}' qrels split, "
@@ -128,6 +143,13 @@ def build_pairs(
     elif dev_queries:
         held = f"{len(dev_queries)} queries of qrels split '{train_split}' held out (never trained on)"
         dev = _query_dev(collection, train_split, dev_queries, held)
+    elif test_held:
+        n_test = len(set(collection.qrels[test_split].query_ids()) & set(collection.queries.ids))
+        held = (
+            f"{len(test_held)} of the {n_test} queries of qrels split '{test_split}' held out as val (seed {seed}), "
+            f"since the collection has no train or dev queries; test is scored on the other {n_test - len(test_held)}"
+        )
+        dev = _query_dev(collection, test_split, test_held, held)
     else:
         dev = DevSet(
             {f"heldout-{i}": a for i, (a, _) in enumerate(held_out)},

@@ -16,7 +16,7 @@ from simlab.errors import ConfigError
 from simlab.models.field_matcher import FieldMatcher
 from simlab.tasks.base import RunSummary
 from simlab.tasks.pairs.config import PairsConfig
-from simlab.tasks.pairs.sets import build_pair_sets, check_split, pair_fields
+from simlab.tasks.pairs.sets import build_pair_sets, check_split, pair_fields, regression_train_set
 from simlab.tasks.pairs.systems import add_system, features, token_overlap
 from simlab.tasks.skeleton import checkpoint_dir, note_resume
 
@@ -109,7 +109,8 @@ def _train(cfg: PairsConfig, model, data, sets, summary: RunSummary, folder: Pat
 
 FIELDS_NOTE = (
     "fields: a logistic regression on per-field similarity features (word Jaccard, exact and contained "
-    "alphanumerics, missing values), fitted on the train pairs; hybrid: the same with the trained "
+    "alphanumerics, missing values), fitted on the dataset's labelled train pairs (the sampled ones for a "
+    "records file); hybrid: the same with the trained "
     "model's similarity as one more feature. Both thresholds tuned on val and frozen for test."
 )
 
@@ -132,20 +133,20 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
     summary.n_test, by, dist = len(test), cfg.train.threshold_by, cfg.train.distance
     overlap = [token_overlap(pairs, image=bool(d.image_field)) for pairs in (val, test)]
     add_system(summary, "overlap", *overlap, val, test, by)
-    matcher = None
-    if len(set(train.labels)) == 2:  # the logistic regressions need both classes among the train pairs
-        matcher = FieldMatcher(cfg.train.seed).fit(features(train), train.labels)
+    matcher, fit = None, regression_train_set(cfg, data, train)
+    if len(set(fit.labels)) == 2:  # the logistic regressions need both classes among their train pairs
+        matcher = FieldMatcher(cfg.train.seed).fit(features(fit), fit.labels)
         add_system(summary, "fields", matcher.score(features(val)), matcher.score(features(test)), val, test, by)
     infer = with_backend(model, cfg.model.backend)  # evaluation encodes on model.backend, training on torch
     add_system(summary, "zeroshot", pair_scores(infer, val, dist), pair_scores(infer, test, dist), val, test, by)
     result = _train(cfg, model, data, sets, summary, folder)
-    train = sets["train"]
     model.eval()
     infer = with_backend(model, cfg.model.backend)
     val_scores, test_scores = pair_scores(infer, val, dist), pair_scores(infer, test, dist)
     test_m = add_system(summary, "trained", val_scores, test_scores, val, test, by)
     if matcher is not None:
-        hybrid = FieldMatcher(cfg.train.seed).fit(np.c_[features(train), pair_scores(infer, train, dist)], train.labels)
+        fit = regression_train_set(cfg, data, sets["train"])  # re-mining may have replaced the train pairs
+        hybrid = FieldMatcher(cfg.train.seed).fit(np.c_[features(fit), pair_scores(infer, fit, dist)], fit.labels)
         val_h, test_h = hybrid.score(np.c_[features(val), val_scores]), hybrid.score(np.c_[features(test), test_scores])
         add_system(summary, "hybrid", val_h, test_h, val, test, by)
         summary.notes.append(FIELDS_NOTE)

@@ -137,6 +137,16 @@ def build_pair_sets(
     return {name: _sampled_set(records, split[name], cfg, name, fields, notes, model) for name in splits}
 
 
+def regression_train_set(cfg: PairsConfig, data: MatchingDataset, train: PairSet) -> PairSet:
+    """The pairs the `fields` and `hybrid` regressions are fitted on: the dataset's labelled train pairs when it
+    has them, since they are drawn like val and test (sampled pairs are not: a regression fitted on them
+    learns the sampler's mix of easy and hard negatives); otherwise the train pairs the model trains on."""
+    if data.kind != "pairs" or cfg.sampling.mode == "given":
+        return train
+    limit = cfg.sampling.limit_pos_pairs_per_query.train
+    return _labelled_set(data, "train", limit, cfg, pair_fields(cfg, data.left))
+
+
 def check_split(split: dict[str, list[int]], records: Records, cfg: PairsConfig) -> None:
     """Every split of a group split holds records, checked before any pair is sampled or model trained.
 

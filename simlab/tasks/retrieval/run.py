@@ -13,7 +13,7 @@ from pathlib import Path
 
 from simlab import distributed
 from simlab.errors import ConfigError, DataError
-from simlab.records import Collection, Corpus, Queries, Run
+from simlab.records import Collection, Corpus, Qrels, Queries, Run
 from simlab.tasks.base import RunSummary
 from simlab.tasks.retrieval.config import RetrievalConfig
 from simlab.tasks.skeleton import checkpoint_dir, note_resume
@@ -62,7 +62,8 @@ def train(cfg: RetrievalConfig, collection: Collection, folder: Path | None, sum
     from simlab.training.mining import mine
 
     model = load_model(cfg.model)
-    pairs = build_pairs(collection, cfg.data.train_split, cfg.data.dev_split, cfg.train.seed, cfg.data.max_train_pairs)
+    d = cfg.data
+    pairs = build_pairs(collection, d.train_split, d.dev_split, cfg.train.seed, d.max_train_pairs, d.test_split)
     mined = mine(pairs, cfg.train.hard_negatives, model)
     hn = cfg.train.hard_negatives
     summary.notes += [f"Training pairs: {pairs.source}.", f"Per-epoch evaluation: {pairs.dev.source}."]
@@ -242,12 +243,14 @@ def evaluate_runs(cfg, runs: dict[str, Run], qrels, summary: RunSummary, folder:
 
 def val_set(cfg, collection: Collection):
     """The val queries a run chooses its system by (`simlab.data.pairs.build_pairs`' dev set: the dev qrels, else
-    held-out train queries, else held-out title -> body pairs); never the test split."""
+    held-out train queries, else held-out test queries, which the run then leaves out of test, else held-out
+    title -> body pairs); never a query the run scores as test."""
     from simlab.data.pairs import build_pairs
 
-    dev_split = cfg.data.dev_split if cfg.data.dev_split != cfg.data.test_split else None
+    d = cfg.data
+    dev_split = d.dev_split if d.dev_split != d.test_split else None
     try:
-        return build_pairs(collection, cfg.data.train_split, dev_split, cfg.train.seed).dev
+        return build_pairs(collection, d.train_split, dev_split, cfg.train.seed, test_split=d.test_split).dev
     except DataError:
         return None
 
@@ -275,6 +278,10 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, models=dense_mo
     summary.n_test = len(queries)
     summary.notes.extend(collection.notes)
     dev = val_set(cfg, collection)
+    if dev is not None and dev.split == cfg.data.test_split:  # val holds a share of the test queries: not test
+        queries = queries.subset(set(queries.ids) - set(dev.queries))
+        qrels = Qrels({q: qrels.judgements[q] for q in queries.ids})
+        summary.n_test = len(queries)
     evaluated = models(cfg, collection, folder, summary)
     both = dev is not None and dev.full_corpus and not set(dev.queries) & set(queries.ids)
     searched = queries

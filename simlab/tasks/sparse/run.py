@@ -60,7 +60,8 @@ def training_rows(cfg: SparseConfig, collection: Collection, model) -> tuple[Min
         rows = MinedPairs([t[0] for t in triples], [t[1] for t in triples], [[t[2]] for t in triples], 0)
         notes = [f"Training triples: {len(triples)} from {path.name} (query, positive, negative)."]
     else:
-        pairs = build_pairs(collection, cfg.data.train_split, dev_split, cfg.train.seed, cfg.data.max_train_pairs)
+        d = cfg.data
+        pairs = build_pairs(collection, d.train_split, dev_split, cfg.train.seed, d.max_train_pairs, test_split)
         rows = mine(pairs, cfg.train.hard_negatives, model)
         notes = [f"Training pairs: {pairs.source}."]
         hn = cfg.train.hard_negatives
