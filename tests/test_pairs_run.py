@@ -160,12 +160,10 @@ def test_no_group_on_two_sides(grouped_run):
     assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
 
 
-def test_deepmatcher_folder_given_pairs_and_sgd(tmp_path):
-    from simlab.experiments.runner import run_experiment
-
+def write_deepmatcher(tmp: Path) -> None:
+    """A DeepMatcher folder: 40 products, each matched once and paired with 2 random non-matches."""
     rng = random.Random(1)
     products = [f"{b} {i} x{k}" for k, (b, i) in enumerate((b, i) for b in BRANDS for i in ITEMS[:4])]
-    tmp = tmp_path
     with (tmp / "tableA.csv").open("w") as f:
         f.write("id,title\n" + "".join(f"{k},{p}\n" for k, p in enumerate(products)))
     with (tmp / "tableB.csv").open("w") as f:
@@ -178,6 +176,13 @@ def test_deepmatcher_folder_given_pairs_and_sgd(tmp_path):
                 f.write(f"{k},{k},1\n")
                 for j in rng.sample([i for i in ids if i != k], 2):
                     f.write(f"{k},{j},0\n")
+
+
+def test_deepmatcher_folder_given_pairs_and_sgd(tmp_path):
+    from simlab.experiments.runner import run_experiment
+
+    tmp = tmp_path
+    write_deepmatcher(tmp)
     cfg = load_config(
         None,
         [
@@ -315,3 +320,19 @@ def test_report_to_reaches_the_trainer(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_experiment(cfg, tmp_path / "run")
     assert seen["report_to"] == ["mlflow"]
+
+
+@pytest.mark.parametrize("mode", ["sampled", "given"])
+def test_the_regressions_fit_on_the_datasets_labelled_train_pairs_whatever_the_model_trains_on(tmp_path, mode):
+    """Sampled train pairs mix easy and hard negatives unlike val and test; the labelled ones are drawn like them."""
+    from simlab.data.matching import read_matching
+    from simlab.tasks.pairs.sets import build_pair_sets, regression_train_set
+
+    write_deepmatcher(tmp_path)
+    cfg = load_config(None, ["task=pairs", f"data.path={tmp_path}", f"sampling.mode={mode}"])
+    data = read_matching(tmp_path)
+    train = build_pair_sets(cfg, data, [], splits=("train",))["train"]
+    fit = regression_train_set(cfg, data, train)
+    given = [f"{a}|{b}" for a, b in zip(data.pairs["train"].left_ids, data.pairs["train"].right_ids)]
+    assert fit.ids == given and fit.labels == list(data.pairs["train"].labels)
+    assert (fit is train) == (mode == "given")
