@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None) -> str:
             "reference systems, training, scoring, writing the run folder). `overlap` is Jaccard overlap of "
             "lower-cased word sets and `zeroshot` the untrained model; `fields` is a logistic regression on "
             "per-field similarity features (word Jaccard, exact and contained alphanumerics, missing values; "
-            "`simlab.models.field_matcher`) fitted on the train pairs, model-free; `hybrid` is the same with the "
+            "`simlab.models.field_matcher`) fitted on the dataset's labelled train pairs in every setting, "
+            "model-free; `hybrid` is the same with the "
             "trained model's cosine as one more feature. All on the same fields and scored the same way. The "
             "DeepMatcher check picks the (setting, system) with the best val F1 among the systems that use the "
             "trained model (`trained`, `hybrid`), and again for `trained` alone.",

@@ -81,8 +81,13 @@ def write_toy(folder: Path) -> Path:
 
 
 def head_overrides(folder: Path, *extra: str) -> list[str]:
+    """The example on `folder`, with the static encoder and an MLP head: quick to train on the toy pairs."""
     return [
         f"data.path={folder}",
+        "model.name=wordllama",
+        "model.pooling_scope=window",
+        "head.widths=[512, 128]",
+        "head.features=[u, v, absdiff, product]",
         "train.epochs=6",
         "train.batch_size=8",
         "train.learning_rate=0.01",
@@ -276,7 +281,7 @@ def test_static_window_pooling_is_the_mean_of_the_window_tokens():
 
 def test_layers_with_the_static_default_is_refused():
     with pytest.raises(ConfigError, match="static embedding"):
-        load_config(EXAMPLE, ["model.layers=last4_sum"])
+        load_config(EXAMPLE, ["model.name=wordllama", "model.layers=last4_sum"])
     with pytest.raises(ConfigError, match="layers"):
         load_config(EXAMPLE, ["model.layers=top4"])
     with pytest.raises(ConfigError, match="synthetic: unknown field"):  # definitions options in a pairs config
