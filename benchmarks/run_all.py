@@ -16,8 +16,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_definitions  # noqa: E402
 import bench_dense_search  # noqa: E402
+import bench_examples  # noqa: E402
 import bench_matching  # noqa: E402
 import bench_multilabel  # noqa: E402
+import bench_multilabel_losses  # noqa: E402
 import bench_quality  # noqa: E402
 import bench_serve  # noqa: E402
 import bench_sparse  # noqa: E402
@@ -43,6 +45,8 @@ def main() -> None:
     bench_sparse.main(common)
     bench_static_training.main(common)
     bench_serve.main(["--out", str(args.out)])
+    bench_examples.main(common)
+    bench_multilabel_losses.main(common)
 
 
 if __name__ == "__main__":
