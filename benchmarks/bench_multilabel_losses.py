@@ -21,13 +21,19 @@ from bench_examples import CASES, prepare, simlab  # noqa: E402
 from common import REPO, emit, machine, md_table  # noqa: E402
 
 HEADING = "Multi-label losses and thresholds on Reuters-21578"
-SETTINGS = {  # name -> overrides of examples/multilabel-text.yaml
-    "bce, per-label thresholds (shipped)": [],
-    "bce, one global threshold": ["thresholds.mode=global"],
-    "weighted BCE, per-label thresholds": ["loss.name=weighted_bce"],
-    "weighted BCE (pos_weight capped at 10)": ["loss.name=weighted_bce", "loss.max_pos_weight=10"],
-    "focal (alpha 0.25, gamma 2), per-label thresholds": ["loss.name=focal"],
-    "focal without alpha (gamma 2)": ["loss.name=focal", "loss.alpha=-1"],
+SETTINGS = {  # name -> overrides of examples/multilabel-text.yaml (its thresholds: per-label)
+    "BCE": ["loss.name=bce"],
+    "BCE, one global threshold": ["loss.name=bce", "thresholds.mode=global"],
+    "weighted BCE": ["loss.name=weighted_bce"],
+    "weighted BCE, pos_weight capped at 10": ["loss.name=weighted_bce", "loss.max_pos_weight=10"],
+    "focal (alpha 0.25, gamma 2)": ["loss.name=focal", "loss.alpha=0.25", "loss.gamma=2"],
+    "focal (alpha 0.25, gamma 2), one global threshold": [
+        "loss.name=focal",
+        "loss.alpha=0.25",
+        "loss.gamma=2",
+        "thresholds.mode=global",
+    ],
+    "focal without alpha (gamma 2)": ["loss.name=focal", "loss.alpha=-1", "loss.gamma=2"],
 }
 METRICS = ["f1_micro", "f1_macro", "ap"]
 
