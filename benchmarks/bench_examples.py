@@ -75,18 +75,24 @@ def prepare(case: Case, data: Path, work: Path) -> Path:
     return folder / case.data_file if case.data_file else folder
 
 
+def run_example(config: str, data: Path, overrides: list[str], out: Path, work: Path) -> tuple[dict, float]:
+    """(metrics.json, minutes) of `simlab run examples/<config> --set data.path=<data> --set <overrides>` into
+    `out`, run once: a finished run folder is read again."""
+    minutes = out.parent / f"{out.name}.minutes"
+    if not (out / "metrics.json").is_file():
+        t0 = time.perf_counter()
+        sets = [x for o in [f"data.path={data}", *overrides] for x in ("--set", o)]
+        done = simlab("run", str(REPO / "examples" / config), *sets, "--out", str(out), cwd=work)
+        if done.returncode:
+            raise SystemExit(f"{out.name}: simlab run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        minutes.write_text(f"{(time.perf_counter() - t0) / 60:.2f}")
+    return json.loads((out / "metrics.json").read_text()), float(minutes.read_text())
+
+
 def run(case: Case, data: Path, work: Path) -> tuple[dict, float]:
     """(metrics.json, minutes) of the example run on `case`'s data, run once per (config, dataset)."""
     out = work / "runs" / f"{case.name}-{Path(case.config).stem}"
-    done_file = out / "metrics.json"
-    if not done_file.is_file():
-        t0 = time.perf_counter()
-        config = str(REPO / "examples" / case.config)
-        done = simlab("run", config, "--set", f"data.path={prepare(case, data, work)}", "--out", str(out), cwd=work)
-        if done.returncode:
-            raise SystemExit(f"{case.name}: simlab run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-        (out.parent / f"{out.name}.minutes").write_text(f"{(time.perf_counter() - t0) / 60:.2f}")
-    return json.loads(done_file.read_text()), float((out.parent / f"{out.name}.minutes").read_text())
+    return run_example(case.config, prepare(case, data, work), [], out, work)
 
 
 def main(argv: list[str] | None = None) -> str:

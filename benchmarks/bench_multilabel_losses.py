@@ -11,13 +11,11 @@ trains); the setting a user should take is the one with the best val F1 micro, n
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_examples import CASES, prepare, simlab  # noqa: E402
+from bench_examples import CASES, prepare, run_example  # noqa: E402
 from common import REPO, emit, machine, md_table  # noqa: E402
 
 HEADING = "Multi-label losses and thresholds on Reuters-21578"
@@ -41,15 +39,7 @@ METRICS = ["f1_micro", "f1_macro", "ap"]
 def run(name: str, overrides: list[str], data: Path, work: Path) -> tuple[dict, float]:
     """(metrics.json, minutes) of one setting, run once (a finished run folder is read again)."""
     out = work / "runs" / ("reuters-loss-" + "".join(c if c.isalnum() else "-" for c in name)[:60])
-    if not (out / "metrics.json").is_file():
-        t0 = time.perf_counter()
-        sets = [x for o in ["tracking.mlflow=false", *overrides] for x in ("--set", o)]
-        config = str(REPO / "examples" / "multilabel-text.yaml")
-        done = simlab("run", config, "--set", f"data.path={data}", *sets, "--out", str(out), cwd=work)
-        if done.returncode:
-            raise SystemExit(f"{name}: simlab run failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
-        (out / "minutes.txt").write_text(f"{(time.perf_counter() - t0) / 60:.2f}")
-    return json.loads((out / "metrics.json").read_text()), float((out / "minutes.txt").read_text())
+    return run_example("multilabel-text.yaml", data, ["tracking.mlflow=false", *overrides], out, work)
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -275,13 +275,12 @@ def run(cfg: RetrievalConfig, summary: RunSummary, folder: Path, models=dense_mo
     collection = load_collection(Path(cfg.data.path))
     warn_huge_documents(collection, summary)
     queries, qrels = test_queries(collection, cfg.data.test_split)
-    summary.n_test = len(queries)
     summary.notes.extend(collection.notes)
     dev = val_set(cfg, collection)
     if dev is not None and dev.split == cfg.data.test_split:  # val holds a share of the test queries: not test
         queries = queries.subset(set(queries.ids) - set(dev.queries))
         qrels = Qrels({q: qrels.judgements[q] for q in queries.ids})
-        summary.n_test = len(queries)
+    summary.n_test = len(queries)
     evaluated = models(cfg, collection, folder, summary)
     both = dev is not None and dev.full_corpus and not set(dev.queries) & set(queries.ids)
     searched = queries
