@@ -813,6 +813,13 @@ def c_pairs_test_split_empty(tmp, runs):
     return Case(argv, ["records.csv", "the test split has no records", "raise data.val_ratio / data.test_ratio"])
 
 
+@case("pairs", "cross.model: a hub name, the hub unreachable")
+def c_pairs_cross_offline(tmp, runs):
+    text = "id,group,name\n" + "".join(f"r{i},g{i // 2},item {i}\n" for i in range(40))
+    argv = records_run(tmp, text, "cross.model=acme/matcher")
+    return Case(argv, ["cross.model: 'acme/matcher'", "hub is unreachable", "cross.model: minilm"])
+
+
 @case("pairs", "a records file with a header only", fixed=True)
 def c_pairs_records_empty(tmp, runs):
     return Case(records_run(tmp, "id,group,name\n"), ["records.csv: no records below the header", "add one line"])

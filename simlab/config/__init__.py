@@ -20,6 +20,7 @@ from simlab.config.multilabel import (
 )
 from simlab.config.pairs import (
     ContextModelConfig,
+    CrossEncoderConfig,
     DefinitionsDataConfig,
     HeadConfig,
     ImageTowerConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "AugmentConfig",
     "ClusterConfig",
     "ContextModelConfig",
+    "CrossEncoderConfig",
     "DataConfig",
     "DefinitionsDataConfig",
     "EvalConfig",

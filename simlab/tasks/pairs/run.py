@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from simlab.errors import ConfigError
+from simlab.models import load_cross_encoder
 from simlab.models.field_matcher import FieldMatcher
 from simlab.tasks.base import RunSummary
 from simlab.tasks.pairs.config import PairsConfig
@@ -128,6 +129,7 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
     if data.kind != "pairs":  # a records file: its group split must leave every split records, before the model
         check_split(group_split(data.left.groups, d.val_ratio, d.test_ratio, d.seed), data.left, cfg)
     model = pair_model(cfg, n_fields)
+    cross = load_cross_encoder(cfg.cross.model, cfg.cross.max_length) if cfg.cross.model else None
     sets = build_pair_sets(cfg, data, summary.notes, model)
     train, val, test = sets["train"], sets["val"], sets["test"]
     summary.n_test, by, dist = len(test), cfg.train.threshold_by, cfg.train.distance
@@ -157,3 +159,23 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
         f"{epoch_line('test', result.best_epoch or 0, None, test_m, test_m['threshold'], optimised=False)}."
     )
     model.save(str(folder / "model"))
+    if cross is not None:
+        names = [f for f in pair_fields(cfg, data.left) if f != d.image_field]
+        _cross(cfg, cross, regression_train_set(cfg, data, sets["train"]), names, (val, test), summary, folder)
+
+
+def _cross(cfg: PairsConfig, model, fit, names: list[str], scored, summary: RunSummary, folder: Path) -> None:
+    """The `cross` system: the CrossEncoder `model` fine-tuned on `fit` (the pairs the regressions fit on) with
+    the text fields `names`, scored on `scored` (val, test), saved to `folder/cross-model`."""
+    from simlab.training.cross import cross_scores, train_cross
+
+    c, (val, test) = cfg.cross, scored
+    result = train_cross(model, fit, names, c, cfg.train.seed, checkpoint_dir(summary.folder) / "cross")
+    val_s, test_s = cross_scores(model, val, names), cross_scores(model, test, names)
+    add_system(summary, "cross", val_s, test_s, val, test, cfg.train.threshold_by)
+    summary.notes.append(
+        f"cross: {c.model} reading both records together (a CrossEncoder, binary cross-entropy), fine-tuned on "
+        f"{result.n_pairs} labelled train pairs for {c.epochs} epoch(s) in {result.seconds:.1f} s; threshold tuned "
+        "on val and frozen for test."
+    )
+    model.save(str(folder / "cross-model"))
