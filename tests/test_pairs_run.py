@@ -369,6 +369,8 @@ def test_cross_system_trains_a_cross_encoder_and_saves_it(tmp_path, tiny_bert_di
     assert {"cross", "trained", "fields"} <= set(metrics)
     assert metrics["cross"]["val_f1"] == summary.metrics["cross"]["val_f1"]
     assert any(n.startswith("cross: ") and "72 labelled train pairs for 3 epoch(s)" in n for n in summary.notes)
+    assert any("With the cross system its logit is one more feature" in n for n in summary.notes)
+    assert "hybrid" in metrics
     with (tmp_path / "run" / "perquery.tsv").open() as f:
         rows = [r for r in csv.DictReader(f, delimiter="\t") if r["system"] == "cross" and r["metric"] == "score"]
     assert len(rows) == summary.n_test

@@ -146,12 +146,6 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
     infer = with_backend(model, cfg.model.backend)
     val_scores, test_scores = pair_scores(infer, val, dist), pair_scores(infer, test, dist)
     test_m = add_system(summary, "trained", val_scores, test_scores, val, test, by)
-    if matcher is not None:
-        fit = regression_train_set(cfg, data, sets["train"])  # re-mining may have replaced the train pairs
-        hybrid = FieldMatcher(cfg.train.seed).fit(np.c_[features(fit), pair_scores(infer, fit, dist)], fit.labels)
-        val_h, test_h = hybrid.score(np.c_[features(val), val_scores]), hybrid.score(np.c_[features(test), test_scores])
-        add_system(summary, "hybrid", val_h, test_h, val, test, by)
-        summary.notes.append(FIELDS_NOTE)
     summary.notes.append(
         f"Best epoch by val {cfg.train.best_by}: {result.best_epoch}; test scored once with its weights "
         f"and val's threshold {summary.metrics['trained']['threshold']:.3f}, frozen "
@@ -159,23 +153,38 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
         f"{epoch_line('test', result.best_epoch or 0, None, test_m, test_m['threshold'], optimised=False)}."
     )
     model.save(str(folder / "model"))
+    fit = regression_train_set(cfg, data, sets["train"])  # re-mining may have replaced the train pairs
+    scored = {"fit": fit, "val": val, "test": test} if matcher is not None else {"val": val, "test": test}
+    # the hybrid's columns beside the field features: the trained model's similarity, the cross-encoder's logit
+    columns = {
+        "fit": [pair_scores(infer, fit, dist)] if matcher is not None else [],
+        "val": [val_scores],
+        "test": [test_scores],
+    }
     if cross is not None:
         names = [f for f in pair_fields(cfg, data.left) if f != d.image_field]
-        _cross(cfg, cross, regression_train_set(cfg, data, sets["train"]), names, (val, test), summary, folder)
+        for split, scores in _cross(cfg, cross, fit, names, scored, summary, folder).items():
+            columns[split].append(scores)
+    if matcher is not None:
+        hybrid = FieldMatcher(cfg.train.seed).fit(np.c_[(features(fit), *columns["fit"])], fit.labels)
+        val_h, test_h = (hybrid.score(np.c_[(features(p), *columns[k])]) for k, p in (("val", val), ("test", test)))
+        add_system(summary, "hybrid", val_h, test_h, val, test, by)
+        summary.notes.append(FIELDS_NOTE + (" With the cross system its logit is one more feature." if cross else ""))
 
 
-def _cross(cfg: PairsConfig, model, fit, names: list[str], scored, summary: RunSummary, folder: Path) -> None:
+def _cross(cfg: PairsConfig, model, fit, names: list[str], scored: dict, summary: RunSummary, folder: Path) -> dict:
     """The `cross` system: the CrossEncoder `model` fine-tuned on `fit` (the pairs the regressions fit on) with
-    the text fields `names`, scored on `scored` (val, test), saved to `folder/cross-model`."""
+    the text fields `names`, saved to `folder/cross-model`; its logits on the pair sets `scored` (by split)."""
     from simlab.training.cross import cross_scores, train_cross
 
-    c, (val, test) = cfg.cross, scored
+    c = cfg.cross
     result = train_cross(model, fit, names, c, cfg.train.seed, checkpoint_dir(summary.folder) / "cross")
-    val_s, test_s = cross_scores(model, val, names), cross_scores(model, test, names)
-    add_system(summary, "cross", val_s, test_s, val, test, cfg.train.threshold_by)
+    scores = {split: cross_scores(model, pairs, names) for split, pairs in scored.items()}
+    add_system(summary, "cross", scores["val"], scores["test"], scored["val"], scored["test"], cfg.train.threshold_by)
     summary.notes.append(
         f"cross: {c.model} reading both records together (a CrossEncoder, binary cross-entropy), fine-tuned on "
         f"{result.n_pairs} labelled train pairs for {c.epochs} epoch(s) in {result.seconds:.1f} s; threshold tuned "
         "on val and frozen for test."
     )
     model.save(str(folder / "cross-model"))
+    return scores
