@@ -58,6 +58,7 @@ def image_config(records: Path, backbone: Path, *extra: str):
             "model.fields_encoder=shared",
             f"model.image.backbone={backbone}",
             "model.image.image_size=16",
+            "cross.model=null",
             "train.batch_size=8",
             "tracking.mlflow=false",
             *extra,

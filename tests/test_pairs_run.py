@@ -59,6 +59,7 @@ def grouped_overrides(folder: Path) -> list[str]:
         "data.test_ratio=0.25",
         "train.batch_size=16",
         "tracking.mlflow=false",
+        "cross.model=null",  # the cross-encoder of examples/matching.yaml: test_cross_system_* covers it
     ]
 
 

@@ -99,10 +99,10 @@ class CrossEncoderConfig(Section):
     model: str | None = Field(
         None, description="null: no cross system; 'minilm' (all-MiniLM-L6-v2), a hub model or a local model folder."
     )
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(2, ge=1)
     batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(3e-5, gt=0, description="Peak learning rate (10% linear warm-up, linear decay).")
-    max_length: int = Field(128, gt=0, description="Tokens of the two records together; longer pairs are cut.")
+    learning_rate: float = Field(8e-5, gt=0, description="Peak learning rate (10% linear warm-up, linear decay).")
+    max_length: int = Field(64, gt=0, description="Tokens of the two records together; longer pairs are cut.")
 
 
 class ContextModelConfig(Section):
