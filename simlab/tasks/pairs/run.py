@@ -129,7 +129,6 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
     if data.kind != "pairs":  # a records file: its group split must leave every split records, before the model
         check_split(group_split(data.left.groups, d.val_ratio, d.test_ratio, d.seed), data.left, cfg)
     model = pair_model(cfg, n_fields)
-    cross = load_cross_encoder(cfg.cross.model, cfg.cross.max_length) if cfg.cross.model else None
     sets = build_pair_sets(cfg, data, summary.notes, model)
     train, val, test = sets["train"], sets["val"], sets["test"]
     summary.n_test, by, dist = len(test), cfg.train.threshold_by, cfg.train.distance
@@ -161,23 +160,28 @@ def run(cfg: PairsConfig, summary: RunSummary, folder: Path) -> None:
         "val": [val_scores],
         "test": [test_scores],
     }
-    if cross is not None:
+    if cfg.cross.model:
         names = [f for f in pair_fields(cfg, data.left) if f != d.image_field]
-        for split, scores in _cross(cfg, cross, fit, names, scored, summary, folder).items():
+        for split, scores in _cross(cfg, fit, names, scored, summary, folder).items():
             columns[split].append(scores)
     if matcher is not None:
         hybrid = FieldMatcher(cfg.train.seed).fit(np.c_[(features(fit), *columns["fit"])], fit.labels)
         val_h, test_h = (hybrid.score(np.c_[(features(p), *columns[k])]) for k, p in (("val", val), ("test", test)))
         add_system(summary, "hybrid", val_h, test_h, val, test, by)
-        summary.notes.append(FIELDS_NOTE + (" With the cross system its logit is one more feature." if cross else ""))
+        with_cross = " With the cross system its logit is one more feature." if cfg.cross.model else ""
+        summary.notes.append(FIELDS_NOTE + with_cross)
 
 
-def _cross(cfg: PairsConfig, model, fit, names: list[str], scored: dict, summary: RunSummary, folder: Path) -> dict:
-    """The `cross` system: the CrossEncoder `model` fine-tuned on `fit` (the pairs the regressions fit on) with
-    the text fields `names`, saved to `folder/cross-model`; its logits on the pair sets `scored` (by split)."""
+def _cross(cfg: PairsConfig, fit, names: list[str], scored: dict, summary: RunSummary, folder: Path) -> dict:
+    """The `cross` system: a CrossEncoder (`cross.model`) fine-tuned on `fit` (the pairs the regressions fit on)
+    with the text fields `names`, saved to `folder/cross-model`; its logits on the pair sets `scored` (by split)."""
+    from transformers import set_seed
+
     from simlab.training.cross import cross_scores, train_cross
 
     c = cfg.cross
+    set_seed(cfg.train.seed)  # the new match layer's initial weights: the same in every run of this config
+    model = load_cross_encoder(c.model, c.max_length)
     result = train_cross(model, fit, names, c, cfg.train.seed, checkpoint_dir(summary.folder) / "cross")
     scores = {split: cross_scores(model, pairs, names) for split, pairs in scored.items()}
     add_system(summary, "cross", scores["val"], scores["test"], scored["val"], scored["test"], cfg.train.threshold_by)
