@@ -179,11 +179,10 @@ def load_cross_encoder(name: str, max_length: int):
         return CrossEncoder(path, num_labels=1, max_length=max_length, device="cpu")
 
     folder = packaged_folder(MINILM if name == "minilm" else name)
-    if name == "minilm" and folder is None:
-        return build_minilm()  # raises the missing-dependency error
-    if folder is not None or Path(name).expanduser().is_dir():
-        return load(str(folder or Path(name).expanduser()))
-    return from_hub(name, load, **CROSS_MODEL)
+    if folder is None and name == "minilm":
+        build_minilm()  # raises the missing-dependency error
+    path = folder or Path(name).expanduser()
+    return load(str(path)) if path.is_dir() else from_hub(name, load, **CROSS_MODEL)
 
 
 def load_model(cfg: ModelConfig) -> SentenceTransformer:

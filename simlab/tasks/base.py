@@ -156,7 +156,7 @@ class Task:
 
     def preflight(self, cfg: Experiment) -> None:
         """Checks of a config against this machine, made before any work (for every grid point of a sweep before
-        the first one runs): the data path exists, and the model names can be loaded (`check_model_name`).
+        the first one runs): the data path exists, and the model name can be loaded (`check_model_name`).
 
         Raises:
             DataError, ModelLoadError: naming the field and what would work.
@@ -172,11 +172,6 @@ class Task:
             from simlab.models import check_model_name
 
             check_model_name(name)
-        cross = getattr(getattr(cfg, "cross", None), "model", None)  # the cross-encoder of a pairs run
-        if cross:
-            from simlab.models import CROSS_MODEL, check_model_name
-
-            check_model_name(cross, **CROSS_MODEL)
 
     def new_summary(self, cfg: Experiment, out: Path) -> RunSummary:
         """The empty summary `run` fills (a task with more to report returns a `RunSummary` subclass)."""

@@ -36,3 +36,11 @@ class PairsTask(Task):
 
     def main_metric(self, cfg) -> str:
         return "f1"
+
+    def preflight(self, cfg) -> None:
+        """The common checks, and that `cross.model` can be loaded (before any model trains)."""
+        super().preflight(cfg)
+        if cfg.cross.model:
+            from simlab.models import CROSS_MODEL, check_model_name
+
+            check_model_name(cfg.cross.model, **CROSS_MODEL)

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from simlab.errors import ConfigError
-from simlab.models import load_cross_encoder
 from simlab.models.field_matcher import FieldMatcher
 from simlab.tasks.base import RunSummary
 from simlab.tasks.pairs.config import PairsConfig
@@ -177,6 +176,7 @@ def _cross(cfg: PairsConfig, fit, names: list[str], scored: dict, summary: RunSu
     with the text fields `names`, saved to `folder/cross-model`; its logits on the pair sets `scored` (by split)."""
     from transformers import set_seed
 
+    from simlab.models import load_cross_encoder
     from simlab.training.cross import cross_scores, train_cross
 
     c = cfg.cross
