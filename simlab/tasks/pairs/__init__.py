@@ -40,7 +40,8 @@ class PairsTask(Task):
     def preflight(self, cfg) -> None:
         """The common checks, and that `cross.model` can be loaded (before any model trains)."""
         super().preflight(cfg)
-        if cfg.cross.model:
+        cross = getattr(cfg, "cross", None)  # `task: definitions` (a subclass) has no cross section
+        if cross is not None and cross.model:
             from simlab.models import CROSS_MODEL, check_model_name
 
-            check_model_name(cfg.cross.model, **CROSS_MODEL)
+            check_model_name(cross.model, **CROSS_MODEL)
