@@ -63,6 +63,12 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False) + "\n")
 
 
+def cache_root() -> Path:
+    """Where simlab keeps what it can rebuild (backend exports, unpacked model copies): `$SIMLAB_CACHE`, else
+    `~/.cache/simlab`."""
+    return Path(os.environ.get("SIMLAB_CACHE") or Path.home() / ".cache" / "simlab").expanduser()
+
+
 def sha256(path: Path) -> str:
     """The sha256 of a file, read in 1 MiB blocks."""
     import hashlib

@@ -85,6 +85,7 @@ def head_overrides(folder: Path, *extra: str) -> list[str]:
     return [
         f"data.path={folder}",
         "model.name=wordllama",
+        "data.senses=null",
         "model.pooling_scope=window",
         "head.widths=[512, 128]",
         "head.features=[u, v, absdiff, product]",
@@ -574,6 +575,29 @@ def test_sense_margin_is_the_cosine_minus_the_best_other_sense(tmp_path):
     for k in range(2):  # the own sense is recognised despite case and spacing; the other is "sloping land"
         assert margins[k] == pytest.approx(cos(contexts[k], definitions[k]) - cos(contexts[k], "sloping land"))
     assert margins[2] == pytest.approx(cos(contexts[2], definitions[2]))  # not in the inventory: plain cosine
+
+
+def test_wordnet_inventory_reads_wordnet_30_as_wic_tsv_writes_its_definitions():
+    from simlab.data.senses import read_senses
+
+    inventory = read_senses("wordnet", ["Spring", "take off", "qqqzz"])
+    # WiC-TSV's row for "spring": gloss "the season of growth", hypernyms "season, time of year"
+    assert inventory["spring"][0] == ("the season of growth", "season, time of year")
+    assert (
+        len(inventory["spring"]) > 5
+        and ("sloping land (especially the slope beside a body of water)", "slope, incline, side")
+        in read_senses("wordnet", ["bank"])["bank"]
+    )
+    assert inventory["take off"] and inventory["qqqzz"] == []
+
+
+def test_a_missing_sense_folder_is_refused_before_any_work(tmp_path):
+    from simlab.errors import DataError
+    from simlab.tasks.registry import get_task
+
+    cfg = load_config(EXAMPLE, head_overrides(write_toy(tmp_path / "toy"), f"data.senses={tmp_path / 'nowhere'}"))
+    with pytest.raises(DataError, match=r"data.senses: .*nowhere: no such folder; set data.senses: wordnet"):
+        get_task(cfg.task).preflight(cfg)
 
 
 def test_head_run_with_a_sense_inventory_adds_the_senses_system(tmp_path):

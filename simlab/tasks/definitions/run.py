@@ -63,10 +63,10 @@ def context_encoder(cfg: DefinitionsConfig):
 
 def add_senses(cfg: DefinitionsConfig, data: MatchingDataset, raw, sets, model, summary: RunSummary) -> None:
     """The `senses` system: the untrained encoder's sense margin against `data.senses` (see simlab.data.senses)."""
-    from simlab.data.senses import read_oewn_senses, sense_margin
+    from simlab.data.senses import read_senses, sense_margin
     from simlab.tasks.pairs.systems import add_system
 
-    inventory = read_oewn_senses(cfg.data.senses)
+    inventory = read_senses(cfg.data.senses, [t for split in ("val", "test") for t in raw[split].targets if t])
     hyps = "hypernyms" in text_fields(cfg, data)[1]
 
     def encode(texts: list[str]) -> np.ndarray:
@@ -84,7 +84,7 @@ def add_senses(cfg: DefinitionsConfig, data: MatchingDataset, raw, sets, model, 
     rule = float(np.mean((margins["test"] >= 0) == np.asarray(test.labels, dtype=bool)))
     summary.notes.append(
         f"senses: the untrained encoder's cosine to the definition minus its best cosine to another sense of the "
-        f"word in {cfg.data.senses} ({len(inventory)} lemmas); {covered['test']} of {len(test)} test pairs "
+        f"word in {cfg.data.senses} ({len(inventory)} lemmas read); {covered['test']} of {len(test)} test pairs "
         f"({covered['val']} of {len(val)} val) had other senses. With the fixed rule margin >= 0 (the definition "
         f"is the word's best-matching sense; no threshold tuned) test accuracy is {rule:.4f}."
     )
