@@ -820,6 +820,14 @@ def c_pairs_cross_offline(tmp, runs):
     return Case(argv, ["cross.model: 'acme/matcher'", "hub is unreachable", "cross.model: minilm"])
 
 
+@case("config", "data.senses: a folder that does not exist (definitions)")
+def c_config_senses_missing(tmp, runs):
+    data = wic_tsv(tmp)
+    sets = [f"data.path={data}", f"data.senses={tmp / 'nowhere'}", "tracking.mlflow=false"]
+    argv = run_argv(tmp, ROOT / "examples" / "definitions.yaml", *sets, fast=False)
+    return Case(argv, ["data.senses:", "nowhere: no such folder", "set data.senses: wordnet"])
+
+
 @case("pairs", "a records file with a header only", fixed=True)
 def c_pairs_records_empty(tmp, runs):
     return Case(records_run(tmp, "id,group,name\n"), ["records.csv: no records below the header", "add one line"])
