@@ -384,6 +384,32 @@ def test_cross_system_trains_a_cross_encoder_and_saves_it(tmp_path, tiny_bert_di
     assert np.abs(untrained - run_scores).max() > 1e-2  # the run's cross-encoder was trained
 
 
+def test_field_cut_keeps_the_first_n_tokens_of_each_value_as_written(tiny_bert_dir):
+    from transformers import AutoTokenizer
+
+    from simlab.training.cross import field_cut, record_texts
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_bert_dir))
+    values = ["Sony  Cyber-shot DSC-W55 7.2MP camera, silver", "acme", "", "naïve Café pro-max 12"]
+    for n in (1, 2, 3, 5, 40):
+        cut = field_cut(tok, n)
+        for v in values:
+            ids = tok(v, add_special_tokens=False)["input_ids"]
+            # naive: the longest prefix of v whose tokens are v's first n tokens, without trailing spaces
+            same = [v[:k] for k in range(len(v) + 1) if tok(v[:k], add_special_tokens=False)["input_ids"] == ids[:n]]
+            naive = same[-1].rstrip()
+            assert cut(v) == naive and v.startswith(cut(v))
+    pairs = PairSet(["x"], ["y"], [1], ["p"], [("Sony Cyber-shot camera", "9.99")], [("acme", "")])
+    cut = field_cut(tok, 2)
+    texts = record_texts(pairs, ["title", "price"], cut)
+    title = cut("Sony Cyber-shot camera")
+    assert len(title) < len("Sony Cyber-shot camera")  # each value is cut on its own
+    assert texts == [
+        [f"COL title VAL {title} COL price VAL {cut('9.99')}", f"COL title VAL {cut('acme')} COL price VAL "]
+    ]
+    assert field_cut(tok, None)("a b c") == "a b c"
+
+
 def test_record_texts_serialise_records_as_ditto_does():
     from simlab.training.cross import record_texts
 

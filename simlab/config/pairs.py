@@ -104,6 +104,12 @@ class CrossEncoderConfig(Section):
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(8e-5, gt=0, description="Peak learning rate (10% linear warm-up, linear decay).")
     max_length: int = Field(64, gt=0, description="Tokens of the two records together; longer pairs are cut.")
+    field_tokens: int | None = Field(
+        None,
+        ge=1,
+        description="Cut each field's value to its first N tokens before the records are serialised, so a long "
+        "field (a title) leaves room for the others within max_length; null: no cut per field.",
+    )
 
 
 class ContextModelConfig(Section):

@@ -9,6 +9,7 @@ a third of an epoch on a CPU).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,25 @@ from simlab.training.pairs import PairSet
 from simlab.training.trainer import TrainResult, epoch_history, fit
 
 
-def record_texts(pairs: PairSet, names: list[str]) -> list[list[str]]:
+def field_cut(tokenizer, n: int | None) -> Callable[[str], str]:
+    """`value -> value` cut after its first `n` tokens of `tokenizer` (a fast tokenizer: the cut falls at the
+    n-th token's end in the original text, so the value keeps its spelling); no cut when `n` is None."""
+    if not n:
+        return lambda value: value
+
+    def cut(value: str) -> str:
+        offsets = tokenizer(value, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return value if len(offsets) <= n else value[: offsets[n - 1][1]]
+
+    return cut
+
+
+def record_texts(pairs: PairSet, names: list[str], cut: Callable[[str], str] = str) -> list[list[str]]:
     """Each pair as [left, right], a record serialised as Ditto does, `COL <field> VAL <value>` for each of
-    the fields `names` (a record's text when its field values are not known)."""
+    the fields `names`, each value passed through `cut` (a record's text when its field values are not known)."""
 
     def text(values: tuple[str, ...], joined: str) -> str:
-        return " ".join(f"COL {n} VAL {v}" for n, v in zip(names, values)) if values else joined
+        return " ".join(f"COL {n} VAL {cut(v)}" for n, v in zip(names, values)) if values else joined
 
     left = pairs.left_values or [()] * len(pairs)
     right = pairs.right_values or [()] * len(pairs)
@@ -36,7 +50,7 @@ def train_cross(model, pairs: PairSet, names: list[str], cfg, seed: int, work_di
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
-    texts = record_texts(pairs, names)
+    texts = record_texts(pairs, names, field_cut(model.tokenizer, cfg.field_tokens))
     dataset = Dataset.from_dict(
         {"left": [t[0] for t in texts], "right": [t[1] for t in texts], "label": [float(y) for y in pairs.labels]}
     )
@@ -63,14 +77,14 @@ def train_cross(model, pairs: PairSet, names: list[str], cfg, seed: int, work_di
     return result
 
 
-def cross_scores(model, pairs: PairSet, names: list[str]) -> np.ndarray:
-    """The match logit of every pair (higher = more alike)."""
+def cross_scores(model, pairs: PairSet, names: list[str], field_tokens: int | None = None) -> np.ndarray:
+    """The match logit of every pair (higher = more alike); `field_tokens`: as the model was trained."""
     import torch
 
     from simlab.console import wants_bar
 
     logits = model.predict(
-        record_texts(pairs, names),
+        record_texts(pairs, names, field_cut(model.tokenizer, field_tokens)),
         batch_size=64,
         activation_fn=torch.nn.Identity(),
         show_progress_bar=wants_bar(len(pairs), 5000),

@@ -183,12 +183,13 @@ def _cross(cfg: PairsConfig, fit, names: list[str], scored: dict, summary: RunSu
     set_seed(cfg.train.seed)  # the new match layer's initial weights: the same in every run of this config
     model = load_cross_encoder(c.model, c.max_length)
     result = train_cross(model, fit, names, c, cfg.train.seed, checkpoint_dir(summary.folder) / "cross")
-    scores = {split: cross_scores(model, pairs, names) for split, pairs in scored.items()}
+    scores = {split: cross_scores(model, pairs, names, c.field_tokens) for split, pairs in scored.items()}
     add_system(summary, "cross", scores["val"], scores["test"], scored["val"], scored["test"], cfg.train.threshold_by)
     summary.notes.append(
         f"cross: {c.model} reading both records together (a CrossEncoder, binary cross-entropy), fine-tuned on "
-        f"{result.n_pairs} labelled train pairs for {c.epochs} epoch(s) in {result.seconds:.1f} s; threshold tuned "
-        "on val and frozen for test."
+        f"{result.n_pairs} labelled train pairs for {c.epochs} epoch(s) in {result.seconds:.1f} s; "
+        + (f"each field cut to {c.field_tokens} tokens, " if c.field_tokens else "")
+        + f"each pair to {c.max_length} tokens; threshold tuned on val and frozen for test."
     )
     model.save(str(folder / "cross-model"))
     return scores
